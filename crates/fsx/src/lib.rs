@@ -1,0 +1,31 @@
+//! `fsx` owns every write to a destination tree, and the race-free reads that go with them.
+//!
+//! A [`Root`] is an open directory; a [`Dir`] is an open directory beneath it, reached one
+//! component at a time with `O_NOFOLLOW | O_DIRECTORY`, so a symlink planted anywhere on the way
+//! (even while we work) can never lead outside the root. Every operation then names a single
+//! component relative to a `Dir` fd (`openat`, `mkdirat`, `renameat`, …) with symlinks not
+//! followed. Names are bytes: any Unix file name but `.`, `..`, and names holding `/` or NUL.
+//!
+//! New content is written to a temporary file in the destination directory
+//! (`.<name>.XXXXXX`, as rsync names them), given its metadata, optionally flushed to disk
+//! ([`Persist`]), then renamed over the target: a reader sees the old file or the new one, never
+//! a half-written one. Symlinks, devices and hard links are made under a temporary name and
+//! renamed into place the same way.
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod dir;
+mod error;
+mod meta;
+mod name;
+
+pub use dir::{Dir, Root, TempFile};
+pub use error::FsError;
+pub use meta::{Kind, Meta, Persist, Stat, Timespec};
+pub use name::{check_name, split_rel_path};
+
+/// Whether this process runs as root (and so may set owners and make devices).
+#[must_use]
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
