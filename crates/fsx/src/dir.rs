@@ -465,6 +465,33 @@ impl Dir {
         }
     }
 
+    /// Applies metadata to this directory itself (used for a transfer's root).
+    ///
+    /// # Errors
+    /// [`FsError::Io`] on failure.
+    pub fn set_own_meta(&self, meta: &Meta) -> Result<(), FsError> {
+        let err = |op| {
+            let path = self.path.clone();
+            move |e| FsError::io(op, path, e)
+        };
+        if meta.uid.is_some() || meta.gid.is_some() {
+            let uid = meta.uid.map(rfs::Uid::from_raw);
+            let gid = meta.gid.map(rfs::Gid::from_raw);
+            match rfs::fchown(&self.fd, uid, gid) {
+                Err(e) if chown_refusal_is_fine(e) => {}
+                Err(e) => return Err(err("chown")(e)),
+                Ok(()) => {}
+            }
+        }
+        if let Some(perms) = meta.perms {
+            rfs::fchmod(&self.fd, Mode::from_raw_mode(perms & 0o7777)).map_err(err("chmod"))?;
+        }
+        if let Some(mtime) = meta.mtime {
+            rfs::futimens(&self.fd, &times(mtime)).map_err(err("set times on"))?;
+        }
+        Ok(())
+    }
+
     /// Flushes this directory's entries to disk (after renames into it).
     ///
     /// # Errors

@@ -29,3 +29,23 @@ pub use name::{check_name, split_rel_path};
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
+
+/// The process's file creation mask (read by setting and restoring it).
+#[must_use]
+pub fn umask() -> u32 {
+    use rustix::fs::Mode;
+    let old = rustix::process::umask(Mode::from_raw_mode(0o022));
+    rustix::process::umask(old);
+    old.bits()
+}
+
+/// Opens a file for reading by path without following a final symlink (a source file swapped
+/// for a symlink is refused, not followed).
+///
+/// # Errors
+/// The OS error.
+pub fn open_nofollow(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
+    Ok(std::fs::File::from(rustix::fs::open(path, flags, Mode::empty())?))
+}

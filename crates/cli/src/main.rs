@@ -1,0 +1,47 @@
+//! `rtsync`: one binary for the classic replication stack. This file only dispatches to the
+//! subcommands; each lives in its own module.
+
+mod exit;
+mod output;
+mod sync;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+rtsync — real-time file replication speaking the rsync protocol
+
+Usage: rtsync <COMMAND> [ARGS]...
+
+Commands:
+  sync    one-shot transfer with rsync's options (local paths today)
+
+Options:
+  -h, --help       print this help (use `rtsync sync --help` for a command's options)
+  -V, --version    print the version
+";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os();
+    let _program = args.next();
+    let rest: Vec<std::ffi::OsString> = args.collect();
+    let Some(command) = rest.first().and_then(|a| a.to_str()) else {
+        eprint!("{USAGE}");
+        return ExitCode::from(exit::SYNTAX);
+    };
+    match command {
+        "sync" => sync::main(rest.get(1..).unwrap_or_default()),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        "-V" | "--version" => {
+            println!("rtsync {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        other => {
+            eprintln!("rtsync: unknown command {other:?}\n");
+            eprint!("{USAGE}");
+            ExitCode::from(exit::SYNTAX)
+        }
+    }
+}

@@ -1,0 +1,903 @@
+//! The generator and receiver of a local transfer: compare each listed entry with the
+//! destination, delete what the source no longer has, and write every change through `fsx`
+//! (`generator.c recv_generator`, `receiver.c recv_files`, `generator.c delete_in_dir`).
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use delta::{BlockSizeRule, FileHasher, Matcher, Patcher, Signature, SumSizes};
+use filter::{FilterList, Side};
+use fsx::{Dir, FsError, Kind, Meta, Root, Stat};
+
+use crate::flist::{self, FileEntry, FileList, SourceArg, compare};
+use crate::item::{Item, Update};
+use crate::options::{DeleteTiming, Options};
+use crate::stats::{Stats, kind_slot};
+use crate::MirrorError;
+
+/// Where a transfer reports what it does. Every method has a quiet default.
+pub trait Reporter {
+    /// An entry was created, changed, checked or deleted.
+    fn item(&mut self, _item: &Item) {}
+    /// A file's content was written (for `--progress`).
+    fn file_done(&mut self, _item: &Item, _elapsed: Duration) {}
+    /// A problem with one entry; the transfer goes on and ends with exit code 23 or 24.
+    fn error(&mut self, _message: &str) {}
+    /// Information that is not an error ("skipping non-regular file").
+    fn note(&mut self, _message: &str) {}
+    /// `done` of `total` entries handled (for a progress bar).
+    fn tick(&mut self, _done: usize, _total: usize) {}
+}
+
+/// How a transfer ended.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Totals for `--stats`.
+    pub stats: Stats,
+    /// Entries that failed.
+    pub errors: u64,
+    /// Source files that vanished before they could be read.
+    pub vanished: u64,
+    /// `--max-delete` stopped some deletions.
+    pub max_delete_exceeded: bool,
+}
+
+impl Outcome {
+    /// rsync's exit code for this outcome: 0, 23 (partial), 24 (vanished) or 25 (max-delete).
+    #[must_use]
+    pub fn exit_code(&self) -> i32 {
+        if self.errors > 0 {
+            23
+        } else if self.max_delete_exceeded {
+            25
+        } else if self.vanished > 0 {
+            24
+        } else {
+            0
+        }
+    }
+}
+
+/// Keeps the directories on the path to the current entry open, so that consecutive entries in
+/// one directory reuse its fd and every directory is reached without following symlinks.
+struct DirCursor {
+    stack: Vec<(Vec<u8>, Dir)>,
+}
+
+impl DirCursor {
+    fn open<'c>(&'c mut self, root: &'c Root, rel: &[u8]) -> Result<&'c Dir, FsError> {
+        let comps = fsx::split_rel_path(rel)?;
+        let keep = self.stack.iter().zip(&comps).take_while(|((name, _), c)| name == *c).count();
+        self.stack.truncate(keep);
+        for comp in comps.get(keep..).unwrap_or_default() {
+            let next = match self.stack.last() {
+                Some((_, d)) => d.open_dir(comp)?,
+                None => root.open_dir(comp)?,
+            };
+            self.stack.push((comp.to_vec(), next));
+        }
+        Ok(match self.stack.last() {
+            Some((_, d)) => d,
+            None => root.top(),
+        })
+    }
+
+    fn forget(&mut self) {
+        self.stack.clear();
+    }
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    if dir == b"." || dir.is_empty() {
+        return name.to_vec();
+    }
+    let mut v = dir.to_vec();
+    v.push(b'/');
+    v.extend_from_slice(name);
+    v
+}
+
+fn parent_of(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (path.get(..i).unwrap_or_default(), path.get(i + 1..).unwrap_or_default()),
+        None => (b".", path),
+    }
+}
+
+struct Transfer<'a> {
+    opts: &'a Options,
+    filters: &'a FilterList,
+    flist: &'a FileList,
+    /// `None` in a dry run whose destination does not exist yet.
+    root: Option<Root>,
+    /// A single file transferred to a new name.
+    rename: Option<Vec<u8>>,
+    /// The destination directory was created by this run.
+    created_root: bool,
+    reporter: &'a mut dyn Reporter,
+    cursor: DirCursor,
+    children: HashMap<&'a [u8], HashSet<&'a [u8]>>,
+    dirs_to_finish: Vec<(&'a FileEntry, Meta)>,
+    hardlinks: HashMap<(u64, u64), Vec<u8>>,
+    outcome: Outcome,
+    deletions: u64,
+    umask: u32,
+    seed: i32,
+    is_root: bool,
+}
+
+impl<'a> Transfer<'a> {
+    fn error(&mut self, message: String) {
+        self.outcome.errors += 1;
+        self.reporter.error(&message);
+    }
+
+    fn fs_error(&mut self, e: &FsError) {
+        self.error(e.to_string());
+    }
+
+    fn meta_for(&self, entry: &FileEntry, is_new: bool) -> Meta {
+        let kind = entry.kind.unwrap_or(Kind::File);
+        let perms = if self.opts.perms {
+            Some(entry.perms)
+        } else if is_new {
+            Some(entry.perms & !self.umask & 0o7777)
+        } else {
+            None
+        };
+        let times = self.opts.times && !(kind == Kind::Dir && self.opts.omit_dir_times);
+        Meta {
+            perms,
+            uid: (self.opts.owner && self.is_root).then_some(entry.uid),
+            gid: self.opts.group.then_some(entry.gid),
+            mtime: times.then_some(entry.mtime),
+        }
+    }
+
+    /// Compares attributes of an existing destination entry with the source, for itemizing
+    /// and to know whether anything must be applied.
+    fn attr_diff(&self, entry: &FileEntry, st: &Stat, item: &mut Item) {
+        let kind = entry.kind.unwrap_or(Kind::File);
+        let times = self.opts.times && !(kind == Kind::Dir && self.opts.omit_dir_times);
+        item.time = times && st.mtime != entry.mtime;
+        item.perms = self.opts.perms && kind != Kind::Symlink && st.perms != entry.perms;
+        item.owner = self.opts.owner && self.is_root && st.uid != entry.uid;
+        item.group = self.opts.group && st.gid != entry.gid;
+    }
+
+    fn dest_name<'e>(&'e self, entry: &'e FileEntry) -> (&'e [u8], &'e [u8]) {
+        let (parent, base) = entry.split_name();
+        match &self.rename {
+            Some(name) => (b".", name),
+            None => (parent, base),
+        }
+    }
+
+    fn run(&mut self) {
+        let total = self.flist.entries.len();
+        if self.opts.delete == Some(DeleteTiming::Before) {
+            for entry in &self.flist.entries {
+                if entry.is_dir() && entry.content_dir {
+                    self.delete_extraneous(&entry.name);
+                }
+            }
+        }
+        for (i, entry) in self.flist.entries.iter().enumerate() {
+            self.count(entry);
+            self.process(entry);
+            self.reporter.tick(i + 1, total);
+        }
+        if self.opts.delete == Some(DeleteTiming::After) {
+            for entry in &self.flist.entries {
+                if entry.is_dir() && entry.content_dir {
+                    self.delete_extraneous(&entry.name);
+                }
+            }
+        }
+        self.finish_dirs();
+    }
+
+    fn count(&mut self, entry: &FileEntry) {
+        if let Some(kind) = entry.kind {
+            let stats = &mut self.outcome.stats;
+            if let Some(n) = stats.files.get_mut(kind_slot(kind)) {
+                *n += 1;
+            }
+            if matches!(kind, Kind::File | Kind::Symlink) {
+                stats.total_size += entry.size;
+            }
+        }
+    }
+
+    fn process(&mut self, entry: &'a FileEntry) {
+        if entry.name == b"." {
+            self.root_dir(entry);
+            return;
+        }
+        let (parent, name) = self.dest_name(entry);
+        let (parent, name) = (parent.to_vec(), name.to_vec());
+        let Some(root) = &self.root else {
+            // Dry run into a destination that does not exist: everything would be new.
+            self.report_new(entry);
+            return;
+        };
+        let existing = match self.cursor.open(root, &parent) {
+            Ok(dir) => match dir.stat(&name) {
+                Ok(st) => st,
+                Err(e) => return self.fs_error(&e),
+            },
+            Err(e) if e.is_not_found() && self.opts.dry_run => {
+                self.report_new(entry);
+                return;
+            }
+            Err(e) => return self.fs_error(&e),
+        };
+        let result = match entry.kind {
+            None => self.delete_missing(entry, &parent, &name, existing),
+            Some(Kind::Dir) => self.directory(entry, &parent, &name, existing),
+            Some(Kind::File) => self.regular(entry, &parent, &name, existing),
+            Some(Kind::Symlink) => self.symlink(entry, &parent, &name, existing),
+            Some(kind) => self.node(entry, kind, &parent, &name, existing),
+        };
+        if let Err(e) = result {
+            self.fs_error(&e);
+        }
+    }
+
+    fn report_new(&mut self, entry: &FileEntry) {
+        let Some(kind) = entry.kind else { return };
+        let update = if kind == Kind::File { Update::Received } else { Update::Created };
+        let mut item = Item::new(&entry.name, kind, update);
+        item.is_new = true;
+        item.link_target = entry.link_target.clone();
+        if kind == Kind::File {
+            self.outcome.stats.transferred += 1;
+            self.outcome.stats.transferred_size += entry.size;
+        }
+        if let Some(n) = self.outcome.stats.created.get_mut(kind_slot(kind)) {
+            *n += 1;
+        }
+        self.reporter.item(&item);
+    }
+
+    fn root_dir(&mut self, entry: &'a FileEntry) {
+        let Some(root) = &self.root else {
+            self.report_new(entry);
+            return;
+        };
+        let st = match root.top().stat_self() {
+            Ok(st) => st,
+            Err(e) => return self.fs_error(&e),
+        };
+        let mut item = Item::new(b".", Kind::Dir, Update::Unchanged);
+        if self.created_root {
+            item.update = Update::Created;
+            item.is_new = true;
+        } else {
+            self.attr_diff(entry, &st, &mut item);
+        }
+        self.reporter.item(&item);
+        if !self.opts.dry_run {
+            self.dirs_to_finish.push((entry, self.meta_for(entry, false)));
+        }
+        if self.opts.delete == Some(DeleteTiming::During) && entry.content_dir {
+            self.delete_extraneous(b".");
+        }
+    }
+
+    /// Clears the way for a new entry where `existing` stands in the way (wrong type).
+    fn make_way(&mut self, parent: &[u8], name: &[u8], existing: &Stat, for_kind: Kind) -> Result<(), FsError> {
+        let Some(root) = &self.root else { return Ok(()) };
+        let dir = self.cursor.open(root, parent)?;
+        if existing.kind != Kind::Dir {
+            if for_kind == Kind::Dir {
+                dir.remove(name, false)?;
+            }
+            // Other replacements happen atomically by rename.
+            return Ok(());
+        }
+        match dir.remove(name, true) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(39) && (self.opts.delete.is_some() || self.opts.force) => {
+                let rel_dir = parent.to_vec();
+                let filters = self.filters;
+                let removed = dir.remove_tree(name, &mut |rel, kind| {
+                    filters.is_excluded(&join(&rel_dir, rel), kind == Kind::Dir, Side::Receiver { in_deleted_dir: true })
+                })?;
+                self.cursor.forget();
+                for (rel, kind) in removed {
+                    self.report_deleted(&join(parent, &rel), kind);
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn report_deleted(&mut self, path: &[u8], kind: Kind) {
+        if let Some(n) = self.outcome.stats.deleted.get_mut(kind_slot(kind)) {
+            *n += 1;
+        }
+        self.reporter.item(&Item::new(path, kind, Update::Deleted));
+    }
+
+    fn directory(&mut self, entry: &'a FileEntry, parent: &[u8], name: &[u8], existing: Option<Stat>) -> Result<(), FsError> {
+        let mut item = Item::new(&entry.name, Kind::Dir, Update::Created);
+        match existing {
+            Some(st) if st.kind == Kind::Dir => {
+                item.update = Update::Unchanged;
+                self.attr_diff(entry, &st, &mut item);
+            }
+            other => {
+                if let Some(st) = other {
+                    if !self.opts.dry_run {
+                        self.make_way(parent, name, &st, Kind::Dir)?;
+                    }
+                }
+                item.is_new = true;
+                if !self.opts.dry_run {
+                    if let Some(root) = &self.root {
+                        let dir = self.cursor.open(root, parent)?;
+                        dir.mkdir(name, entry.perms)?;
+                    }
+                }
+                if let Some(n) = self.outcome.stats.created.get_mut(1) {
+                    *n += 1;
+                }
+            }
+        }
+        self.reporter.item(&item);
+        if !self.opts.dry_run {
+            self.dirs_to_finish.push((entry, self.meta_for(entry, item.is_new)));
+        }
+        if self.opts.delete == Some(DeleteTiming::During) && entry.content_dir && !item.is_new {
+            self.delete_extraneous(&entry.name);
+        }
+        Ok(())
+    }
+
+    fn quick_check_equal(&mut self, entry: &FileEntry, st: &Stat, dir_path: &[u8], name: &[u8]) -> bool {
+        if self.opts.ignore_times || st.size != entry.size {
+            return false;
+        }
+        if self.opts.size_only {
+            return true;
+        }
+        if self.opts.checksum {
+            let src = self.flist.source_path(entry);
+            let dest = self.root.as_ref().map(|r| r.path().join(OsStr::from_bytes(&join(dir_path, name))));
+            let (Some(a), Some(b)) = (file_sum(&src, self.opts), dest.and_then(|d| file_sum(&d, self.opts))) else {
+                return false;
+            };
+            return a == b;
+        }
+        st.mtime == entry.mtime
+    }
+
+    fn regular(&mut self, entry: &FileEntry, parent: &[u8], name: &[u8], existing: Option<Stat>) -> Result<(), FsError> {
+        let mut item = Item::new(&entry.name, Kind::File, Update::Received);
+        let basis = match existing {
+            Some(st) if st.kind == Kind::File => {
+                if self.opts.ignore_existing || (self.opts.update && st.mtime > entry.mtime) {
+                    return Ok(());
+                }
+                if let Some(done) = self.linked_already(entry, parent, name, &st)? {
+                    if done {
+                        return Ok(());
+                    }
+                } else if self.quick_check_equal(entry, &st, parent, name) {
+                    item.update = Update::Unchanged;
+                    self.attr_diff(entry, &st, &mut item);
+                    if item.is_change() && !self.opts.dry_run {
+                        let meta = self.meta_for(entry, false);
+                        if let Some(root) = &self.root {
+                            self.cursor.open(root, parent)?.set_meta(name, Kind::File, &meta)?;
+                        }
+                    }
+                    self.reporter.item(&item);
+                    self.remember_leader(entry, parent, name);
+                    return Ok(());
+                }
+                item.size = st.size != entry.size;
+                item.checksum = self.opts.checksum;
+                self.attr_diff(entry, &st, &mut item);
+                Some(st)
+            }
+            Some(st) => {
+                if self.opts.existing {
+                    return Ok(());
+                }
+                if !self.opts.dry_run {
+                    self.make_way(parent, name, &st, Kind::File)?;
+                }
+                item.is_new = true;
+                None
+            }
+            None => {
+                if self.opts.existing {
+                    return Ok(());
+                }
+                item.is_new = true;
+                None
+            }
+        };
+        if let Some(leader) = self.hardlink_leader(entry) {
+            return self.link_to_leader(entry, parent, name, leader, item.is_new);
+        }
+        if item.is_new {
+            if let Some(n) = self.outcome.stats.created.get_mut(0) {
+                *n += 1;
+            }
+        }
+        self.outcome.stats.transferred += 1;
+        self.outcome.stats.transferred_size += entry.size;
+        if self.opts.dry_run {
+            self.reporter.item(&item);
+            return Ok(());
+        }
+        let started = Instant::now();
+        let meta = self.meta_for(entry, item.is_new);
+        let Some(root) = &self.root else { return Ok(()) };
+        let src_path = self.flist.source_path(entry);
+        let dir = self.cursor.open(root, parent)?;
+        match write_file(dir, name, &src_path, basis.as_ref(), &meta, self.opts, self.seed) {
+            Ok(counts) => {
+                let stats = &mut self.outcome.stats;
+                stats.literal += counts.literal;
+                stats.matched += counts.matched;
+                stats.sent += counts.sent;
+                stats.received += counts.received;
+                item.bytes = entry.size;
+                self.reporter.item(&item);
+                self.reporter.file_done(&item, started.elapsed());
+                self.remember_leader(entry, parent, name);
+            }
+            Err(WriteError::Vanished) => {
+                self.outcome.vanished += 1;
+                self.outcome.stats.transferred -= 1;
+                self.reporter.error(&format!("file has vanished: {:?}", src_path));
+            }
+            Err(WriteError::Fs(e)) => return Err(e),
+            Err(WriteError::Other(msg)) => self.error(msg),
+        }
+        Ok(())
+    }
+
+    fn hardlink_leader(&self, entry: &FileEntry) -> Option<Vec<u8>> {
+        entry.hardlink.and_then(|key| self.hardlinks.get(&key).cloned())
+    }
+
+    fn remember_leader(&mut self, entry: &FileEntry, parent: &[u8], name: &[u8]) {
+        if let Some(key) = entry.hardlink {
+            self.hardlinks.entry(key).or_insert_with(|| join(parent, name));
+        }
+    }
+
+    /// For a hard-link follower whose destination already is that link: `Some(true)`.
+    /// `Some(false)` for a follower that needs linking, `None` for anything else.
+    fn linked_already(&mut self, entry: &FileEntry, parent: &[u8], name: &[u8], st: &Stat) -> Result<Option<bool>, FsError> {
+        let Some(leader) = self.hardlink_leader(entry) else { return Ok(None) };
+        let Some(root) = &self.root else { return Ok(Some(false)) };
+        let (lp, ln) = parent_of(&leader);
+        let lst = self.cursor.open(root, lp)?.stat(ln)?;
+        self.cursor.open(root, parent)?;
+        let _ = name;
+        Ok(Some(lst.is_some_and(|l| l.dev == st.dev && l.ino == st.ino)))
+    }
+
+    fn link_to_leader(&mut self, entry: &FileEntry, parent: &[u8], name: &[u8], leader: Vec<u8>, is_new: bool) -> Result<(), FsError> {
+        let mut item = Item::new(&entry.name, Kind::File, Update::HardLink);
+        item.is_new = is_new;
+        item.hardlink_to = Some(leader.clone());
+        if !self.opts.dry_run {
+            if let Some(root) = &self.root {
+                let (lp, ln) = parent_of(&leader);
+                let leader_dir = root.open_dir(lp)?;
+                self.cursor.open(root, parent)?.hard_link(name, &leader_dir, ln)?;
+            }
+        }
+        self.reporter.item(&item);
+        Ok(())
+    }
+
+    fn symlink(&mut self, entry: &FileEntry, parent: &[u8], name: &[u8], existing: Option<Stat>) -> Result<(), FsError> {
+        let target = entry.link_target.clone().unwrap_or_default();
+        let mut item = Item::new(&entry.name, Kind::Symlink, Update::Created);
+        item.link_target = Some(target.clone());
+        let Some(root) = &self.root else { return Ok(()) };
+        if let Some(st) = existing {
+            if st.kind == Kind::Symlink {
+                let current = self.cursor.open(root, parent)?.read_link(name)?;
+                if current == target {
+                    self.attr_diff(entry, &st, &mut item);
+                    if item.is_change() && !self.opts.dry_run {
+                        let meta = self.meta_for(entry, false);
+                        self.cursor.open(root, parent)?.set_meta(name, Kind::Symlink, &meta)?;
+                    }
+                    self.reporter.item(&item);
+                    return Ok(());
+                }
+                item.checksum = true;
+                self.attr_diff(entry, &st, &mut item);
+            } else {
+                if !self.opts.dry_run {
+                    self.make_way(parent, name, &st, Kind::Symlink)?;
+                }
+                item.is_new = true;
+            }
+        } else {
+            item.is_new = true;
+        }
+        if item.is_new {
+            if let Some(n) = self.outcome.stats.created.get_mut(2) {
+                *n += 1;
+            }
+        }
+        if !self.opts.dry_run {
+            let meta = self.meta_for(entry, true);
+            let Some(root) = &self.root else { return Ok(()) };
+            self.cursor.open(root, parent)?.symlink(name, &target, &meta)?;
+        }
+        self.reporter.item(&item);
+        Ok(())
+    }
+
+    fn node(&mut self, entry: &FileEntry, kind: Kind, parent: &[u8], name: &[u8], existing: Option<Stat>) -> Result<(), FsError> {
+        let mut item = Item::new(&entry.name, kind, Update::Created);
+        let Some(root) = &self.root else { return Ok(()) };
+        if let Some(st) = existing {
+            if st.kind == kind && (!kind.is_device() || st.rdev == entry.rdev) {
+                self.attr_diff(entry, &st, &mut item);
+                if item.is_change() && !self.opts.dry_run {
+                    let meta = self.meta_for(entry, false);
+                    self.cursor.open(root, parent)?.set_meta(name, kind, &meta)?;
+                }
+                self.reporter.item(&item);
+                return Ok(());
+            }
+            if st.kind == kind {
+                item.checksum = true;
+            } else {
+                if !self.opts.dry_run {
+                    self.make_way(parent, name, &st, kind)?;
+                }
+                item.is_new = true;
+            }
+        } else {
+            item.is_new = true;
+        }
+        if item.is_new {
+            if let Some(n) = self.outcome.stats.created.get_mut(kind_slot(kind)) {
+                *n += 1;
+            }
+        }
+        if !self.opts.dry_run {
+            let meta = self.meta_for(entry, true);
+            let Some(root) = &self.root else { return Ok(()) };
+            self.cursor.open(root, parent)?.mknod(name, kind, entry.rdev, &meta)?;
+        }
+        self.reporter.item(&item);
+        Ok(())
+    }
+
+    fn delete_missing(&mut self, entry: &FileEntry, parent: &[u8], name: &[u8], existing: Option<Stat>) -> Result<(), FsError> {
+        let Some(st) = existing else { return Ok(()) };
+        let _ = entry;
+        self.delete_one(parent, name, st.kind)
+    }
+
+    /// Deletes `dir/name` and everything below it that receiver-side filters do not protect.
+    fn delete_one(&mut self, dir_rel: &[u8], name: &[u8], kind: Kind) -> Result<(), FsError> {
+        if let Some(max) = self.opts.max_delete {
+            if self.deletions >= max {
+                self.outcome.max_delete_exceeded = true;
+                return Ok(());
+            }
+        }
+        let Some(root) = &self.root else { return Ok(()) };
+        let filters = self.filters;
+        let rel_dir = dir_rel.to_vec();
+        let mut keep = |rel: &[u8], k: Kind| {
+            filters.is_excluded(&join(&rel_dir, rel), k == Kind::Dir, Side::Receiver { in_deleted_dir: true })
+        };
+        let dir = self.cursor.open(root, dir_rel)?;
+        let removed = if self.opts.dry_run {
+            list_tree(dir, name, kind, &mut keep)?
+        } else {
+            dir.remove_tree(name, &mut keep)?
+        };
+        if kind == Kind::Dir {
+            self.cursor.forget();
+        }
+        for (rel, k) in removed {
+            self.deletions += 1;
+            self.report_deleted(&join(dir_rel, &rel), k);
+        }
+        Ok(())
+    }
+
+    /// `--delete`: removes what the destination directory `dir_rel` has and the list does not.
+    fn delete_extraneous(&mut self, dir_rel: &'a [u8]) {
+        let Some(root) = &self.root else { return };
+        let names = match self.cursor.open(root, dir_rel).and_then(|d| {
+            let names = d.names()?;
+            let mut typed = Vec::with_capacity(names.len());
+            for n in names {
+                if let Some(st) = d.stat(&n)? {
+                    typed.push((n, st.kind));
+                }
+            }
+            Ok(typed)
+        }) {
+            Ok(n) => n,
+            Err(e) if e.is_not_found() => return,
+            Err(e) => return self.fs_error(&e),
+        };
+        let wanted = self.children.get(dir_rel);
+        let mut extra: Vec<(Vec<u8>, Kind)> = names
+            .into_iter()
+            .filter(|(n, _)| !wanted.is_some_and(|w| w.contains(n.as_slice())))
+            .collect();
+        // rsync deletes in reverse list order.
+        extra.sort_by(|a, b| compare(&b.0, b.1 == Kind::Dir, &a.0, a.1 == Kind::Dir));
+        for (name, kind) in extra {
+            let path = join(dir_rel, &name);
+            if self.filters.is_excluded(&path, kind == Kind::Dir, Side::Receiver { in_deleted_dir: false }) {
+                continue;
+            }
+            if let Err(e) = self.delete_one(dir_rel, &name, kind) {
+                self.fs_error(&e);
+            }
+        }
+    }
+
+    fn finish_dirs(&mut self) {
+        let Some(root) = &self.root else { return };
+        let todo = std::mem::take(&mut self.dirs_to_finish);
+        for (entry, meta) in todo.iter().rev() {
+            let result = if entry.name == b"." {
+                root.top().set_own_meta(meta)
+            } else {
+                let (parent, name) = parent_of(&entry.name);
+                self.cursor.open(root, parent).and_then(|d| d.set_meta(name, Kind::Dir, meta))
+            };
+            if let Err(e) = result {
+                self.outcome.errors += 1;
+                self.reporter.error(&e.to_string());
+            }
+        }
+    }
+}
+
+/// What `--delete` would remove below `dir/name`, for a dry run.
+fn list_tree(
+    dir: &Dir,
+    name: &[u8],
+    kind: Kind,
+    keep: &mut dyn FnMut(&[u8], Kind) -> bool,
+) -> Result<Vec<(Vec<u8>, Kind)>, FsError> {
+    fn walk(dir: &Dir, name: &[u8], rel: &[u8], kind: Kind, keep: &mut dyn FnMut(&[u8], Kind) -> bool, out: &mut Vec<(Vec<u8>, Kind)>) -> Result<bool, FsError> {
+        if keep(rel, kind) {
+            return Ok(false);
+        }
+        let mut all = true;
+        if kind == Kind::Dir {
+            let sub = dir.open_dir(name)?;
+            let mut names = sub.names()?;
+            names.sort();
+            for child in names {
+                if let Some(st) = sub.stat(&child)? {
+                    all &= walk(&sub, &child, &join(rel, &child), st.kind, keep, out)?;
+                }
+            }
+        }
+        if all {
+            out.push((rel.to_vec(), kind));
+        }
+        Ok(all)
+    }
+    let mut out = Vec::new();
+    walk(dir, name, name, kind, keep, &mut out)?;
+    Ok(out)
+}
+
+#[derive(Debug, Default)]
+struct WriteCounts {
+    literal: u64,
+    matched: u64,
+    sent: u64,
+    received: u64,
+}
+
+enum WriteError {
+    Vanished,
+    Fs(FsError),
+    Other(String),
+}
+
+const IO_BUF: usize = 256 * 1024;
+
+fn open_source(path: &Path) -> Result<File, WriteError> {
+    fsx::open_nofollow(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => WriteError::Vanished,
+            _ => WriteError::Other(format!("send_files failed to open {path:?}: {e}")),
+        })
+}
+
+/// Writes the new version of `dir/name` from `src_path`: through the delta engine against the
+/// old version when there is one, else as a plain copy; then commits it atomically.
+fn write_file(
+    dir: &Dir,
+    name: &[u8],
+    src_path: &Path,
+    basis: Option<&Stat>,
+    meta: &Meta,
+    opts: &Options,
+    seed: i32,
+) -> Result<WriteCounts, WriteError> {
+    let mut src = open_source(src_path)?;
+    let mut tmp = dir.create_temp(name).map_err(WriteError::Fs)?;
+    let kind = opts.checksum_kind;
+    let digest = kind.digest_len() as u64;
+    let io_err = |what: &str, e: &dyn std::fmt::Display| WriteError::Other(format!("{what} {src_path:?}: {e}"));
+    let mut counts = WriteCounts::default();
+    let use_delta = !opts.whole_file && basis.is_some_and(|b| b.size > 0);
+    let result: Result<(), WriteError> = (|| {
+        if use_delta {
+            let basis_len = basis.map_or(0, |b| b.size);
+            let basis_file = dir.open_file(name).map_err(WriteError::Fs)?;
+            let rule = BlockSizeRule { forced: opts.block_size, ..BlockSizeRule::default() };
+            let sizes = SumSizes::for_file(basis_len, rule);
+            let sig = Signature::generate(&mut BufReader::with_capacity(IO_BUF, &basis_file), sizes, kind, seed, true)
+                .map_err(|e| io_err("reading basis for", &e))?;
+            let out = BufWriter::with_capacity(IO_BUF, tmp.file_mut());
+            let mut patcher = Patcher::new(basis_file, sizes, kind, seed, out);
+            let (stats, sum) = Matcher::new(&sig)
+                .run(&mut BufReader::with_capacity(IO_BUF, &mut src), &mut patcher)
+                .map_err(|e| io_err("delta transfer of", &e))?;
+            let mut out = patcher.finish(sum.as_bytes()).map_err(|e| io_err("verifying", &e))?;
+            out.flush().map_err(|e| io_err("writing", &e))?;
+            counts.literal = stats.literal_bytes;
+            counts.matched = stats.matched_bytes;
+            counts.sent = stats.literal_bytes + 4 * (stats.literal_tokens + stats.copy_tokens + 1) + digest;
+            counts.received = sig.wire_len();
+        } else {
+            let copied = std::io::copy(&mut src, tmp.file_mut()).map_err(|e| io_err("copying", &e))?;
+            counts.literal = copied;
+            counts.sent = copied + 4 * (copied.div_ceil(delta::CHUNK_SIZE as u64) + 1) + digest;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            tmp.commit(meta).map_err(WriteError::Fs)?;
+            Ok(counts)
+        }
+        Err(e) => {
+            if opts.partial {
+                let _ = tmp.keep_partial();
+            }
+            Err(e)
+        }
+    }
+}
+
+fn file_sum(path: &Path, opts: &Options) -> Option<Vec<u8>> {
+    let mut f = fsx::open_nofollow(path).ok()?;
+    let mut h = FileHasher::new(opts.checksum_kind, 0);
+    let mut buf = vec![0u8; IO_BUF];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        h.update(buf.get(..n)?);
+    }
+    Some(h.finish().as_bytes().to_vec())
+}
+
+/// Runs a local transfer of `sources` into `dest`, as `rsync [opts] SOURCES... DEST` would.
+/// `files_from` holds `--files-from` names (relative to the single source directory).
+///
+/// # Errors
+/// [`MirrorError`] when the destination cannot be used at all; everything else is reported
+/// per entry and counted in the [`Outcome`].
+pub fn run(
+    sources: &[SourceArg],
+    files_from: Option<&[Vec<u8>]>,
+    dest: &Path,
+    opts: &Options,
+    filters: &FilterList,
+    reporter: &mut dyn Reporter,
+) -> Result<Outcome, MirrorError> {
+    let started = Instant::now();
+    let list = flist::build(sources, files_from, opts, filters);
+    let flist_time = started.elapsed();
+    let mut errors = 0;
+    for note in &list.notes {
+        reporter.note(note);
+    }
+    for e in &list.errors {
+        errors += 1;
+        reporter.error(e);
+    }
+
+    let dest_bytes = dest.as_os_str().as_bytes();
+    let dest_is_dir_syntax = dest_bytes.ends_with(b"/") || dest_bytes.ends_with(b"/.") || dest_bytes == b".";
+    let dest_stat = std::fs::metadata(dest).ok();
+    let single_file = match list.entries.as_slice() {
+        [only] => only.kind.is_some_and(|k| k != Kind::Dir) && !only.name.contains(&b'/'),
+        _ => false,
+    };
+    let (root_path, rename): (PathBuf, Option<Vec<u8>>) =
+        if single_file && !dest_is_dir_syntax && !dest_stat.as_ref().is_some_and(std::fs::Metadata::is_dir) {
+            let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let name = dest.file_name().map(|n| n.as_bytes().to_vec());
+            (parent.to_path_buf(), name)
+        } else {
+            (dest.to_path_buf(), None)
+        };
+    let mut created_root = false;
+    let root = match Root::open(&root_path, opts.persist) {
+        Ok(r) => Some(r),
+        Err(e) if e.is_not_found() && rename.is_none() => {
+            if opts.dry_run {
+                None
+            } else {
+                std::fs::create_dir(&root_path).map_err(|source| MirrorError::Destination {
+                    path: root_path.clone(),
+                    source: FsError::Io { op: "mkdir", path: root_path.clone(), source },
+                })?;
+                created_root = true;
+                let shown = root_path.as_os_str().as_bytes();
+                let shown = shown.strip_suffix(b"/").unwrap_or(shown);
+                reporter.note(&format!("created directory {}", String::from_utf8_lossy(shown)));
+                Some(Root::open(&root_path, opts.persist).map_err(|source| MirrorError::Destination { path: root_path.clone(), source })?)
+            }
+        }
+        Err(source) => return Err(MirrorError::Destination { path: root_path, source }),
+    };
+
+    let mut children: HashMap<&[u8], HashSet<&[u8]>> = HashMap::new();
+    if opts.delete.is_some() {
+        for e in &list.entries {
+            if e.name != b"." {
+                let (parent, name) = e.split_name();
+                children.entry(parent).or_default().insert(name);
+            }
+        }
+    }
+    let seed = i32::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos())
+            ^ std::process::id().wrapping_shl(6),
+    )
+    .unwrap_or(1);
+    let mut t = Transfer {
+        opts,
+        filters,
+        flist: &list,
+        root,
+        rename,
+        created_root,
+        reporter,
+        cursor: DirCursor { stack: Vec::new() },
+        children,
+        dirs_to_finish: Vec::new(),
+        hardlinks: HashMap::new(),
+        outcome: Outcome::default(),
+        deletions: 0,
+        umask: fsx::umask(),
+        seed,
+        is_root: fsx::is_root(),
+    };
+    t.outcome.errors = errors;
+    t.run();
+    let mut outcome = t.outcome;
+    outcome.stats.flist_time = flist_time;
+    Ok(outcome)
+}
