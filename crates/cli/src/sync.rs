@@ -73,7 +73,10 @@ const UNSUPPORTED: &[(&str, Option<char>, bool)] = &[
 ];
 
 fn flag(name: &'static str, short: Option<char>, help: &'static str) -> Arg {
-    let mut a = Arg::new(name).long(name).action(ArgAction::SetTrue).help(help);
+    let mut a = Arg::new(name)
+        .long(name)
+        .action(ArgAction::SetTrue)
+        .help(help);
     if let Some(s) = short {
         a = a.short(s);
     }
@@ -82,7 +85,10 @@ fn flag(name: &'static str, short: Option<char>, help: &'static str) -> Arg {
 
 /// `--no-NAME` for a flag, hidden from help as rsync's are.
 fn no(name: &'static str, id: &'static str) -> Arg {
-    Arg::new(id).long(name).action(ArgAction::SetTrue).hide(true)
+    Arg::new(id)
+        .long(name)
+        .action(ArgAction::SetTrue)
+        .hide(true)
 }
 
 fn values(name: &'static str, help: &'static str) -> Arg {
@@ -107,62 +113,222 @@ fn command() -> Command {
         .override_usage("rtsync sync [OPTIONS] SRC... DEST")
         .disable_help_flag(true)
         .disable_version_flag(true)
-        .arg(Arg::new("help").long("help").action(ArgAction::Help).help("print this help"))
-        .arg(Arg::new("paths").num_args(0..).value_parser(clap::value_parser!(OsString)).value_name("SRC... DEST"))
-        .arg(Arg::new("verbose").short('v').long("verbose").action(ArgAction::Count).help("list changed files (-vv: all)"))
+        .arg(
+            Arg::new("help")
+                .long("help")
+                .action(ArgAction::Help)
+                .help("print this help"),
+        )
+        .arg(
+            Arg::new("paths")
+                .num_args(0..)
+                .value_parser(clap::value_parser!(OsString))
+                .value_name("SRC... DEST"),
+        )
+        .arg(
+            Arg::new("verbose")
+                .short('v')
+                .long("verbose")
+                .action(ArgAction::Count)
+                .help("list changed files (-vv: all)"),
+        )
         .arg(flag("quiet", Some('q'), "print errors only"))
         .arg(flag("archive", Some('a'), "archive mode: -rlptgoD"))
         .arg(flag("recursive", Some('r'), "recurse into directories"))
-        .arg(flag("dirs", Some('d'), "transfer directories without recursing"))
+        .arg(flag(
+            "dirs",
+            Some('d'),
+            "transfer directories without recursing",
+        ))
         .arg(flag("links", Some('l'), "copy symlinks as symlinks"))
         .arg(flag("perms", Some('p'), "preserve permissions"))
-        .arg(flag("times", Some('t'), "preserve modification times (with nanoseconds)"))
-        .arg(flag("omit-dir-times", Some('O'), "do not preserve directory times"))
+        .arg(flag(
+            "times",
+            Some('t'),
+            "preserve modification times (with nanoseconds)",
+        ))
+        .arg(flag(
+            "omit-dir-times",
+            Some('O'),
+            "do not preserve directory times",
+        ))
         .arg(flag("group", Some('g'), "preserve group"))
         .arg(flag("owner", Some('o'), "preserve owner (root only)"))
-        .arg(Arg::new("D").short('D').action(ArgAction::SetTrue).help("same as --devices --specials"))
+        .arg(
+            Arg::new("D")
+                .short('D')
+                .action(ArgAction::SetTrue)
+                .help("same as --devices --specials"),
+        )
         .arg(flag("devices", None, "preserve device files (root only)"))
         .arg(flag("specials", None, "preserve FIFOs and sockets"))
         .arg(flag("hard-links", Some('H'), "preserve hard links"))
-        .arg(flag("dry-run", Some('n'), "show what would change, change nothing"))
-        .arg(flag("checksum", Some('c'), "skip files by whole-file checksum, not size and time"))
+        .arg(flag(
+            "dry-run",
+            Some('n'),
+            "show what would change, change nothing",
+        ))
+        .arg(flag(
+            "checksum",
+            Some('c'),
+            "skip files by whole-file checksum, not size and time",
+        ))
         .arg(flag("size-only", None, "skip files whose size matches"))
-        .arg(flag("ignore-times", Some('I'), "do not skip files whose size and time match"))
-        .arg(flag("update", Some('u'), "skip files that are newer on the destination"))
-        .arg(flag("ignore-existing", None, "skip files that exist on the destination"))
-        .arg(flag("existing", None, "skip creating new files on the destination"))
-        .arg(flag("whole-file", Some('W'), "copy whole files, no delta algorithm"))
-        .arg(flag("delete", None, "delete extraneous destination files (during the transfer)"))
+        .arg(flag(
+            "ignore-times",
+            Some('I'),
+            "do not skip files whose size and time match",
+        ))
+        .arg(flag(
+            "update",
+            Some('u'),
+            "skip files that are newer on the destination",
+        ))
+        .arg(flag(
+            "ignore-existing",
+            None,
+            "skip files that exist on the destination",
+        ))
+        .arg(flag(
+            "existing",
+            None,
+            "skip creating new files on the destination",
+        ))
+        .arg(flag(
+            "whole-file",
+            Some('W'),
+            "copy whole files, no delta algorithm",
+        ))
+        .arg(flag(
+            "delete",
+            None,
+            "delete extraneous destination files (during the transfer)",
+        ))
         .arg(flag("delete-before", None, "delete before transferring"))
         .arg(flag("delete-during", None, "delete during the transfer"))
         .arg(flag("delete-after", None, "delete after transferring"))
-        .arg(flag("delete-delay", None, "find deletions during, delete after"))
-        .arg(flag("delete-excluded", None, "also delete excluded files on the destination"))
-        .arg(flag("delete-missing-args", None, "delete destination entries of missing source args"))
-        .arg(flag("ignore-missing-args", None, "ignore missing source args"))
-        .arg(flag("force", None, "replace non-empty directories by files even without --delete"))
-        .arg(Arg::new("max-delete").long("max-delete").value_name("NUM").value_parser(clap::value_parser!(u64)).help("delete at most NUM entries"))
-        .arg(flag("relative", Some('R'), "use full path names, creating implied directories"))
-        .arg(flag("implied-dirs", None, "send implied directories with -R (default)"))
+        .arg(flag(
+            "delete-delay",
+            None,
+            "find deletions during, delete after",
+        ))
+        .arg(flag(
+            "delete-excluded",
+            None,
+            "also delete excluded files on the destination",
+        ))
+        .arg(flag(
+            "delete-missing-args",
+            None,
+            "delete destination entries of missing source args",
+        ))
+        .arg(flag(
+            "ignore-missing-args",
+            None,
+            "ignore missing source args",
+        ))
+        .arg(flag(
+            "force",
+            None,
+            "replace non-empty directories by files even without --delete",
+        ))
+        .arg(
+            Arg::new("max-delete")
+                .long("max-delete")
+                .value_name("NUM")
+                .value_parser(clap::value_parser!(u64))
+                .help("delete at most NUM entries"),
+        )
+        .arg(flag(
+            "relative",
+            Some('R'),
+            "use full path names, creating implied directories",
+        ))
+        .arg(flag(
+            "implied-dirs",
+            None,
+            "send implied directories with -R (default)",
+        ))
         .arg(flag("partial", None, "keep partially transferred files"))
-        .arg(Arg::new("P").short('P').action(ArgAction::SetTrue).help("same as --partial --progress"))
-        .arg(flag("numeric-ids", None, "do not map uid/gid values by name"))
+        .arg(
+            Arg::new("P")
+                .short('P')
+                .action(ArgAction::SetTrue)
+                .help("same as --partial --progress"),
+        )
+        .arg(flag(
+            "numeric-ids",
+            None,
+            "do not map uid/gid values by name",
+        ))
         .arg(flag("progress", None, "show progress per file"))
         .arg(flag("stats", None, "print transfer statistics"))
-        .arg(Arg::new("itemize-changes").short('i').long("itemize-changes").action(ArgAction::Count).help("print a change summary for every update"))
-        .arg(flag("human-readable", Some('h'), "accepted for compatibility; numbers are printed with commas"))
-        .arg(flag("compress", Some('z'), "accepted; a local transfer has nothing to compress"))
-        .arg(flag("fsync", None, "flush each file to disk before it replaces the old one"))
-        .arg(Arg::new("block-size").short('B').long("block-size").value_name("SIZE").value_parser(clap::value_parser!(u32).range(1..=(1 << 17))).help("force the delta block size"))
-        .arg(Arg::new("checksum-choice").long("checksum-choice").visible_alias("cc").value_name("ALG").help("xxh128 (default), xxh3, xxh64, md5 or md4"))
+        .arg(
+            Arg::new("itemize-changes")
+                .short('i')
+                .long("itemize-changes")
+                .action(ArgAction::Count)
+                .help("print a change summary for every update"),
+        )
+        .arg(flag(
+            "human-readable",
+            Some('h'),
+            "accepted for compatibility; numbers are printed with commas",
+        ))
+        .arg(flag(
+            "compress",
+            Some('z'),
+            "accepted; a local transfer has nothing to compress",
+        ))
+        .arg(flag(
+            "fsync",
+            None,
+            "flush each file to disk before it replaces the old one",
+        ))
+        .arg(
+            Arg::new("block-size")
+                .short('B')
+                .long("block-size")
+                .value_name("SIZE")
+                .value_parser(clap::value_parser!(u32).range(1..=(1 << 17)))
+                .help("force the delta block size"),
+        )
+        .arg(
+            Arg::new("checksum-choice")
+                .long("checksum-choice")
+                .visible_alias("cc")
+                .value_name("ALG")
+                .help("xxh128 (default), xxh3, xxh64, md5 or md4"),
+        )
         .arg(values("exclude", "exclude files matching PATTERN"))
         .arg(values("include", "do not exclude files matching PATTERN"))
         .arg(values("exclude-from", "read exclude patterns from FILE").value_name("FILE"))
         .arg(values("include-from", "read include patterns from FILE").value_name("FILE"))
-        .arg(values("filter", "add a filter rule (rsync syntax)").short('f').value_name("RULE"))
-        .arg(Arg::new("files-from").long("files-from").value_name("FILE").value_parser(clap::value_parser!(OsString)).help("read the list of source names from FILE (- for stdin)"))
-        .arg(flag("from0", Some('0'), "names in --files-from / *-from files are NUL-separated"))
-        .arg(flag("no-inc-recursive", None, "accepted: rtsync never uses incremental recursion").hide(true))
+        .arg(
+            values("filter", "add a filter rule (rsync syntax)")
+                .short('f')
+                .value_name("RULE"),
+        )
+        .arg(
+            Arg::new("files-from")
+                .long("files-from")
+                .value_name("FILE")
+                .value_parser(clap::value_parser!(OsString))
+                .help("read the list of source names from FILE (- for stdin)"),
+        )
+        .arg(flag(
+            "from0",
+            Some('0'),
+            "names in --files-from / *-from files are NUL-separated",
+        ))
+        .arg(
+            flag(
+                "no-inc-recursive",
+                None,
+                "accepted: rtsync never uses incremental recursion",
+            )
+            .hide(true),
+        )
         .arg(no("no-whole-file", "no-whole-file"))
         .arg(no("no-W", "no-W"))
         .arg(no("no-recursive", "no-recursive"))
@@ -178,10 +344,15 @@ fn command() -> Command {
         .arg(no("no-links", "no-links"))
         .arg(no("no-l", "no-l"))
         .arg(no("no-D", "no-D"))
-        .arg(no("no-implied-dirs", "no-implied-dirs"));
+        .arg(no("no-implied-dirs", "no-implied-dirs"))
+        .arg(Arg::new("F").short('F').action(ArgAction::Count).hide(true));
     for (name, short, takes_value) in UNSUPPORTED {
         let mut a = Arg::new(*name).long(*name).hide(true);
-        a = if *takes_value { a.num_args(1).action(ArgAction::Append) } else { a.action(ArgAction::SetTrue) };
+        a = if *takes_value {
+            a.num_args(1).action(ArgAction::Append)
+        } else {
+            a.action(ArgAction::SetTrue)
+        };
         if let Some(s) = short {
             a = a.short(*s);
         }
@@ -226,7 +397,13 @@ fn read_arg_file(path: &std::ffi::OsStr) -> Result<Vec<u8>, Refusal> {
 fn filters(m: &ArgMatches, from0: bool) -> Result<FilterList, Refusal> {
     // Gather every rule-bearing option with its position, then apply them in order.
     let mut ordered: Vec<(usize, &str, &OsString)> = Vec::new();
-    for id in ["exclude", "include", "exclude-from", "include-from", "filter"] {
+    for id in [
+        "exclude",
+        "include",
+        "exclude-from",
+        "include-from",
+        "filter",
+    ] {
         if let (Some(vals), Some(idx)) = (m.get_many::<OsString>(id), m.indices_of(id)) {
             ordered.extend(idx.zip(vals).map(|(i, v)| (i, id, v)));
         }
@@ -234,7 +411,11 @@ fn filters(m: &ArgMatches, from0: bool) -> Result<FilterList, Refusal> {
     ordered.sort_by_key(|(i, _, _)| *i);
     let mut list = FilterList::new();
     let bad = |e: filter::FilterError| {
-        let code = if e.is_unsupported() { exit::UNSUPPORTED } else { exit::SYNTAX };
+        let code = if e.is_unsupported() {
+            exit::UNSUPPORTED
+        } else {
+            exit::SYNTAX
+        };
         Refusal(e.to_string(), code)
     };
     for (_, id, value) in ordered {
@@ -244,7 +425,8 @@ fn filters(m: &ArgMatches, from0: bool) -> Result<FilterList, Refusal> {
             "include" => list.add_pattern(bytes, true).map_err(bad)?,
             "exclude-from" | "include-from" => {
                 let content = read_arg_file(value)?;
-                list.add_pattern_file(&content, id == "include-from", from0).map_err(bad)?;
+                list.add_pattern_file(&content, id == "include-from", from0)
+                    .map_err(bad)?;
             }
             _ => {
                 let mut read = |name: &[u8]| {
@@ -289,14 +471,30 @@ impl Settings {
                     }
                     _ => "not supported yet",
                 };
-                return Err(Refusal(format!("option --{name}: {what}"), exit::UNSUPPORTED));
+                return Err(Refusal(
+                    format!("option --{name}: {what}"),
+                    exit::UNSUPPORTED,
+                ));
             }
         }
-        let paths: Vec<OsString> = m.get_many::<OsString>("paths").map(|v| v.cloned().collect()).unwrap_or_default();
+        if m.get_count("F") > 0 {
+            return Err(Refusal(
+                "option -F (per-directory .rsync-filter files): not supported yet".into(),
+                exit::UNSUPPORTED,
+            ));
+        }
+        let paths: Vec<OsString> = m
+            .get_many::<OsString>("paths")
+            .map(|v| v.cloned().collect())
+            .unwrap_or_default();
         if paths.len() < 2 {
             return Err(Refusal(
                 "rtsync sync needs at least one SRC and a DEST (see rtsync sync --help)".into(),
-                if paths.len() == 1 { exit::UNSUPPORTED } else { exit::SYNTAX },
+                if paths.len() == 1 {
+                    exit::UNSUPPORTED
+                } else {
+                    exit::SYNTAX
+                },
             ));
         }
         if let Some(remote) = paths.iter().find(|p| is_remote(p.as_bytes())) {
@@ -320,14 +518,23 @@ impl Settings {
             }
             None => None,
         };
-        let (dest, sources) = paths.split_last().ok_or_else(|| Refusal("missing DEST".into(), exit::SYNTAX))?;
+        let (dest, sources) = paths
+            .split_last()
+            .ok_or_else(|| Refusal("missing DEST".into(), exit::SYNTAX))?;
         if files_from.is_some() && sources.len() != 1 {
-            return Err(Refusal("--files-from needs exactly one source directory".into(), exit::SYNTAX));
+            return Err(Refusal(
+                "--files-from needs exactly one source directory".into(),
+                exit::SYNTAX,
+            ));
         }
 
         let mut o = Options::default();
         // -a does not imply -r with --files-from, as in rsync.
-        let recursive_on: &[&str] = if files_from.is_some() { &["recursive"] } else { &["recursive", "archive"] };
+        let recursive_on: &[&str] = if files_from.is_some() {
+            &["recursive"]
+        } else {
+            &["recursive", "archive"]
+        };
         o.recursive = resolve(m, recursive_on, &["no-recursive", "no-r"]);
         o.dirs = m.get_flag("dirs") || files_from.is_some();
         o.links = resolve(m, &["links", "archive"], &["no-links", "no-l"]);
@@ -351,7 +558,10 @@ impl Settings {
             Some(DeleteTiming::Before)
         } else if m.get_flag("delete-after") || m.get_flag("delete-delay") {
             Some(DeleteTiming::After)
-        } else if m.get_flag("delete") || m.get_flag("delete-during") || m.get_flag("delete-excluded") {
+        } else if m.get_flag("delete")
+            || m.get_flag("delete-during")
+            || m.get_flag("delete-excluded")
+        {
             Some(DeleteTiming::During)
         } else {
             None
@@ -365,7 +575,10 @@ impl Settings {
         o.numeric_ids = m.get_flag("numeric-ids");
         o.block_size = m.get_one::<u32>("block-size").copied();
         if m.get_flag("no-implied-dirs") {
-            return Err(Refusal("option --no-implied-dirs: not supported yet".into(), exit::UNSUPPORTED));
+            return Err(Refusal(
+                "option --no-implied-dirs: not supported yet".into(),
+                exit::UNSUPPORTED,
+            ));
         }
         if let Some(name) = m.get_one::<String>("checksum-choice") {
             o.checksum_kind = delta::ChecksumKind::from_name(name)
@@ -388,7 +601,10 @@ impl Settings {
         Ok(Settings {
             options: o,
             filters,
-            sources: sources.iter().map(|s| SourceArg(s.clone().into_vec())).collect(),
+            sources: sources
+                .iter()
+                .map(|s| SourceArg(s.clone().into_vec()))
+                .collect(),
             dest: PathBuf::from(dest),
             files_from,
             verbosity,
@@ -427,7 +643,14 @@ fn run(s: &Settings) -> ExitCode {
     if s.verbosity.verbose > 0 || s.verbosity.progress {
         printer.line("sending incremental file list");
     }
-    let result = mirror::run(&s.sources, s.files_from.as_deref(), &s.dest, &s.options, &s.filters, &mut printer);
+    let result = mirror::run(
+        &s.sources,
+        s.files_from.as_deref(),
+        &s.dest,
+        &s.options,
+        &s.filters,
+        &mut printer,
+    );
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {

@@ -88,7 +88,10 @@ impl BlockIndex {
     }
 
     fn first(&self, sum1: u32) -> u32 {
-        self.heads.get((mix(sum1) & self.mask) as usize).copied().unwrap_or(NONE)
+        self.heads
+            .get((mix(sum1) & self.mask) as usize)
+            .copied()
+            .unwrap_or(NONE)
     }
 
     fn after(&self, i: u32) -> u32 {
@@ -111,7 +114,10 @@ impl<'s> Matcher<'s> {
     /// Indexes a signature for matching.
     #[must_use]
     pub fn new(sig: &'s Signature) -> Self {
-        Matcher { sig, index: BlockIndex::new(sig) }
+        Matcher {
+            sig,
+            index: BlockIndex::new(sig),
+        }
     }
 
     /// Reads the whole new file from `source` and pushes its description into `sink`.
@@ -169,11 +175,7 @@ fn fill(source: &mut impl Read, buf: &mut Vec<u8>, want: usize) -> Result<bool, 
 }
 
 impl Run<'_, '_> {
-    fn flush_literal(
-        &mut self,
-        data: &[u8],
-        sink: &mut impl DeltaSink,
-    ) -> Result<(), DeltaError> {
+    fn flush_literal(&mut self, data: &[u8], sink: &mut impl DeltaSink) -> Result<(), DeltaError> {
         for piece in data.chunks(CHUNK_SIZE) {
             sink.literal(piece).map_err(io("writing delta"))?;
             self.stats.literal_bytes += piece.len() as u64;
@@ -191,7 +193,9 @@ impl Run<'_, '_> {
         let mut found = None;
         let mut i = self.matcher.index.first(sum1);
         while i != NONE {
-            let Some(block) = sig.blocks.get(i as usize) else { break };
+            let Some(block) = sig.blocks.get(i as usize) else {
+                break;
+            };
             if block.sum1 == sum1 && sig.sizes.len_of(i) as usize == window.len() {
                 let ours = *strong.get_or_insert_with(|| {
                     block_sum(sig.kind, sig.seed, sig.seed_fix, window).truncated(s2)
@@ -208,7 +212,11 @@ impl Run<'_, '_> {
         found
     }
 
-    fn search(&mut self, source: &mut impl Read, sink: &mut impl DeltaSink) -> Result<(), DeltaError> {
+    fn search(
+        &mut self,
+        source: &mut impl Read,
+        sink: &mut impl DeltaSink,
+    ) -> Result<(), DeltaError> {
         let sig = self.matcher.sig;
         let blen = sig.sizes.block_len as usize;
         let mut buf: Vec<u8> = Vec::new();

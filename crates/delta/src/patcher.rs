@@ -66,9 +66,10 @@ impl<B: Basis, W: Write> Patcher<B, W> {
     /// # Errors
     /// [`DeltaError::Io`] when writing fails.
     pub fn write_literal(&mut self, data: &[u8]) -> Result<(), DeltaError> {
-        self.out
-            .write_all(data)
-            .map_err(|source| DeltaError::Io { about: "writing new file", source })?;
+        self.out.write_all(data).map_err(|source| DeltaError::Io {
+            about: "writing new file",
+            source,
+        })?;
         self.hasher.update(data);
         self.written += data.len() as u64;
         Ok(())
@@ -79,8 +80,13 @@ impl<B: Basis, W: Write> Patcher<B, W> {
     /// # Errors
     /// [`DeltaError::BadBlock`] for an index outside the basis, [`DeltaError::Io`] otherwise.
     pub fn copy_block(&mut self, block: u64) -> Result<(), DeltaError> {
-        let bad = DeltaError::BadBlock { block, count: self.sizes.count };
-        let Ok(i) = u32::try_from(block) else { return Err(bad) };
+        let bad = DeltaError::BadBlock {
+            block,
+            count: self.sizes.count,
+        };
+        let Ok(i) = u32::try_from(block) else {
+            return Err(bad);
+        };
         if i >= self.sizes.count {
             return Err(bad);
         }
@@ -88,10 +94,16 @@ impl<B: Basis, W: Write> Patcher<B, W> {
         self.buf.resize(len, 0);
         self.basis
             .read_at(self.sizes.offset_of(i), &mut self.buf)
-            .map_err(|source| DeltaError::Io { about: "reading basis file", source })?;
+            .map_err(|source| DeltaError::Io {
+                about: "reading basis file",
+                source,
+            })?;
         self.out
             .write_all(&self.buf)
-            .map_err(|source| DeltaError::Io { about: "writing new file", source })?;
+            .map_err(|source| DeltaError::Io {
+                about: "writing new file",
+                source,
+            })?;
         self.hasher.update(&self.buf);
         self.written += len as u64;
         Ok(())

@@ -43,13 +43,21 @@ impl Rolling {
                 .wrapping_add(b.wrapping_mul(3))
                 .wrapping_add(c.wrapping_mul(2))
                 .wrapping_add(d);
-            s1 = s1.wrapping_add(a).wrapping_add(b).wrapping_add(c).wrapping_add(d);
+            s1 = s1
+                .wrapping_add(a)
+                .wrapping_add(b)
+                .wrapping_add(c)
+                .wrapping_add(d);
         }
         for &b in quads.remainder() {
             s1 = s1.wrapping_add(signed(b));
             s2 = s2.wrapping_add(s1);
         }
-        Rolling { s1, s2, len: u32::try_from(data.len()).unwrap_or(u32::MAX) }
+        Rolling {
+            s1,
+            s2,
+            len: u32::try_from(data.len()).unwrap_or(u32::MAX),
+        }
     }
 
     /// The checksum of the current window.
@@ -75,7 +83,10 @@ impl Rolling {
     pub fn roll(&mut self, out: u8, inn: u8) {
         let o = signed(out);
         self.s1 = self.s1.wrapping_sub(o).wrapping_add(signed(inn));
-        self.s2 = self.s2.wrapping_sub(self.len.wrapping_mul(o)).wrapping_add(self.s1);
+        self.s2 = self
+            .s2
+            .wrapping_sub(self.len.wrapping_mul(o))
+            .wrapping_add(self.s1);
     }
 
     /// Drops `out` from the front without adding a byte: the window shrinks, as it does at the
@@ -115,7 +126,9 @@ mod tests {
 
     #[test]
     fn rolling_equals_recomputing() {
-        let data: Vec<u8> = (0..3000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let data: Vec<u8> = (0..3000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         let k = 700;
         let mut r = Rolling::new(&data[..k]);
         for start in 1..=(data.len() - k) {
@@ -127,7 +140,12 @@ mod tests {
         while start < data.len() {
             r.shrink(data[start]);
             start += 1;
-            assert_eq!(r.digest(), sum1(&data[start..]), "shrunk to {}", data.len() - start);
+            assert_eq!(
+                r.digest(),
+                sum1(&data[start..]),
+                "shrunk to {}",
+                data.len() - start
+            );
         }
     }
 

@@ -47,22 +47,37 @@ impl Signature {
         let mut buf = vec![0u8; sizes.block_len as usize];
         for i in 0..sizes.count {
             let len = sizes.len_of(i) as usize;
-            let block = buf.get_mut(..len).ok_or(DeltaError::BadSumHeader("block length"))?;
-            basis
-                .read_exact(block)
-                .map_err(|source| DeltaError::Io { about: "reading basis file", source })?;
+            let block = buf
+                .get_mut(..len)
+                .ok_or(DeltaError::BadSumHeader("block length"))?;
+            basis.read_exact(block).map_err(|source| DeltaError::Io {
+                about: "reading basis file",
+                source,
+            })?;
             blocks.push(BlockSum {
                 sum1: sum1(block),
                 strong: block_sum(kind, seed, seed_fix, block).truncated(sizes.s2_len as usize),
             });
         }
-        Ok(Signature { sizes, kind, seed, seed_fix, blocks })
+        Ok(Signature {
+            sizes,
+            kind,
+            seed,
+            seed_fix,
+            blocks,
+        })
     }
 
     /// An empty signature: no basis, so the whole file goes as literals.
     #[must_use]
     pub fn empty(kind: ChecksumKind, seed: i32, seed_fix: bool) -> Self {
-        Signature { sizes: SumSizes::default(), kind, seed, seed_fix, blocks: Vec::new() }
+        Signature {
+            sizes: SumSizes::default(),
+            kind,
+            seed,
+            seed_fix,
+            blocks: Vec::new(),
+        }
     }
 
     /// Size in bytes of this signature on the wire: the 16-byte header plus, per block, the

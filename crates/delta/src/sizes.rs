@@ -71,7 +71,11 @@ impl SumSizes {
     /// The sizes rsync's generator picks for a basis of `len` bytes.
     #[must_use]
     pub fn for_file(len: u64, rule: BlockSizeRule) -> Self {
-        let max_block = if rule.protocol < 30 { OLD_MAX_BLOCK_SIZE } else { MAX_BLOCK_SIZE };
+        let max_block = if rule.protocol < 30 {
+            OLD_MAX_BLOCK_SIZE
+        } else {
+            MAX_BLOCK_SIZE
+        };
         let block_len = match rule.forced {
             Some(b) if b > 0 => b.min(max_block),
             _ if len <= u64::from(BLOCK_SIZE) * u64::from(BLOCK_SIZE) => BLOCK_SIZE,
@@ -79,7 +83,9 @@ impl SumSizes {
                 // Largest multiple of 8 with square ≤ len: the integer square root, rounded down.
                 let root = len.isqrt();
                 let rounded = root & !7;
-                u32::try_from(rounded).unwrap_or(max_block).clamp(BLOCK_SIZE, max_block)
+                u32::try_from(rounded)
+                    .unwrap_or(max_block)
+                    .clamp(BLOCK_SIZE, max_block)
             }
         };
         let s2_len = if rule.protocol < 27 {
@@ -90,14 +96,21 @@ impl SumSizes {
             let b = BLOCKSUM_BIAS + 2 * floor_log2(len) - floor_log2(u64::from(block_len));
             let b = b.max(0);
             let s2 = (b + 1 - 32 + 7) / 8;
-            let s2 = s2.max(i64::from(rule.csum_length)).min(i64::from(SUM_LENGTH));
+            let s2 = s2
+                .max(i64::from(rule.csum_length))
+                .min(i64::from(SUM_LENGTH));
             u32::try_from(s2).unwrap_or(SUM_LENGTH)
         };
         let s2_len = s2_len.min(rule.digest_len.max(1));
         let block = u64::from(block_len);
         let remainder = u32::try_from(len % block).unwrap_or(0);
         let count = u32::try_from(len / block + u64::from(remainder != 0)).unwrap_or(u32::MAX);
-        SumSizes { count, block_len, s2_len, remainder }
+        SumSizes {
+            count,
+            block_len,
+            s2_len,
+            remainder,
+        }
     }
 
     /// Validates a sum header received from a peer, as `read_sum_head` does.
@@ -127,13 +140,22 @@ impl SumSizes {
         if count > 0 && block_len == 0 {
             return Err(DeltaError::BadSumHeader("blocks of length zero"));
         }
-        Ok(SumSizes { count, block_len, s2_len, remainder })
+        Ok(SumSizes {
+            count,
+            block_len,
+            s2_len,
+            remainder,
+        })
     }
 
     /// Length of block `i` (the last one may be short).
     #[must_use]
     pub fn len_of(&self, i: u32) -> u32 {
-        if i + 1 == self.count && self.remainder != 0 { self.remainder } else { self.block_len }
+        if i + 1 == self.count && self.remainder != 0 {
+            self.remainder
+        } else {
+            self.block_len
+        }
     }
 
     /// Byte offset of block `i` in the basis.
@@ -164,7 +186,10 @@ mod tests {
     #[test]
     fn small_files_use_700_byte_blocks() {
         let s = sizes(10_000);
-        assert_eq!((s.block_len, s.count, s.remainder, s.s2_len), (700, 15, 200, 2));
+        assert_eq!(
+            (s.block_len, s.count, s.remainder, s.s2_len),
+            (700, 15, 200, 2)
+        );
         assert_eq!(sizes(490_000).block_len, 700);
         assert_eq!(sizes(0).count, 0);
     }
@@ -187,9 +212,16 @@ mod tests {
 
     #[test]
     fn redo_phase_sends_full_sums_but_not_past_the_digest() {
-        let rule = BlockSizeRule { csum_length: SUM_LENGTH, ..BlockSizeRule::default() };
+        let rule = BlockSizeRule {
+            csum_length: SUM_LENGTH,
+            ..BlockSizeRule::default()
+        };
         assert_eq!(SumSizes::for_file(5000, rule).s2_len, 16);
-        let rule = BlockSizeRule { csum_length: SUM_LENGTH, digest_len: 8, ..rule };
+        let rule = BlockSizeRule {
+            csum_length: SUM_LENGTH,
+            digest_len: 8,
+            ..rule
+        };
         assert_eq!(SumSizes::for_file(5000, rule).s2_len, 8);
     }
 

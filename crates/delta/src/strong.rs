@@ -216,7 +216,10 @@ mod tests {
     #[test]
     fn negative_seed_sign_extends() {
         let s = block_sum(ChecksumKind::Xxh64, -5, true, b"abc");
-        assert_eq!(s.as_bytes(), xxh64(b"abc", 0xffff_ffff_ffff_fffb).to_le_bytes());
+        assert_eq!(
+            s.as_bytes(),
+            xxh64(b"abc", 0xffff_ffff_ffff_fffb).to_le_bytes()
+        );
     }
 
     #[test]

@@ -6,16 +6,30 @@ use delta::{
 };
 use proptest::prelude::*;
 
-fn roundtrip(basis: &[u8], target: &[u8], block: Option<u32>, kind: ChecksumKind, seed: i32) -> MatchStats {
-    let rule = BlockSizeRule { forced: block, ..BlockSizeRule::default() };
+fn roundtrip(
+    basis: &[u8],
+    target: &[u8],
+    block: Option<u32>,
+    kind: ChecksumKind,
+    seed: i32,
+) -> MatchStats {
+    let rule = BlockSizeRule {
+        forced: block,
+        ..BlockSizeRule::default()
+    };
     let sizes = SumSizes::for_file(basis.len() as u64, rule);
     let sig = Signature::generate(&mut &basis[..], sizes, kind, seed, true).unwrap();
     let mut patcher = Patcher::new(basis, sizes, kind, seed, Vec::new());
-    let (stats, sum) = Matcher::new(&sig).run(&mut &target[..], &mut patcher).unwrap();
+    let (stats, sum) = Matcher::new(&sig)
+        .run(&mut &target[..], &mut patcher)
+        .unwrap();
     let out = patcher.finish(sum.as_bytes()).unwrap();
     assert_eq!(out.len(), target.len());
     assert!(out == target, "rebuilt file differs");
-    assert_eq!(stats.literal_bytes + stats.matched_bytes, target.len() as u64);
+    assert_eq!(
+        stats.literal_bytes + stats.matched_bytes,
+        target.len() as u64
+    );
     stats
 }
 
@@ -57,9 +71,11 @@ fn apply(mut data: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
 
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
-        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..300)).prop_map(|(a, b)| Edit::Insert(a, b)),
+        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..300))
+            .prop_map(|(a, b)| Edit::Insert(a, b)),
         (any::<usize>(), 1usize..2000).prop_map(|(a, n)| Edit::Delete(a, n)),
-        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..300)).prop_map(|(a, b)| Edit::Overwrite(a, b)),
+        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..300))
+            .prop_map(|(a, b)| Edit::Overwrite(a, b)),
     ]
 }
 
@@ -109,7 +125,9 @@ proptest! {
 
 #[test]
 fn identical_file_is_all_copies() {
-    let data: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    let data: Vec<u8> = (0..100_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
     let stats = roundtrip(&data, &data, None, ChecksumKind::Xxh128, 99);
     assert_eq!(stats.literal_bytes, 0);
     assert_eq!(stats.copy_tokens, 143); // ceil(100000 / 700)
@@ -117,7 +135,9 @@ fn identical_file_is_all_copies() {
 
 #[test]
 fn a_change_in_the_middle_costs_about_its_size() {
-    let basis: Vec<u8> = (0..4_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8).collect();
+    let basis: Vec<u8> = (0..4_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
+        .collect();
     let mut target = basis.clone();
     for b in &mut target[2_000_000..2_100_000] {
         *b = !*b;
@@ -125,7 +145,11 @@ fn a_change_in_the_middle_costs_about_its_size() {
     let stats = roundtrip(&basis, &target, None, ChecksumKind::Xxh128, 5);
     let blen = SumSizes::for_file(basis.len() as u64, BlockSizeRule::default()).block_len as u64;
     assert!(stats.literal_bytes >= 100_000);
-    assert!(stats.literal_bytes <= 100_000 + 2 * blen, "literal {}", stats.literal_bytes);
+    assert!(
+        stats.literal_bytes <= 100_000 + 2 * blen,
+        "literal {}",
+        stats.literal_bytes
+    );
 }
 
 #[test]
@@ -133,9 +157,21 @@ fn literals_never_exceed_chunk_size() {
     let target: Vec<u8> = (0..200_000u32).map(|i| (i * 7) as u8).collect();
     let sig = Signature::empty(ChecksumKind::Md5, 0, true);
     let mut tokens: Vec<Token<'static>> = Vec::new();
-    Matcher::new(&sig).run(&mut &target[..], &mut tokens).unwrap();
-    assert!(tokens.iter().all(|t| matches!(t, Token::Literal(d) if d.len() <= delta::CHUNK_SIZE)));
-    let total: usize = tokens.iter().map(|t| match t { Token::Literal(d) => d.len(), Token::Copy(_) => 0 }).sum();
+    Matcher::new(&sig)
+        .run(&mut &target[..], &mut tokens)
+        .unwrap();
+    assert!(
+        tokens
+            .iter()
+            .all(|t| matches!(t, Token::Literal(d) if d.len() <= delta::CHUNK_SIZE))
+    );
+    let total: usize = tokens
+        .iter()
+        .map(|t| match t {
+            Token::Literal(d) => d.len(),
+            Token::Copy(_) => 0,
+        })
+        .sum();
     assert_eq!(total, target.len());
 }
 
@@ -144,7 +180,13 @@ fn bad_block_index_is_refused() {
     let basis = vec![1u8; 1400];
     let sizes = SumSizes::for_file(1400, BlockSizeRule::default());
     let mut p = Patcher::new(&basis[..], sizes, ChecksumKind::Md5, 0, Vec::new());
-    assert!(matches!(p.copy_block(2), Err(delta::DeltaError::BadBlock { block: 2, count: 2 })));
+    assert!(matches!(
+        p.copy_block(2),
+        Err(delta::DeltaError::BadBlock { block: 2, count: 2 })
+    ));
     assert!(p.copy_block(1).is_ok());
-    assert!(matches!(p.finish(&[0; 16]), Err(delta::DeltaError::ChecksumMismatch { .. })));
+    assert!(matches!(
+        p.finish(&[0; 16]),
+        Err(delta::DeltaError::ChecksumMismatch { .. })
+    ));
 }

@@ -12,7 +12,9 @@ pub fn wildmatch(pat: &[u8], text: &[u8]) -> bool {
 
 fn matches_from(mut pat: &[u8], mut text: &[u8]) -> bool {
     loop {
-        let Some((&p, rest)) = pat.split_first() else { return text.is_empty() };
+        let Some((&p, rest)) = pat.split_first() else {
+            return text.is_empty();
+        };
         match p {
             b'*' => {
                 let double = rest.first() == Some(&b'*');
@@ -44,7 +46,9 @@ fn matches_from(mut pat: &[u8], mut text: &[u8]) -> bool {
                 _ => return false,
             },
             b'[' => {
-                let Some((&t, trest)) = text.split_first() else { return false };
+                let Some((&t, trest)) = text.split_first() else {
+                    return false;
+                };
                 match class(rest, t) {
                     Some((matched, after)) => {
                         if !matched || t == b'/' {
@@ -107,7 +111,11 @@ fn class(body: &[u8], t: u8) -> Option<(bool, &[u8])> {
                 continue;
             }
         }
-        let (c, after) = if c == b'\\' { after.split_first().map_or((c, after), |(&e, a)| (e, a)) } else { (c, after) };
+        let (c, after) = if c == b'\\' {
+            after.split_first().map_or((c, after), |(&e, a)| (e, a))
+        } else {
+            (c, after)
+        };
         if after.first() == Some(&b'-') && after.get(1).is_some_and(|&e| e != b']') {
             let hi = after.get(1).copied().unwrap_or(c);
             matched |= (c..=hi).contains(&t);
@@ -170,7 +178,13 @@ impl Pattern {
             dir_only = true;
         }
         let full_path = anchored || text.contains(&b'/') || text.windows(2).any(|w| w == b"**");
-        Pattern { text, anchored, dir_only, with_contents, full_path }
+        Pattern {
+            text,
+            anchored,
+            dir_only,
+            with_contents,
+            full_path,
+        }
     }
 
     /// The pattern as rsync would print it back.

@@ -149,7 +149,10 @@ pub struct FilterList {
 }
 
 fn parse_err(rule: &[u8], why: &'static str) -> FilterError {
-    FilterError::Parse { rule: String::from_utf8_lossy(rule).into_owned(), why }
+    FilterError::Parse {
+        rule: String::from_utf8_lossy(rule).into_owned(),
+        why,
+    }
 }
 
 impl FilterList {
@@ -205,7 +208,12 @@ impl FilterList {
     ///
     /// # Errors
     /// [`FilterError`] for an unusable pattern.
-    pub fn add_pattern_file(&mut self, content: &[u8], include: bool, from0: bool) -> Result<(), FilterError> {
+    pub fn add_pattern_file(
+        &mut self,
+        content: &[u8],
+        include: bool,
+        from0: bool,
+    ) -> Result<(), FilterError> {
         for line in split_lines(content, from0) {
             if !from0 && (line.starts_with(b";") || line.starts_with(b"#")) {
                 continue;
@@ -237,7 +245,8 @@ impl FilterList {
                 Ok(())
             }
             Some(Parsed::Merge(file)) => {
-                let content = read_file(&file).map_err(|_| parse_err(text, "cannot read merge file"))?;
+                let content =
+                    read_file(&file).map_err(|_| parse_err(text, "cannot read merge file"))?;
                 for line in split_lines(&content, false) {
                     if line.starts_with(b";") || line.starts_with(b"#") {
                         continue;
@@ -276,7 +285,14 @@ fn plain_rule(action: Action, pat: &[u8]) -> Rule {
         Action::Hide | Action::Show => (true, false),
         Action::Protect | Action::Risk => (false, true),
     };
-    Rule { action, pattern: Pattern::new(pat), negate: false, sender, receiver, perishable: false }
+    Rule {
+        action,
+        pattern: Pattern::new(pat),
+        negate: false,
+        sender,
+        receiver,
+        perishable: false,
+    }
 }
 
 fn split_lines(content: &[u8], from0: bool) -> impl Iterator<Item = &[u8]> {
@@ -298,7 +314,10 @@ pub fn parse_rule(text: &[u8]) -> Result<Option<Parsed>, FilterError> {
         return Ok(None);
     }
     // Split the rule word (long or short) from the rest.
-    let word_end = text.iter().position(|&b| b == b' ' || b == b',' || b == b'_').unwrap_or(text.len());
+    let word_end = text
+        .iter()
+        .position(|&b| b == b' ' || b == b',' || b == b'_')
+        .unwrap_or(text.len());
     let word = text.get(..word_end).unwrap_or_default();
     let long = match word {
         b"exclude" => Some('-'),
@@ -315,13 +334,18 @@ pub fn parse_rule(text: &[u8]) -> Result<Option<Parsed>, FilterError> {
     let (kind, after_kind) = match long {
         Some(k) => (k, text.get(word_end..).unwrap_or_default()),
         None => {
-            let Some((&c, rest)) = text.split_first() else { return Ok(None) };
+            let Some((&c, rest)) = text.split_first() else {
+                return Ok(None);
+            };
             (char::from(c), rest)
         }
     };
     // Modifiers run up to the separator (space or '_'); a comma may introduce them.
     let after_kind = after_kind.strip_prefix(b",").unwrap_or(after_kind);
-    let mod_end = after_kind.iter().position(|&b| b == b' ' || b == b'_').unwrap_or(after_kind.len());
+    let mod_end = after_kind
+        .iter()
+        .position(|&b| b == b' ' || b == b'_')
+        .unwrap_or(after_kind.len());
     let mods = after_kind.get(..mod_end).unwrap_or_default();
     let arg = after_kind.get(mod_end + 1..).unwrap_or_default();
 
@@ -393,13 +417,16 @@ mod tests {
     fn list(rules: &[&str]) -> FilterList {
         let mut l = FilterList::new();
         for r in rules {
-            l.add_filter(r.as_bytes(), &mut |_| Err("no".into())).unwrap();
+            l.add_filter(r.as_bytes(), &mut |_| Err("no".into()))
+                .unwrap();
         }
         l
     }
 
     const SEND: Side = Side::Sender;
-    const RECV: Side = Side::Receiver { in_deleted_dir: false };
+    const RECV: Side = Side::Receiver {
+        in_deleted_dir: false,
+    };
 
     #[test]
     fn first_match_wins() {
@@ -449,7 +476,13 @@ mod tests {
         assert!(l.is_excluded(b"b", false, SEND));
         let l = list(&["-p tmp"]);
         assert!(l.is_excluded(b"tmp", false, RECV));
-        assert!(!l.is_excluded(b"tmp", false, Side::Receiver { in_deleted_dir: true }));
+        assert!(!l.is_excluded(
+            b"tmp",
+            false,
+            Side::Receiver {
+                in_deleted_dir: true
+            }
+        ));
     }
 
     #[test]
@@ -464,7 +497,8 @@ mod tests {
     #[test]
     fn pattern_files() {
         let mut l = FilterList::new();
-        l.add_pattern_file(b"# comment\n*.o\n\n; also\n/build/\r\n", false, false).unwrap();
+        l.add_pattern_file(b"# comment\n*.o\n\n; also\n/build/\r\n", false, false)
+            .unwrap();
         assert_eq!(l.rules().len(), 2);
         assert!(l.is_excluded(b"build", true, SEND));
         let mut l = FilterList::new();
@@ -490,8 +524,16 @@ mod tests {
         let mut no = |_: &[u8]| -> Result<Vec<u8>, String> { Err("no".into()) };
         assert!(!l.add_filter(b"? x", &mut no).unwrap_err().is_unsupported());
         assert!(!l.add_filter(b"-", &mut no).unwrap_err().is_unsupported());
-        assert!(l.add_filter(b": .rsync-filter", &mut no).unwrap_err().is_unsupported());
-        assert!(l.add_filter(b"dir-merge .rsync-filter", &mut no).unwrap_err().is_unsupported());
+        assert!(
+            l.add_filter(b": .rsync-filter", &mut no)
+                .unwrap_err()
+                .is_unsupported()
+        );
+        assert!(
+            l.add_filter(b"dir-merge .rsync-filter", &mut no)
+                .unwrap_err()
+                .is_unsupported()
+        );
     }
 
     #[test]

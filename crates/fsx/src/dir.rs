@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
+use crate::FsError;
 use crate::meta::{Kind, Meta, Persist, Stat, Timespec};
 use crate::name::{check_name, split_rel_path};
-use crate::FsError;
 
 fn os(name: &[u8]) -> &OsStr {
     OsStr::from_bytes(name)
@@ -36,9 +36,19 @@ impl Root {
     /// # Errors
     /// [`FsError::Io`] if it is missing or not a directory.
     pub fn open(path: &Path, persist: Persist) -> Result<Root, FsError> {
-        let fd = rfs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| FsError::io("open directory", path.to_path_buf(), e))?;
-        Ok(Root { top: Dir { fd, path: path.to_path_buf(), persist } })
+        let fd = rfs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| FsError::io("open directory", path.to_path_buf(), e))?;
+        Ok(Root {
+            top: Dir {
+                fd,
+                path: path.to_path_buf(),
+                persist,
+            },
+        })
     }
 
     /// The root directory itself.
@@ -98,12 +108,18 @@ fn temp_name(name: &[u8]) -> Vec<u8> {
 }
 
 fn to_rustix_time(t: Timespec) -> rfs::Timespec {
-    rfs::Timespec { tv_sec: t.sec, tv_nsec: i64::from(t.nsec).into() }
+    rfs::Timespec {
+        tv_sec: t.sec,
+        tv_nsec: i64::from(t.nsec).into(),
+    }
 }
 
 fn times(mtime: Timespec) -> rfs::Timestamps {
     rfs::Timestamps {
-        last_access: rfs::Timespec { tv_sec: 0, tv_nsec: rfs::UTIME_OMIT },
+        last_access: rfs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rfs::UTIME_OMIT,
+        },
         last_modification: to_rustix_time(mtime),
     }
 }
@@ -134,11 +150,16 @@ impl Dir {
     /// # Errors
     /// [`FsError::Io`] if the fd cannot be duplicated.
     pub fn try_clone(&self) -> Result<Dir, FsError> {
-        let fd = self
-            .fd
-            .try_clone()
-            .map_err(|source| FsError::Io { op: "dup", path: self.path.clone(), source })?;
-        Ok(Dir { fd, path: self.path.clone(), persist: self.persist })
+        let fd = self.fd.try_clone().map_err(|source| FsError::Io {
+            op: "dup",
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(Dir {
+            fd,
+            path: self.path.clone(),
+            persist: self.persist,
+        })
     }
 
     /// `lstat` of an entry; `None` if it does not exist.
@@ -189,12 +210,23 @@ impl Dir {
     pub fn open_dir(&self, name: &[u8]) -> Result<Dir, FsError> {
         check_name(name)?;
         match rfs::openat(&self.fd, os(name), DIR_FLAGS, Mode::empty()) {
-            Ok(fd) => Ok(Dir { fd, path: self.child(name), persist: self.persist }),
+            Ok(fd) => Ok(Dir {
+                fd,
+                path: self.child(name),
+                persist: self.persist,
+            }),
             // With O_DIRECTORY a symlink is reported as ENOTDIR (or ELOOP on some kernels).
             Err(Errno::LOOP | Errno::NOTDIR)
-                if self.stat(name).ok().flatten().is_some_and(|st| st.kind == Kind::Symlink) =>
+                if self
+                    .stat(name)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|st| st.kind == Kind::Symlink) =>
             {
-                Err(FsError::Unsafe { path: self.child(name), why: "is a symlink, not a directory" })
+                Err(FsError::Unsafe {
+                    path: self.child(name),
+                    why: "is a symlink, not a directory",
+                })
             }
             Err(e) => Err(self.err("open directory", name)(e)),
         }
@@ -207,8 +239,12 @@ impl Dir {
     /// [`FsError::Io`] on failure (including "exists").
     pub fn mkdir(&self, name: &[u8], perms: u32) -> Result<(), FsError> {
         check_name(name)?;
-        rfs::mkdirat(&self.fd, os(name), Mode::from_raw_mode((perms | 0o700) & 0o7777))
-            .map_err(self.err("mkdir", name))
+        rfs::mkdirat(
+            &self.fd,
+            os(name),
+            Mode::from_raw_mode((perms | 0o700) & 0o7777),
+        )
+        .map_err(self.err("mkdir", name))
     }
 
     /// Opens regular file `name` for reading, never through a symlink.
@@ -240,7 +276,8 @@ impl Dir {
     /// [`FsError::Io`] if the temporary file cannot be created.
     pub fn create_temp(&self, name: &[u8]) -> Result<TempFile<'_>, FsError> {
         check_name(name)?;
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         loop {
             let tmp = temp_name(name);
             match rfs::openat(&self.fd, os(&tmp), flags, Mode::from_raw_mode(0o600)) {
@@ -277,7 +314,13 @@ impl Dir {
         check_name(name)?;
         let perms = meta.perms.unwrap_or(0o600) & 0o7777;
         self.make_and_rename(name, meta, kind, |dir, tmp| {
-            rfs::mknodat(&dir.fd, os(tmp), kind.file_type(), Mode::from_raw_mode(perms), rdev)
+            rfs::mknodat(
+                &dir.fd,
+                os(tmp),
+                kind.file_type(),
+                Mode::from_raw_mode(perms),
+                rdev,
+            )
         })
     }
 
@@ -289,8 +332,14 @@ impl Dir {
         check_name(name)?;
         check_name(from_name)?;
         let tmp = temp_name(name);
-        rfs::linkat(&from.fd, os(from_name), &self.fd, os(&tmp), AtFlags::empty())
-            .map_err(self.err("hard link", name))?;
+        rfs::linkat(
+            &from.fd,
+            os(from_name),
+            &self.fd,
+            os(&tmp),
+            AtFlags::empty(),
+        )
+        .map_err(self.err("hard link", name))?;
         self.rename_into_place(&tmp, name)
     }
 
@@ -327,7 +376,8 @@ impl Dir {
 
     fn sync_if_asked(&self) -> Result<(), FsError> {
         if self.persist == Persist::Sync {
-            rfs::fsync(&self.fd).map_err(|e| FsError::io("fsync directory", self.path.clone(), e))?;
+            rfs::fsync(&self.fd)
+                .map_err(|e| FsError::io("fsync directory", self.path.clone(), e))?;
         }
         Ok(())
     }
@@ -349,7 +399,11 @@ impl Dir {
     /// [`FsError::Io`] on failure.
     pub fn remove(&self, name: &[u8], is_dir: bool) -> Result<(), FsError> {
         check_name(name)?;
-        let flags = if is_dir { AtFlags::REMOVEDIR } else { AtFlags::empty() };
+        let flags = if is_dir {
+            AtFlags::REMOVEDIR
+        } else {
+            AtFlags::empty()
+        };
         rfs::unlinkat(&self.fd, os(name), flags).map_err(self.err("remove", name))
     }
 
@@ -376,7 +430,9 @@ impl Dir {
         keep: &mut dyn FnMut(&[u8], Kind) -> bool,
         removed: &mut Vec<(Vec<u8>, Kind)>,
     ) -> Result<bool, FsError> {
-        let Some(st) = self.stat(name)? else { return Ok(true) };
+        let Some(st) = self.stat(name)? else {
+            return Ok(true);
+        };
         if keep(rel, st.kind) {
             return Ok(false);
         }
@@ -450,7 +506,8 @@ impl Dir {
     fn chmod_nofollow(&self, name: &[u8], perms: u32) -> Result<(), FsError> {
         let mode = Mode::from_raw_mode(perms);
         let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rfs::openat(&self.fd, os(name), flags, Mode::empty()).map_err(self.err("chmod", name))?;
+        let fd = rfs::openat(&self.fd, os(name), flags, Mode::empty())
+            .map_err(self.err("chmod", name))?;
         let st = rfs::fstat(&fd).map_err(self.err("chmod", name))?;
         if Kind::from_mode(st.st_mode) == Kind::Symlink {
             return Ok(());
@@ -528,7 +585,9 @@ impl TempFile<'_> {
     /// # Errors
     /// [`FsError::Io`] on failure; the temporary file is removed.
     pub fn commit(mut self, meta: &Meta) -> Result<(), FsError> {
-        let Some(tmp) = self.tmp.take() else { return Ok(()) };
+        let Some(tmp) = self.tmp.take() else {
+            return Ok(());
+        };
         let result = self.finish(&tmp, meta);
         if result.is_err() {
             let _ = rfs::unlinkat(&self.dir.fd, os(&tmp), AtFlags::empty());
@@ -576,7 +635,9 @@ impl TempFile<'_> {
     /// # Errors
     /// [`FsError::Io`] on failure.
     pub fn keep_partial(mut self) -> Result<(), FsError> {
-        let Some(tmp) = self.tmp.take() else { return Ok(()) };
+        let Some(tmp) = self.tmp.take() else {
+            return Ok(());
+        };
         self.dir.rename_into_place(&tmp, &self.name)
     }
 }

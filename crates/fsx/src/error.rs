@@ -30,7 +30,11 @@ pub enum FsError {
 
 impl FsError {
     pub(crate) fn io(op: &'static str, path: PathBuf, errno: rustix::io::Errno) -> Self {
-        FsError::Io { op, path, source: errno.into() }
+        FsError::Io {
+            op,
+            path,
+            source: errno.into(),
+        }
     }
 
     /// The path the error concerns.

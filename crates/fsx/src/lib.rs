@@ -47,5 +47,9 @@ pub fn umask() -> u32 {
 pub fn open_nofollow(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     use rustix::fs::{Mode, OFlags};
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
-    Ok(std::fs::File::from(rustix::fs::open(path, flags, Mode::empty())?))
+    Ok(std::fs::File::from(rustix::fs::open(
+        path,
+        flags,
+        Mode::empty(),
+    )?))
 }

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use crate::FsError;
 
 fn unsafe_path(path: &[u8], why: &'static str) -> FsError {
-    FsError::Unsafe { path: PathBuf::from(OsStr::from_bytes(path)), why }
+    FsError::Unsafe {
+        path: PathBuf::from(OsStr::from_bytes(path)),
+        why,
+    }
 }
 
 /// Checks that `name` is one path component: not empty, not `.` or `..`, no `/`, no NUL.

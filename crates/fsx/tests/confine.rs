@@ -34,11 +34,30 @@ fn a_symlinked_directory_is_never_followed() {
     // Metadata changes on the link never reach its target.
     let before = std::fs::metadata(&outside).unwrap().permissions().mode();
     root.top()
-        .set_meta(b"link", Kind::Symlink, &Meta { perms: Some(0o777), ..Meta::default() })
+        .set_meta(
+            b"link",
+            Kind::Symlink,
+            &Meta {
+                perms: Some(0o777),
+                ..Meta::default()
+            },
+        )
         .unwrap();
     // Even when told it is a directory, chmod does not follow the link.
-    root.top().set_meta(b"link", Kind::Dir, &Meta { perms: Some(0o777), ..Meta::default() }).unwrap();
-    assert_eq!(std::fs::metadata(&outside).unwrap().permissions().mode(), before);
+    root.top()
+        .set_meta(
+            b"link",
+            Kind::Dir,
+            &Meta {
+                perms: Some(0o777),
+                ..Meta::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(&outside).unwrap().permissions().mode(),
+        before
+    );
     // Opening a file through the link fails too.
     std::fs::write(outside.join("secret"), b"x").unwrap();
     assert!(root.open_dir(b"link/").is_err());
@@ -59,10 +78,21 @@ fn temp_files_replace_atomically_and_vanish_when_dropped() {
 
     let mut tmp = dir.create_temp(b"f").unwrap();
     tmp.file_mut().write_all(b"new content").unwrap();
-    let mtime = Timespec { sec: 1_600_000_000, nsec: 123_456_789 };
-    tmp.commit(&Meta { perms: Some(0o640), mtime: Some(mtime), ..Meta::default() }).unwrap();
+    let mtime = Timespec {
+        sec: 1_600_000_000,
+        nsec: 123_456_789,
+    };
+    tmp.commit(&Meta {
+        perms: Some(0o640),
+        mtime: Some(mtime),
+        ..Meta::default()
+    })
+    .unwrap();
     let md = std::fs::symlink_metadata(t.path().join("root/f")).unwrap();
-    assert_eq!(std::fs::read(t.path().join("root/f")).unwrap(), b"new content");
+    assert_eq!(
+        std::fs::read(t.path().join("root/f")).unwrap(),
+        b"new content"
+    );
     assert_eq!(md.mode() & 0o7777, 0o640);
     assert_eq!((md.mtime(), md.mtime_nsec()), (1_600_000_000, 123_456_789));
     assert_eq!(dir.names().unwrap().len(), 1);
@@ -72,17 +102,50 @@ fn temp_files_replace_atomically_and_vanish_when_dropped() {
 fn symlinks_and_fifos_are_made_in_place() {
     let (t, root) = setup();
     let dir = root.top();
-    let mtime = Timespec { sec: 1_500_000_000, nsec: 5 };
-    dir.symlink(b"l", b"../../etc/passwd", &Meta { mtime: Some(mtime), ..Meta::default() }).unwrap();
+    let mtime = Timespec {
+        sec: 1_500_000_000,
+        nsec: 5,
+    };
+    dir.symlink(
+        b"l",
+        b"../../etc/passwd",
+        &Meta {
+            mtime: Some(mtime),
+            ..Meta::default()
+        },
+    )
+    .unwrap();
     // Replacing works too.
-    dir.symlink(b"l", b"target two", &Meta { mtime: Some(mtime), ..Meta::default() }).unwrap();
+    dir.symlink(
+        b"l",
+        b"target two",
+        &Meta {
+            mtime: Some(mtime),
+            ..Meta::default()
+        },
+    )
+    .unwrap();
     assert_eq!(dir.read_link(b"l").unwrap(), b"target two");
     let st = dir.stat(b"l").unwrap().unwrap();
     assert_eq!((st.kind, st.mtime), (Kind::Symlink, mtime));
-    dir.mknod(b"p", Kind::Fifo, 0, &Meta { perms: Some(0o620), ..Meta::default() }).unwrap();
+    dir.mknod(
+        b"p",
+        Kind::Fifo,
+        0,
+        &Meta {
+            perms: Some(0o620),
+            ..Meta::default()
+        },
+    )
+    .unwrap();
     let st = dir.stat(b"p").unwrap().unwrap();
     assert_eq!((st.kind, st.perms), (Kind::Fifo, 0o620));
-    assert!(std::fs::symlink_metadata(t.path().join("root/p")).unwrap().file_type().is_fifo_like());
+    assert!(
+        std::fs::symlink_metadata(t.path().join("root/p"))
+            .unwrap()
+            .file_type()
+            .is_fifo_like()
+    );
 }
 
 trait FifoLike {
@@ -109,7 +172,10 @@ fn remove_tree_spares_kept_entries_and_never_follows_links() {
         .top()
         .remove_tree(b"d", &mut |rel, _| rel.ends_with(b"keep.me"))
         .unwrap();
-    let names: Vec<_> = removed.iter().map(|(p, _)| String::from_utf8_lossy(p).into_owned()).collect();
+    let names: Vec<_> = removed
+        .iter()
+        .map(|(p, _)| String::from_utf8_lossy(p).into_owned())
+        .collect();
     assert_eq!(names, vec!["d/gone", "d/link"]);
     assert!(base.join("d/e/keep.me").exists());
     assert!(outside.join("precious").exists());

@@ -74,7 +74,10 @@ impl FileEntry {
     #[must_use]
     pub fn split_name(&self) -> (&[u8], &[u8]) {
         match self.name.iter().rposition(|&b| b == b'/') {
-            Some(i) => (self.name.get(..i).unwrap_or_default(), self.name.get(i + 1..).unwrap_or_default()),
+            Some(i) => (
+                self.name.get(..i).unwrap_or_default(),
+                self.name.get(i + 1..).unwrap_or_default(),
+            ),
             None => (b".", &self.name),
         }
     }
@@ -109,8 +112,15 @@ impl FileList {
     /// The source path of an entry.
     #[must_use]
     pub fn source_path(&self, entry: &FileEntry) -> PathBuf {
-        let base = self.bases.get(entry.base as usize).map_or(Path::new("."), PathBuf::as_path);
-        if entry.name == b"." { base.to_path_buf() } else { base.join(OsStr::from_bytes(&entry.name)) }
+        let base = self
+            .bases
+            .get(entry.base as usize)
+            .map_or(Path::new("."), PathBuf::as_path);
+        if entry.name == b"." {
+            base.to_path_buf()
+        } else {
+            base.join(OsStr::from_bytes(&entry.name))
+        }
     }
 }
 
@@ -160,7 +170,10 @@ struct Builder<'a> {
 }
 
 fn lstat_path(path: &Path) -> std::io::Result<Stat> {
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().map_or(&b"."[..], OsStrExt::as_bytes);
     if name == b"." || path.as_os_str().as_bytes().ends_with(b"/") {
         // A name ending in '/' asks to follow a symlink to the directory.
@@ -185,7 +198,11 @@ impl Builder<'_> {
     }
 
     fn wanted(&mut self, name: &[u8], st: &Stat) -> bool {
-        if name != b"." && self.filters.is_excluded(name, st.kind == Kind::Dir, Side::Sender) {
+        if name != b"."
+            && self
+                .filters
+                .is_excluded(name, st.kind == Kind::Dir, Side::Sender)
+        {
             return false;
         }
         let skip = match st.kind {
@@ -204,7 +221,13 @@ impl Builder<'_> {
     }
 
     /// Adds the entry `name` (below base `base`), whose lstat is `st`, read from `dir`.
-    fn add_entry(&mut self, base: u32, name: Vec<u8>, st: &Stat, link_target: Option<Vec<u8>>) -> usize {
+    fn add_entry(
+        &mut self,
+        base: u32,
+        name: Vec<u8>,
+        st: &Stat,
+        link_target: Option<Vec<u8>>,
+    ) -> usize {
         let mut entry = FileEntry::from_stat(name, base, st);
         if st.kind == Kind::Symlink {
             entry.size = link_target.as_ref().map_or(0, |t| t.len() as u64);
@@ -221,7 +244,9 @@ impl Builder<'_> {
         let names = match dir.names() {
             Ok(n) => n,
             Err(e) => {
-                self.list.errors.push(format!("opendir {:?} failed: {e}", dir.path()));
+                self.list
+                    .errors
+                    .push(format!("opendir {:?} failed: {e}", dir.path()));
                 return;
             }
         };
@@ -268,7 +293,10 @@ impl Builder<'_> {
         let path = if name == b"." {
             base.clone()
         } else {
-            let mut p = base.join(OsStr::from_bytes(&name)).into_os_string().into_vec();
+            let mut p = base
+                .join(OsStr::from_bytes(&name))
+                .into_os_string()
+                .into_vec();
             if contents {
                 p.push(b'/');
             }
@@ -299,7 +327,9 @@ impl Builder<'_> {
                 return;
             }
             Err(e) => {
-                self.list.errors.push(format!("link_stat {path:?} failed: {e}"));
+                self.list
+                    .errors
+                    .push(format!("link_stat {path:?} failed: {e}"));
                 return;
             }
         };
@@ -307,11 +337,16 @@ impl Builder<'_> {
             return;
         }
         if st.kind == Kind::Dir && !self.recurse && !self.opts.dirs {
-            self.list.notes.push(format!("skipping directory {}", String::from_utf8_lossy(&name)));
+            self.list.notes.push(format!(
+                "skipping directory {}",
+                String::from_utf8_lossy(&name)
+            ));
             return;
         }
         let target = if st.kind == Kind::Symlink {
-            std::fs::read_link(&path).ok().map(|t| t.into_os_string().into_vec())
+            std::fs::read_link(&path)
+                .ok()
+                .map(|t| t.into_os_string().into_vec())
         } else {
             None
         };
@@ -348,7 +383,10 @@ fn relative_split(arg: &[u8]) -> (PathBuf, Vec<u8>) {
     if let Some(i) = arg.windows(3).position(|w| w == b"/./") {
         let base = arg.get(..i).unwrap_or_default();
         let base = if base.is_empty() { &b"/"[..] } else { base };
-        return (PathBuf::from(OsStr::from_bytes(base)), arg.get(i + 3..).unwrap_or_default().to_vec());
+        return (
+            PathBuf::from(OsStr::from_bytes(base)),
+            arg.get(i + 3..).unwrap_or_default().to_vec(),
+        );
     }
     if let Some(rest) = arg.strip_prefix(b"./") {
         return (PathBuf::from("."), rest.to_vec());
@@ -365,7 +403,10 @@ fn relative_split(arg: &[u8]) -> (PathBuf, Vec<u8>) {
 }
 
 fn clean_components(name: &[u8]) -> Vec<u8> {
-    let parts: Vec<&[u8]> = name.split(|&b| b == b'/').filter(|p| !p.is_empty() && *p != b".").collect();
+    let parts: Vec<&[u8]> = name
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty() && *p != b".")
+        .collect();
     if parts.is_empty() {
         return b".".to_vec();
     }
@@ -381,7 +422,12 @@ pub fn build(
     opts: &Options,
     filters: &FilterList,
 ) -> FileList {
-    let mut b = Builder { opts, filters, list: FileList::default(), recurse: opts.recursive };
+    let mut b = Builder {
+        opts,
+        filters,
+        list: FileList::default(),
+        recurse: opts.recursive,
+    };
     let relative = opts.relative || files_from.is_some();
     let args: Vec<Vec<u8>> = match (files_from, sources.first()) {
         (Some(names), Some(dir)) => names
@@ -412,10 +458,17 @@ pub fn build(
             }
             b.add_top(base, name, contents, &implied);
         } else if contents {
-            b.add_top(PathBuf::from(OsStr::from_bytes(&arg)), b".".to_vec(), true, &[]);
+            b.add_top(
+                PathBuf::from(OsStr::from_bytes(&arg)),
+                b".".to_vec(),
+                true,
+                &[],
+            );
         } else {
             let path = PathBuf::from(OsStr::from_bytes(&arg));
-            let name = path.file_name().map_or_else(|| b".".to_vec(), |n| n.as_bytes().to_vec());
+            let name = path
+                .file_name()
+                .map_or_else(|| b".".to_vec(), |n| n.as_bytes().to_vec());
             let parent = match path.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                 _ => PathBuf::from("."),
@@ -424,7 +477,8 @@ pub fn build(
         }
     }
     let mut list = b.list;
-    list.entries.sort_by(|x, y| compare(&x.name, x.is_dir(), &y.name, y.is_dir()));
+    list.entries
+        .sort_by(|x, y| compare(&x.name, x.is_dir(), &y.name, y.is_dir()));
     // rsync keeps one entry per name; a directory that is also implied keeps its content flag.
     let mut deduped: Vec<FileEntry> = Vec::with_capacity(list.entries.len());
     for e in list.entries {
@@ -455,14 +509,26 @@ mod tests {
         ];
         v.sort_by(|a, b| compare(a.0.as_bytes(), a.1, b.0.as_bytes(), b.1));
         let names: Vec<_> = v.iter().map(|x| x.0).collect();
-        assert_eq!(names, [".", "a", "b", "z", "sub", "sub/x", "sub2", "sub2/y"]);
+        assert_eq!(
+            names,
+            [".", "a", "b", "z", "sub", "sub/x", "sub2", "sub2/y"]
+        );
     }
 
     #[test]
     fn relative_names() {
-        assert_eq!(relative_split(b"a/./b/c"), (PathBuf::from("a"), b"b/c".to_vec()));
-        assert_eq!(relative_split(b"/x/y"), (PathBuf::from("/"), b"x/y".to_vec()));
-        assert_eq!(relative_split(b"x/y"), (PathBuf::from("."), b"x/y".to_vec()));
+        assert_eq!(
+            relative_split(b"a/./b/c"),
+            (PathBuf::from("a"), b"b/c".to_vec())
+        );
+        assert_eq!(
+            relative_split(b"/x/y"),
+            (PathBuf::from("/"), b"x/y".to_vec())
+        );
+        assert_eq!(
+            relative_split(b"x/y"),
+            (PathBuf::from("."), b"x/y".to_vec())
+        );
         assert_eq!(clean_components(b"a//./b/"), b"a/b".to_vec());
     }
 }

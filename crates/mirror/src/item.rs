@@ -74,8 +74,10 @@ impl Item {
     /// Whether anything about the entry changed (what `-v` and a single `-i` show).
     #[must_use]
     pub fn is_change(&self) -> bool {
-        matches!(self.update, Update::Received | Update::Deleted | Update::HardLink)
-            || self.is_new
+        matches!(
+            self.update,
+            Update::Received | Update::Deleted | Update::HardLink
+        ) || self.is_new
             || self.checksum
             || self.attr_changed()
     }
@@ -115,8 +117,10 @@ impl Item {
             '.',
             '.',
         ];
-        if matches!(self.update, Update::Unchanged | Update::HardLink | Update::Created)
-            && attrs.iter().all(|&c| c == '.')
+        if matches!(
+            self.update,
+            Update::Unchanged | Update::HardLink | Update::Created
+        ) && attrs.iter().all(|&c| c == '.')
         {
             s.push_str("         ");
         } else {
@@ -129,7 +133,11 @@ impl Item {
     /// hard links `=> leader`.
     #[must_use]
     pub fn display_name(&self) -> Vec<u8> {
-        let mut out = if self.name == b"." { b"./".to_vec() } else { self.name.clone() };
+        let mut out = if self.name == b"." {
+            b"./".to_vec()
+        } else {
+            self.name.clone()
+        };
         if self.kind == Kind::Dir && !out.ends_with(b"/") {
             out.push(b'/');
         }
@@ -161,13 +169,22 @@ mod tests {
         let mut i = Item::new(b"d", Kind::Dir, Update::Unchanged);
         i.time = true;
         assert_eq!(i.itemize(), ".d..t......");
-        assert_eq!(Item::new(b"d", Kind::Dir, Update::Unchanged).itemize(), ".d         ");
-        assert_eq!(Item::new(b"x", Kind::File, Update::Deleted).itemize(), "*deleting  ");
+        assert_eq!(
+            Item::new(b"d", Kind::Dir, Update::Unchanged).itemize(),
+            ".d         "
+        );
+        assert_eq!(
+            Item::new(b"x", Kind::File, Update::Deleted).itemize(),
+            "*deleting  "
+        );
         let mut l = Item::new(b"l", Kind::Symlink, Update::Created);
         l.is_new = true;
         l.link_target = Some(b"t".to_vec());
         assert_eq!(l.itemize(), "cL+++++++++");
         assert_eq!(l.display_name(), b"l -> t");
-        assert_eq!(Item::new(b".", Kind::Dir, Update::Unchanged).display_name(), b"./");
+        assert_eq!(
+            Item::new(b".", Kind::Dir, Update::Unchanged).display_name(),
+            b"./"
+        );
     }
 }

@@ -64,7 +64,11 @@ fn by_kind(total: u64, counts: &[u64; 5]) -> String {
         .filter(|(_, n)| **n > 0)
         .map(|(name, n)| format!("{name}: {}", commas(*n)))
         .collect();
-    if parts.is_empty() { commas(total) } else { format!("{} ({})", commas(total), parts.join(", ")) }
+    if parts.is_empty() {
+        commas(total)
+    } else {
+        format!("{} ({})", commas(total), parts.join(", "))
+    }
 }
 
 impl Stats {
@@ -73,15 +77,39 @@ impl Stats {
     pub fn render(&self) -> String {
         let mut s = String::new();
         let sum = |v: &[u64; 5]| v.iter().sum::<u64>();
-        let _ = writeln!(s, "Number of files: {}", by_kind(sum(&self.files), &self.files));
-        let _ = writeln!(s, "Number of created files: {}", by_kind(sum(&self.created), &self.created));
-        let _ = writeln!(s, "Number of deleted files: {}", by_kind(sum(&self.deleted), &self.deleted));
-        let _ = writeln!(s, "Number of regular files transferred: {}", commas(self.transferred));
+        let _ = writeln!(
+            s,
+            "Number of files: {}",
+            by_kind(sum(&self.files), &self.files)
+        );
+        let _ = writeln!(
+            s,
+            "Number of created files: {}",
+            by_kind(sum(&self.created), &self.created)
+        );
+        let _ = writeln!(
+            s,
+            "Number of deleted files: {}",
+            by_kind(sum(&self.deleted), &self.deleted)
+        );
+        let _ = writeln!(
+            s,
+            "Number of regular files transferred: {}",
+            commas(self.transferred)
+        );
         let _ = writeln!(s, "Total file size: {} bytes", commas(self.total_size));
-        let _ = writeln!(s, "Total transferred file size: {} bytes", commas(self.transferred_size));
+        let _ = writeln!(
+            s,
+            "Total transferred file size: {} bytes",
+            commas(self.transferred_size)
+        );
         let _ = writeln!(s, "Literal data: {} bytes", commas(self.literal));
         let _ = writeln!(s, "Matched data: {} bytes", commas(self.matched));
-        let _ = writeln!(s, "File list generation time: {:.3} seconds", self.flist_time.as_secs_f64());
+        let _ = writeln!(
+            s,
+            "File list generation time: {:.3} seconds",
+            self.flist_time.as_secs_f64()
+        );
         let _ = writeln!(s, "Total bytes sent: {}", commas(self.sent));
         let _ = writeln!(s, "Total bytes received: {}", commas(self.received));
         s
@@ -128,7 +156,11 @@ mod tests {
 
     #[test]
     fn stats_layout() {
-        let st = Stats { files: [2, 1, 0, 0, 0], literal: 1_048_576, ..Stats::default() };
+        let st = Stats {
+            files: [2, 1, 0, 0, 0],
+            literal: 1_048_576,
+            ..Stats::default()
+        };
         let r = st.render();
         assert!(r.contains("Number of files: 3 (reg: 2, dir: 1)\n"));
         assert!(r.contains("Literal data: 1,048,576 bytes\n"));

@@ -14,11 +14,11 @@ use delta::{BlockSizeRule, FileHasher, Matcher, Patcher, Signature, SumSizes};
 use filter::{FilterList, Side};
 use fsx::{Dir, FsError, Kind, Meta, Root, Stat};
 
+use crate::MirrorError;
 use crate::flist::{self, FileEntry, FileList, SourceArg, compare};
 use crate::item::{Item, Update};
 use crate::options::{DeleteTiming, Options};
 use crate::stats::{Stats, kind_slot};
-use crate::MirrorError;
 
 /// Where a transfer reports what it does. Every method has a quiet default.
 pub trait Reporter {
@@ -72,7 +72,12 @@ struct DirCursor {
 impl DirCursor {
     fn open<'c>(&'c mut self, root: &'c Root, rel: &[u8]) -> Result<&'c Dir, FsError> {
         let comps = fsx::split_rel_path(rel)?;
-        let keep = self.stack.iter().zip(&comps).take_while(|((name, _), c)| name == *c).count();
+        let keep = self
+            .stack
+            .iter()
+            .zip(&comps)
+            .take_while(|((name, _), c)| name == *c)
+            .count();
         self.stack.truncate(keep);
         for comp in comps.get(keep..).unwrap_or_default() {
             let next = match self.stack.last() {
@@ -104,7 +109,10 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 
 fn parent_of(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
-        Some(i) => (path.get(..i).unwrap_or_default(), path.get(i + 1..).unwrap_or_default()),
+        Some(i) => (
+            path.get(..i).unwrap_or_default(),
+            path.get(i + 1..).unwrap_or_default(),
+        ),
         None => (b".", path),
     }
 }
@@ -251,7 +259,11 @@ impl<'a> Transfer<'a> {
 
     fn report_new(&mut self, entry: &FileEntry) {
         let Some(kind) = entry.kind else { return };
-        let update = if kind == Kind::File { Update::Received } else { Update::Created };
+        let update = if kind == Kind::File {
+            Update::Received
+        } else {
+            Update::Created
+        };
         let mut item = Item::new(&entry.name, kind, update);
         item.is_new = true;
         item.link_target = entry.link_target.clone();
@@ -281,18 +293,28 @@ impl<'a> Transfer<'a> {
         } else {
             self.attr_diff(entry, &st, &mut item);
         }
-        self.reporter.item(&item);
-        if !self.opts.dry_run {
-            self.dirs_to_finish.push((entry, self.meta_for(entry, false)));
-        }
+        // rsync reports a directory's deletions before the directory itself.
         if self.opts.delete == Some(DeleteTiming::During) && entry.content_dir {
             self.delete_extraneous(b".");
+        }
+        self.reporter.item(&item);
+        if !self.opts.dry_run {
+            self.dirs_to_finish
+                .push((entry, self.meta_for(entry, false)));
         }
     }
 
     /// Clears the way for a new entry where `existing` stands in the way (wrong type).
-    fn make_way(&mut self, parent: &[u8], name: &[u8], existing: &Stat, for_kind: Kind) -> Result<(), FsError> {
-        let Some(root) = &self.root else { return Ok(()) };
+    fn make_way(
+        &mut self,
+        parent: &[u8],
+        name: &[u8],
+        existing: &Stat,
+        for_kind: Kind,
+    ) -> Result<(), FsError> {
+        let Some(root) = &self.root else {
+            return Ok(());
+        };
         let dir = self.cursor.open(root, parent)?;
         if existing.kind != Kind::Dir {
             if for_kind == Kind::Dir {
@@ -303,11 +325,20 @@ impl<'a> Transfer<'a> {
         }
         match dir.remove(name, true) {
             Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(39) && (self.opts.delete.is_some() || self.opts.force) => {
+            Err(e)
+                if e.raw_os_error() == Some(39)
+                    && (self.opts.delete.is_some() || self.opts.force) =>
+            {
                 let rel_dir = parent.to_vec();
                 let filters = self.filters;
                 let removed = dir.remove_tree(name, &mut |rel, kind| {
-                    filters.is_excluded(&join(&rel_dir, rel), kind == Kind::Dir, Side::Receiver { in_deleted_dir: true })
+                    filters.is_excluded(
+                        &join(&rel_dir, rel),
+                        kind == Kind::Dir,
+                        Side::Receiver {
+                            in_deleted_dir: true,
+                        },
+                    )
                 })?;
                 self.cursor.forget();
                 for (rel, kind) in removed {
@@ -326,7 +357,13 @@ impl<'a> Transfer<'a> {
         self.reporter.item(&Item::new(path, kind, Update::Deleted));
     }
 
-    fn directory(&mut self, entry: &'a FileEntry, parent: &[u8], name: &[u8], existing: Option<Stat>) -> Result<(), FsError> {
+    fn directory(
+        &mut self,
+        entry: &'a FileEntry,
+        parent: &[u8],
+        name: &[u8],
+        existing: Option<Stat>,
+    ) -> Result<(), FsError> {
         let mut item = Item::new(&entry.name, Kind::Dir, Update::Created);
         match existing {
             Some(st) if st.kind == Kind::Dir => {
@@ -351,17 +388,24 @@ impl<'a> Transfer<'a> {
                 }
             }
         }
-        self.reporter.item(&item);
-        if !self.opts.dry_run {
-            self.dirs_to_finish.push((entry, self.meta_for(entry, item.is_new)));
-        }
         if self.opts.delete == Some(DeleteTiming::During) && entry.content_dir && !item.is_new {
             self.delete_extraneous(&entry.name);
+        }
+        self.reporter.item(&item);
+        if !self.opts.dry_run {
+            self.dirs_to_finish
+                .push((entry, self.meta_for(entry, item.is_new)));
         }
         Ok(())
     }
 
-    fn quick_check_equal(&mut self, entry: &FileEntry, st: &Stat, dir_path: &[u8], name: &[u8]) -> bool {
+    fn quick_check_equal(
+        &mut self,
+        entry: &FileEntry,
+        st: &Stat,
+        dir_path: &[u8],
+        name: &[u8],
+    ) -> bool {
         if self.opts.ignore_times || st.size != entry.size {
             return false;
         }
@@ -370,8 +414,14 @@ impl<'a> Transfer<'a> {
         }
         if self.opts.checksum {
             let src = self.flist.source_path(entry);
-            let dest = self.root.as_ref().map(|r| r.path().join(OsStr::from_bytes(&join(dir_path, name))));
-            let (Some(a), Some(b)) = (file_sum(&src, self.opts), dest.and_then(|d| file_sum(&d, self.opts))) else {
+            let dest = self
+                .root
+                .as_ref()
+                .map(|r| r.path().join(OsStr::from_bytes(&join(dir_path, name))));
+            let (Some(a), Some(b)) = (
+                file_sum(&src, self.opts),
+                dest.and_then(|d| file_sum(&d, self.opts)),
+            ) else {
                 return false;
             };
             return a == b;
@@ -379,7 +429,13 @@ impl<'a> Transfer<'a> {
         st.mtime == entry.mtime
     }
 
-    fn regular(&mut self, entry: &FileEntry, parent: &[u8], name: &[u8], existing: Option<Stat>) -> Result<(), FsError> {
+    fn regular(
+        &mut self,
+        entry: &FileEntry,
+        parent: &[u8],
+        name: &[u8],
+        existing: Option<Stat>,
+    ) -> Result<(), FsError> {
         let mut item = Item::new(&entry.name, Kind::File, Update::Received);
         let basis = match existing {
             Some(st) if st.kind == Kind::File => {
@@ -396,7 +452,9 @@ impl<'a> Transfer<'a> {
                     if item.is_change() && !self.opts.dry_run {
                         let meta = self.meta_for(entry, false);
                         if let Some(root) = &self.root {
-                            self.cursor.open(root, parent)?.set_meta(name, Kind::File, &meta)?;
+                            self.cursor
+                                .open(root, parent)?
+                                .set_meta(name, Kind::File, &meta)?;
                         }
                     }
                     self.reporter.item(&item);
@@ -442,10 +500,20 @@ impl<'a> Transfer<'a> {
         }
         let started = Instant::now();
         let meta = self.meta_for(entry, item.is_new);
-        let Some(root) = &self.root else { return Ok(()) };
+        let Some(root) = &self.root else {
+            return Ok(());
+        };
         let src_path = self.flist.source_path(entry);
         let dir = self.cursor.open(root, parent)?;
-        match write_file(dir, name, &src_path, basis.as_ref(), &meta, self.opts, self.seed) {
+        match write_file(
+            dir,
+            name,
+            &src_path,
+            basis.as_ref(),
+            &meta,
+            self.opts,
+            self.seed,
+        ) {
             Ok(counts) => {
                 let stats = &mut self.outcome.stats;
                 stats.literal += counts.literal;
@@ -460,7 +528,8 @@ impl<'a> Transfer<'a> {
             Err(WriteError::Vanished) => {
                 self.outcome.vanished += 1;
                 self.outcome.stats.transferred -= 1;
-                self.reporter.error(&format!("file has vanished: {:?}", src_path));
+                self.reporter
+                    .error(&format!("file has vanished: {:?}", src_path));
             }
             Err(WriteError::Fs(e)) => return Err(e),
             Err(WriteError::Other(msg)) => self.error(msg),
@@ -469,28 +538,51 @@ impl<'a> Transfer<'a> {
     }
 
     fn hardlink_leader(&self, entry: &FileEntry) -> Option<Vec<u8>> {
-        entry.hardlink.and_then(|key| self.hardlinks.get(&key).cloned())
+        entry
+            .hardlink
+            .and_then(|key| self.hardlinks.get(&key).cloned())
     }
 
     fn remember_leader(&mut self, entry: &FileEntry, parent: &[u8], name: &[u8]) {
         if let Some(key) = entry.hardlink {
-            self.hardlinks.entry(key).or_insert_with(|| join(parent, name));
+            self.hardlinks
+                .entry(key)
+                .or_insert_with(|| join(parent, name));
         }
     }
 
     /// For a hard-link follower whose destination already is that link: `Some(true)`.
     /// `Some(false)` for a follower that needs linking, `None` for anything else.
-    fn linked_already(&mut self, entry: &FileEntry, parent: &[u8], name: &[u8], st: &Stat) -> Result<Option<bool>, FsError> {
-        let Some(leader) = self.hardlink_leader(entry) else { return Ok(None) };
-        let Some(root) = &self.root else { return Ok(Some(false)) };
+    fn linked_already(
+        &mut self,
+        entry: &FileEntry,
+        parent: &[u8],
+        name: &[u8],
+        st: &Stat,
+    ) -> Result<Option<bool>, FsError> {
+        let Some(leader) = self.hardlink_leader(entry) else {
+            return Ok(None);
+        };
+        let Some(root) = &self.root else {
+            return Ok(Some(false));
+        };
         let (lp, ln) = parent_of(&leader);
         let lst = self.cursor.open(root, lp)?.stat(ln)?;
         self.cursor.open(root, parent)?;
         let _ = name;
-        Ok(Some(lst.is_some_and(|l| l.dev == st.dev && l.ino == st.ino)))
+        Ok(Some(
+            lst.is_some_and(|l| l.dev == st.dev && l.ino == st.ino),
+        ))
     }
 
-    fn link_to_leader(&mut self, entry: &FileEntry, parent: &[u8], name: &[u8], leader: Vec<u8>, is_new: bool) -> Result<(), FsError> {
+    fn link_to_leader(
+        &mut self,
+        entry: &FileEntry,
+        parent: &[u8],
+        name: &[u8],
+        leader: Vec<u8>,
+        is_new: bool,
+    ) -> Result<(), FsError> {
         let mut item = Item::new(&entry.name, Kind::File, Update::HardLink);
         item.is_new = is_new;
         item.hardlink_to = Some(leader.clone());
@@ -498,18 +590,28 @@ impl<'a> Transfer<'a> {
             if let Some(root) = &self.root {
                 let (lp, ln) = parent_of(&leader);
                 let leader_dir = root.open_dir(lp)?;
-                self.cursor.open(root, parent)?.hard_link(name, &leader_dir, ln)?;
+                self.cursor
+                    .open(root, parent)?
+                    .hard_link(name, &leader_dir, ln)?;
             }
         }
         self.reporter.item(&item);
         Ok(())
     }
 
-    fn symlink(&mut self, entry: &FileEntry, parent: &[u8], name: &[u8], existing: Option<Stat>) -> Result<(), FsError> {
+    fn symlink(
+        &mut self,
+        entry: &FileEntry,
+        parent: &[u8],
+        name: &[u8],
+        existing: Option<Stat>,
+    ) -> Result<(), FsError> {
         let target = entry.link_target.clone().unwrap_or_default();
         let mut item = Item::new(&entry.name, Kind::Symlink, Update::Created);
         item.link_target = Some(target.clone());
-        let Some(root) = &self.root else { return Ok(()) };
+        let Some(root) = &self.root else {
+            return Ok(());
+        };
         if let Some(st) = existing {
             if st.kind == Kind::Symlink {
                 let current = self.cursor.open(root, parent)?.read_link(name)?;
@@ -517,7 +619,9 @@ impl<'a> Transfer<'a> {
                     self.attr_diff(entry, &st, &mut item);
                     if item.is_change() && !self.opts.dry_run {
                         let meta = self.meta_for(entry, false);
-                        self.cursor.open(root, parent)?.set_meta(name, Kind::Symlink, &meta)?;
+                        self.cursor
+                            .open(root, parent)?
+                            .set_meta(name, Kind::Symlink, &meta)?;
                     }
                     self.reporter.item(&item);
                     return Ok(());
@@ -540,22 +644,37 @@ impl<'a> Transfer<'a> {
         }
         if !self.opts.dry_run {
             let meta = self.meta_for(entry, true);
-            let Some(root) = &self.root else { return Ok(()) };
-            self.cursor.open(root, parent)?.symlink(name, &target, &meta)?;
+            let Some(root) = &self.root else {
+                return Ok(());
+            };
+            self.cursor
+                .open(root, parent)?
+                .symlink(name, &target, &meta)?;
         }
         self.reporter.item(&item);
         Ok(())
     }
 
-    fn node(&mut self, entry: &FileEntry, kind: Kind, parent: &[u8], name: &[u8], existing: Option<Stat>) -> Result<(), FsError> {
+    fn node(
+        &mut self,
+        entry: &FileEntry,
+        kind: Kind,
+        parent: &[u8],
+        name: &[u8],
+        existing: Option<Stat>,
+    ) -> Result<(), FsError> {
         let mut item = Item::new(&entry.name, kind, Update::Created);
-        let Some(root) = &self.root else { return Ok(()) };
+        let Some(root) = &self.root else {
+            return Ok(());
+        };
         if let Some(st) = existing {
             if st.kind == kind && (!kind.is_device() || st.rdev == entry.rdev) {
                 self.attr_diff(entry, &st, &mut item);
                 if item.is_change() && !self.opts.dry_run {
                     let meta = self.meta_for(entry, false);
-                    self.cursor.open(root, parent)?.set_meta(name, kind, &meta)?;
+                    self.cursor
+                        .open(root, parent)?
+                        .set_meta(name, kind, &meta)?;
                 }
                 self.reporter.item(&item);
                 return Ok(());
@@ -578,16 +697,41 @@ impl<'a> Transfer<'a> {
         }
         if !self.opts.dry_run {
             let meta = self.meta_for(entry, true);
-            let Some(root) = &self.root else { return Ok(()) };
-            self.cursor.open(root, parent)?.mknod(name, kind, entry.rdev, &meta)?;
+            let Some(root) = &self.root else {
+                return Ok(());
+            };
+            self.cursor
+                .open(root, parent)?
+                .mknod(name, kind, entry.rdev, &meta)?;
         }
         self.reporter.item(&item);
         Ok(())
     }
 
-    fn delete_missing(&mut self, entry: &FileEntry, parent: &[u8], name: &[u8], existing: Option<Stat>) -> Result<(), FsError> {
+    fn delete_missing(
+        &mut self,
+        entry: &FileEntry,
+        parent: &[u8],
+        name: &[u8],
+        existing: Option<Stat>,
+    ) -> Result<(), FsError> {
         let Some(st) = existing else { return Ok(()) };
-        let _ = entry;
+        // Like rsync, a missing argument removes a non-empty directory only when deletion or
+        // --force is on.
+        if st.kind == Kind::Dir && self.opts.delete.is_none() && !self.opts.force {
+            let Some(root) = &self.root else {
+                return Ok(());
+            };
+            let dir = self.cursor.open(root, parent)?;
+            let empty = dir.open_dir(name)?.names()?.is_empty();
+            if !empty {
+                self.reporter.note(&format!(
+                    "cannot delete non-empty directory: {}",
+                    String::from_utf8_lossy(&entry.name)
+                ));
+                return Ok(());
+            }
+        }
         self.delete_one(parent, name, st.kind)
     }
 
@@ -599,11 +743,19 @@ impl<'a> Transfer<'a> {
                 return Ok(());
             }
         }
-        let Some(root) = &self.root else { return Ok(()) };
+        let Some(root) = &self.root else {
+            return Ok(());
+        };
         let filters = self.filters;
         let rel_dir = dir_rel.to_vec();
         let mut keep = |rel: &[u8], k: Kind| {
-            filters.is_excluded(&join(&rel_dir, rel), k == Kind::Dir, Side::Receiver { in_deleted_dir: true })
+            filters.is_excluded(
+                &join(&rel_dir, rel),
+                k == Kind::Dir,
+                Side::Receiver {
+                    in_deleted_dir: true,
+                },
+            )
         };
         let dir = self.cursor.open(root, dir_rel)?;
         let removed = if self.opts.dry_run {
@@ -647,7 +799,13 @@ impl<'a> Transfer<'a> {
         extra.sort_by(|a, b| compare(&b.0, b.1 == Kind::Dir, &a.0, a.1 == Kind::Dir));
         for (name, kind) in extra {
             let path = join(dir_rel, &name);
-            if self.filters.is_excluded(&path, kind == Kind::Dir, Side::Receiver { in_deleted_dir: false }) {
+            if self.filters.is_excluded(
+                &path,
+                kind == Kind::Dir,
+                Side::Receiver {
+                    in_deleted_dir: false,
+                },
+            ) {
                 continue;
             }
             if let Err(e) = self.delete_one(dir_rel, &name, kind) {
@@ -664,7 +822,9 @@ impl<'a> Transfer<'a> {
                 root.top().set_own_meta(meta)
             } else {
                 let (parent, name) = parent_of(&entry.name);
-                self.cursor.open(root, parent).and_then(|d| d.set_meta(name, Kind::Dir, meta))
+                self.cursor
+                    .open(root, parent)
+                    .and_then(|d| d.set_meta(name, Kind::Dir, meta))
             };
             if let Err(e) = result {
                 self.outcome.errors += 1;
@@ -681,7 +841,14 @@ fn list_tree(
     kind: Kind,
     keep: &mut dyn FnMut(&[u8], Kind) -> bool,
 ) -> Result<Vec<(Vec<u8>, Kind)>, FsError> {
-    fn walk(dir: &Dir, name: &[u8], rel: &[u8], kind: Kind, keep: &mut dyn FnMut(&[u8], Kind) -> bool, out: &mut Vec<(Vec<u8>, Kind)>) -> Result<bool, FsError> {
+    fn walk(
+        dir: &Dir,
+        name: &[u8],
+        rel: &[u8],
+        kind: Kind,
+        keep: &mut dyn FnMut(&[u8], Kind) -> bool,
+        out: &mut Vec<(Vec<u8>, Kind)>,
+    ) -> Result<bool, FsError> {
         if keep(rel, kind) {
             return Ok(false);
         }
@@ -724,9 +891,9 @@ const IO_BUF: usize = 256 * 1024;
 
 fn open_source(path: &Path) -> Result<File, WriteError> {
     fsx::open_nofollow(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => WriteError::Vanished,
-            _ => WriteError::Other(format!("send_files failed to open {path:?}: {e}")),
-        })
+        std::io::ErrorKind::NotFound => WriteError::Vanished,
+        _ => WriteError::Other(format!("send_files failed to open {path:?}: {e}")),
+    })
 }
 
 /// Writes the new version of `dir/name` from `src_path`: through the delta engine against the
@@ -744,30 +911,48 @@ fn write_file(
     let mut tmp = dir.create_temp(name).map_err(WriteError::Fs)?;
     let kind = opts.checksum_kind;
     let digest = kind.digest_len() as u64;
-    let io_err = |what: &str, e: &dyn std::fmt::Display| WriteError::Other(format!("{what} {src_path:?}: {e}"));
+    let io_err = |what: &str, e: &dyn std::fmt::Display| {
+        WriteError::Other(format!("{what} {src_path:?}: {e}"))
+    };
     let mut counts = WriteCounts::default();
     let use_delta = !opts.whole_file && basis.is_some_and(|b| b.size > 0);
     let result: Result<(), WriteError> = (|| {
         if use_delta {
             let basis_len = basis.map_or(0, |b| b.size);
             let basis_file = dir.open_file(name).map_err(WriteError::Fs)?;
-            let rule = BlockSizeRule { forced: opts.block_size, ..BlockSizeRule::default() };
+            let rule = BlockSizeRule {
+                forced: opts.block_size,
+                ..BlockSizeRule::default()
+            };
             let sizes = SumSizes::for_file(basis_len, rule);
-            let sig = Signature::generate(&mut BufReader::with_capacity(IO_BUF, &basis_file), sizes, kind, seed, true)
-                .map_err(|e| io_err("reading basis for", &e))?;
+            let sig = Signature::generate(
+                &mut BufReader::with_capacity(IO_BUF, &basis_file),
+                sizes,
+                kind,
+                seed,
+                true,
+            )
+            .map_err(|e| io_err("reading basis for", &e))?;
             let out = BufWriter::with_capacity(IO_BUF, tmp.file_mut());
             let mut patcher = Patcher::new(basis_file, sizes, kind, seed, out);
             let (stats, sum) = Matcher::new(&sig)
-                .run(&mut BufReader::with_capacity(IO_BUF, &mut src), &mut patcher)
+                .run(
+                    &mut BufReader::with_capacity(IO_BUF, &mut src),
+                    &mut patcher,
+                )
                 .map_err(|e| io_err("delta transfer of", &e))?;
-            let mut out = patcher.finish(sum.as_bytes()).map_err(|e| io_err("verifying", &e))?;
+            let mut out = patcher
+                .finish(sum.as_bytes())
+                .map_err(|e| io_err("verifying", &e))?;
             out.flush().map_err(|e| io_err("writing", &e))?;
             counts.literal = stats.literal_bytes;
             counts.matched = stats.matched_bytes;
-            counts.sent = stats.literal_bytes + 4 * (stats.literal_tokens + stats.copy_tokens + 1) + digest;
+            counts.sent =
+                stats.literal_bytes + 4 * (stats.literal_tokens + stats.copy_tokens + 1) + digest;
             counts.received = sig.wire_len();
         } else {
-            let copied = std::io::copy(&mut src, tmp.file_mut()).map_err(|e| io_err("copying", &e))?;
+            let copied =
+                std::io::copy(&mut src, tmp.file_mut()).map_err(|e| io_err("copying", &e))?;
             counts.literal = copied;
             counts.sent = copied + 4 * (copied.div_ceil(delta::CHUNK_SIZE as u64) + 1) + digest;
         }
@@ -828,20 +1013,26 @@ pub fn run(
     }
 
     let dest_bytes = dest.as_os_str().as_bytes();
-    let dest_is_dir_syntax = dest_bytes.ends_with(b"/") || dest_bytes.ends_with(b"/.") || dest_bytes == b".";
+    let dest_is_dir_syntax =
+        dest_bytes.ends_with(b"/") || dest_bytes.ends_with(b"/.") || dest_bytes == b".";
     let dest_stat = std::fs::metadata(dest).ok();
     let single_file = match list.entries.as_slice() {
         [only] => only.kind.is_some_and(|k| k != Kind::Dir) && !only.name.contains(&b'/'),
         _ => false,
     };
-    let (root_path, rename): (PathBuf, Option<Vec<u8>>) =
-        if single_file && !dest_is_dir_syntax && !dest_stat.as_ref().is_some_and(std::fs::Metadata::is_dir) {
-            let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let name = dest.file_name().map(|n| n.as_bytes().to_vec());
-            (parent.to_path_buf(), name)
-        } else {
-            (dest.to_path_buf(), None)
-        };
+    let (root_path, rename): (PathBuf, Option<Vec<u8>>) = if single_file
+        && !dest_is_dir_syntax
+        && !dest_stat.as_ref().is_some_and(std::fs::Metadata::is_dir)
+    {
+        let parent = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = dest.file_name().map(|n| n.as_bytes().to_vec());
+        (parent.to_path_buf(), name)
+    } else {
+        (dest.to_path_buf(), None)
+    };
     let mut created_root = false;
     let root = match Root::open(&root_path, opts.persist) {
         Ok(r) => Some(r),
@@ -851,16 +1042,33 @@ pub fn run(
             } else {
                 std::fs::create_dir(&root_path).map_err(|source| MirrorError::Destination {
                     path: root_path.clone(),
-                    source: FsError::Io { op: "mkdir", path: root_path.clone(), source },
+                    source: FsError::Io {
+                        op: "mkdir",
+                        path: root_path.clone(),
+                        source,
+                    },
                 })?;
                 created_root = true;
                 let shown = root_path.as_os_str().as_bytes();
                 let shown = shown.strip_suffix(b"/").unwrap_or(shown);
-                reporter.note(&format!("created directory {}", String::from_utf8_lossy(shown)));
-                Some(Root::open(&root_path, opts.persist).map_err(|source| MirrorError::Destination { path: root_path.clone(), source })?)
+                reporter.note(&format!(
+                    "created directory {}",
+                    String::from_utf8_lossy(shown)
+                ));
+                Some(Root::open(&root_path, opts.persist).map_err(|source| {
+                    MirrorError::Destination {
+                        path: root_path.clone(),
+                        source,
+                    }
+                })?)
             }
         }
-        Err(source) => return Err(MirrorError::Destination { path: root_path, source }),
+        Err(source) => {
+            return Err(MirrorError::Destination {
+                path: root_path,
+                source,
+            });
+        }
     };
 
     let mut children: HashMap<&[u8], HashSet<&[u8]>> = HashMap::new();
@@ -873,7 +1081,9 @@ pub fn run(
         }
     }
     let seed = i32::try_from(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos())
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
             ^ std::process::id().wrapping_shl(6),
     )
     .unwrap_or(1);

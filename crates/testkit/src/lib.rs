@@ -16,8 +16,14 @@ use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, UTIME_OMIT};
 /// Sets the modification time of `path` without following a symlink.
 pub fn set_mtime(path: &Path, sec: i64, nsec: i64) {
     let times = Timestamps {
-        last_access: Timespec { tv_sec: 0, tv_nsec: UTIME_OMIT },
-        last_modification: Timespec { tv_sec: sec, tv_nsec: nsec },
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_OMIT,
+        },
+        last_modification: Timespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        },
     };
     rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)
         .unwrap_or_else(|e| panic!("utimensat {path:?}: {e}"));
@@ -54,7 +60,14 @@ fn write(root: &Path, rel: &[u8], data: &[u8], mode: u32) {
 /// 0600/0755/sticky, and names with spaces, newlines, UTF-8 and non-UTF-8 bytes. Every entry,
 /// directories and symlinks included, gets a distinct mtime with nanoseconds.
 pub fn tricky_tree(root: &Path) {
-    let dirs: [&[u8]; 6] = [b"a", b"a/b", b"a/b/c", b"a/b/c/d", b"sticky", b"dir with space"];
+    let dirs: [&[u8]; 6] = [
+        b"a",
+        b"a/b",
+        b"a/b/c",
+        b"a/b/c/d",
+        b"sticky",
+        b"dir with space",
+    ];
     for d in dirs {
         fs::create_dir(p(root, d)).expect("mkdir");
     }
@@ -76,8 +89,14 @@ pub fn tricky_tree(root: &Path) {
     symlink("a/b/file", p(root, b"rel-link")).expect("symlink");
     symlink("/etc/hostname", p(root, b"abs-link")).expect("symlink");
     symlink("does/not/exist", p(root, b"a/dangling")).expect("symlink");
-    rustix::fs::mknodat(CWD, &p(root, b"fifo"), rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o644), 0)
-        .expect("mkfifo");
+    rustix::fs::mknodat(
+        CWD,
+        &p(root, b"fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .expect("mkfifo");
     stamp_times(root);
 }
 
@@ -87,8 +106,16 @@ pub fn stamp_times(root: &Path) {
     let mut entries = list(root);
     entries.sort_by_key(|(rel, _)| std::cmp::Reverse(rel.iter().filter(|&&b| b == b'/').count()));
     for (i, (rel, _)) in entries.iter().enumerate() {
-        let path = if rel.is_empty() { root.to_path_buf() } else { p(root, rel) };
-        set_mtime(&path, 1_600_000_000 + i as i64 * 1000, 123_456_789 - i as i64);
+        let path = if rel.is_empty() {
+            root.to_path_buf()
+        } else {
+            p(root, rel)
+        };
+        set_mtime(
+            &path,
+            1_600_000_000 + i as i64 * 1000,
+            123_456_789 - i as i64,
+        );
     }
 }
 
@@ -98,7 +125,11 @@ pub fn list(root: &Path) -> Vec<(Vec<u8>, fs::Metadata)> {
     let mut out = vec![(Vec::new(), fs::symlink_metadata(root).expect("lstat root"))];
     let mut stack = vec![Vec::<u8>::new()];
     while let Some(dir) = stack.pop() {
-        let path = if dir.is_empty() { root.to_path_buf() } else { p(root, &dir) };
+        let path = if dir.is_empty() {
+            root.to_path_buf()
+        } else {
+            p(root, &dir)
+        };
         for e in fs::read_dir(&path).unwrap_or_else(|e| panic!("readdir {path:?}: {e}")) {
             let e = e.expect("dirent");
             let mut rel = dir.clone();
@@ -140,7 +171,9 @@ fn describe(root: &Path, rel: &[u8], md: &fs::Metadata) -> String {
 }
 
 fn fnv(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Hard-link groups: sets of paths that share an inode, for files with more than one link.
@@ -148,7 +181,10 @@ fn link_groups(entries: &[(Vec<u8>, fs::Metadata)]) -> Vec<Vec<Vec<u8>>> {
     let mut by_inode: HashMap<(u64, u64), Vec<Vec<u8>>> = HashMap::new();
     for (rel, md) in entries {
         if !md.is_dir() && md.nlink() > 1 {
-            by_inode.entry((md.dev(), md.ino())).or_default().push(rel.clone());
+            by_inode
+                .entry((md.dev(), md.ino()))
+                .or_default()
+                .push(rel.clone());
         }
     }
     let mut groups: Vec<Vec<Vec<u8>>> = by_inode
@@ -166,10 +202,26 @@ fn link_groups(entries: &[(Vec<u8>, fs::Metadata)]) -> Vec<Vec<Vec<u8>>> {
 /// Every difference between the trees at `a` and `b`, as readable lines; empty when identical.
 #[must_use]
 pub fn diff_trees(a: &Path, b: &Path) -> Vec<String> {
+    diff_trees_below(a, b, false)
+}
+
+/// Like [`diff_trees`]; with `ignore_root` the roots' own attributes are not compared (for
+/// transfers that do not carry the root, such as `-R` or `--files-from`).
+#[must_use]
+pub fn diff_trees_below(a: &Path, b: &Path, ignore_root: bool) -> Vec<String> {
     let la = list(a);
     let lb = list(b);
-    let ma: BTreeMap<&[u8], String> = la.iter().map(|(r, m)| (r.as_slice(), describe(a, r, m))).collect();
-    let mb: BTreeMap<&[u8], String> = lb.iter().map(|(r, m)| (r.as_slice(), describe(b, r, m))).collect();
+    let keep = |r: &&(Vec<u8>, fs::Metadata)| !(ignore_root && r.0.is_empty());
+    let ma: BTreeMap<&[u8], String> = la
+        .iter()
+        .filter(keep)
+        .map(|(r, m)| (r.as_slice(), describe(a, r, m)))
+        .collect();
+    let mb: BTreeMap<&[u8], String> = lb
+        .iter()
+        .filter(keep)
+        .map(|(r, m)| (r.as_slice(), describe(b, r, m)))
+        .collect();
     let mut diffs = Vec::new();
     for (rel, da) in &ma {
         let name = String::from_utf8_lossy(rel);
@@ -181,7 +233,11 @@ pub fn diff_trees(a: &Path, b: &Path) -> Vec<String> {
     }
     for rel in mb.keys() {
         if !ma.contains_key(rel) {
-            diffs.push(format!("only in {}: {:?}", b.display(), String::from_utf8_lossy(rel)));
+            diffs.push(format!(
+                "only in {}: {:?}",
+                b.display(),
+                String::from_utf8_lossy(rel)
+            ));
         }
     }
     let (ga, gb) = (link_groups(&la), link_groups(&lb));
@@ -193,8 +249,19 @@ pub fn diff_trees(a: &Path, b: &Path) -> Vec<String> {
 
 /// Panics with every difference if the trees differ.
 pub fn assert_same_tree(a: &Path, b: &Path) {
-    let diffs = diff_trees(a, b);
-    assert!(diffs.is_empty(), "trees {} and {} differ:\n{}", a.display(), b.display(), diffs.join("\n"));
+    assert_same_tree_below(a, b, false);
+}
+
+/// Panics with every difference if the trees differ, roots excluded when `ignore_root`.
+pub fn assert_same_tree_below(a: &Path, b: &Path, ignore_root: bool) {
+    let diffs = diff_trees_below(a, b, ignore_root);
+    assert!(
+        diffs.is_empty(),
+        "trees {} and {} differ:\n{}",
+        a.display(),
+        b.display(),
+        diffs.join("\n")
+    );
 }
 
 /// Edits a tricky tree the way a working tree changes: a file rewritten in the middle, one
@@ -207,7 +274,10 @@ pub fn mutate(root: &Path) {
         *b = b.wrapping_add(1);
     }
     fs::write(&big, &data).expect("write big");
-    let mut f = fs::OpenOptions::new().append(true).open(p(root, b"a/text.txt")).expect("open");
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(p(root, b"a/text.txt"))
+        .expect("open");
     f.write_all(b"more\n").expect("append");
     fs::write(p(root, b"a/b/file"), &noise(30_000, 2)).expect("truncate");
     fs::remove_file(p(root, b"with space")).expect("rm");

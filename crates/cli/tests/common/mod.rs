@@ -1,0 +1,100 @@
+//! Helpers for the end-to-end tests: run the `rtsync` binary and stock `rsync` side by side.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// Runs `rtsync` with `args`, bounded in time, and returns its output.
+pub fn rtsync<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_rtsync")).args(args),
+        Duration::from_secs(300),
+    )
+}
+
+/// Runs stock `rsync` with `args`.
+pub fn rsync<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run_bounded(Command::new("rsync").args(args), Duration::from_secs(300))
+}
+
+/// Runs a command and kills it (by its own pid) if it outlives `limit`.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} ran longer than {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: out_t.join().expect("stdout"),
+        stderr: err_t.join().expect("stderr"),
+    }
+}
+
+/// Whether stock rsync is here. Without it a test may skip, but never when `CI` is set.
+pub fn have_rsync() -> bool {
+    let found = Command::new("rsync")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "stock rsync is required when CI is set"
+        );
+        eprintln!("skipping: stock rsync is not installed");
+    }
+    found
+}
+
+/// Asserts a successful exit, showing output otherwise.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `path` with a trailing slash, as rsync's "contents of" syntax.
+pub fn slash(path: &Path) -> String {
+    format!("{}/", path.display())
+}

@@ -1,0 +1,260 @@
+//! `rtsync sync` against stock `rsync` on one host: the same command on the same source must
+//! produce identical trees (type, size, mode, nanosecond mtime, owner, link target, content,
+//! hard-link structure).
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{have_rsync, ok, rsync, rtsync, slash};
+use testkit::{assert_same_tree, assert_same_tree_below, mutate, tricky_tree};
+
+/// Runs the same arguments through both tools into `a` (rsync) and `b` (rtsync), then compares.
+fn both(args: &[&str], src: &str, a: &Path, b: &Path) {
+    let mut ra: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    ra.push(src.to_string());
+    let mut rb = ra.clone();
+    ra.push(slash(a));
+    rb.push(slash(b));
+    ok(&rsync(&ra));
+    ok(&rtsync(std::iter::once("sync".to_string()).chain(rb)));
+    // The destination root carries the source's attributes only when the source's contents
+    // (`SRC/`) are sent; otherwise its times are the times of its creation.
+    let root_sent = src.ends_with('/')
+        && !args
+            .iter()
+            .any(|a| a.starts_with("--files-from") || a.contains('R'));
+    assert_same_tree_below(a, b, !root_sent);
+}
+
+#[test]
+fn archive_delete_matches_rsync_through_edits() {
+    if !have_rsync() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (src, a, b) = (t.path().join("src"), t.path().join("a"), t.path().join("b"));
+    fs::create_dir(&src).unwrap();
+    tricky_tree(&src);
+    both(&["-a", "--delete"], &slash(&src), &a, &b);
+    mutate(&src);
+    both(&["-a", "--delete"], &slash(&src), &a, &b);
+    // A third run changes nothing and says so.
+    let out = ok(&rtsync([
+        "sync",
+        "-ai",
+        "--delete",
+        &slash(&src),
+        &slash(&b),
+    ]));
+    assert_eq!(out, "", "a no-change run itemized something");
+    assert_same_tree(&a, &b);
+}
+
+#[test]
+fn hard_links_match_rsync() {
+    if !have_rsync() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (src, a, b) = (t.path().join("src"), t.path().join("a"), t.path().join("b"));
+    fs::create_dir(&src).unwrap();
+    tricky_tree(&src);
+    both(&["-aH", "--delete"], &slash(&src), &a, &b);
+    // The destination keeps the source's link structure.
+    assert_same_tree(&src, &b);
+    mutate(&src);
+    both(&["-aH", "--delete"], &slash(&src), &a, &b);
+}
+
+#[test]
+fn without_trailing_slash_the_directory_itself_is_copied() {
+    if !have_rsync() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (src, a, b) = (t.path().join("src"), t.path().join("a"), t.path().join("b"));
+    fs::create_dir(&src).unwrap();
+    tricky_tree(&src);
+    both(&["-a"], src.to_str().unwrap(), &a, &b);
+    assert!(b.join("src/big.bin").exists());
+}
+
+#[test]
+fn filter_rules_select_what_rsync_selects() {
+    if !have_rsync() {
+        return;
+    }
+    let rule_sets: &[&[&str]] = &[
+        &["--exclude=*.bin", "--exclude=/a/b/"],
+        &["--include=*/", "--include=*.txt", "--exclude=*"],
+        &["--exclude=a/b/**", "--exclude=sticky/***"],
+        &["-f", "- with space", "-f", "+ /a/", "-f", "- /*"],
+        &["--exclude=?mpty", "--exclude=[rs]*"],
+        &["--exclude=- hl1", "--include=+ big.bin", "--exclude=*.bin"],
+        &["--exclude=dir with space/"],
+    ];
+    for (i, rules) in rule_sets.iter().enumerate() {
+        let t = tempfile::tempdir().unwrap();
+        let (src, a, b) = (t.path().join("src"), t.path().join("a"), t.path().join("b"));
+        fs::create_dir(&src).unwrap();
+        tricky_tree(&src);
+        let mut args = vec!["-a", "--delete"];
+        args.extend_from_slice(rules);
+        both(&args, &slash(&src), &a, &b);
+        let _ = i;
+    }
+}
+
+#[test]
+fn delete_variants_and_protection_match_rsync() {
+    if !have_rsync() {
+        return;
+    }
+    let variants: &[&[&str]] = &[
+        &["--delete-before"],
+        &["--delete-during"],
+        &["--delete-after"],
+        &["--delete", "--exclude=*.keep"],
+        &["--delete", "--exclude=*.keep", "--delete-excluded"],
+        &[
+            "--delete",
+            "-f",
+            "P *.keep",
+            "--exclude=*.keep",
+            "--delete-excluded",
+        ],
+        &["--delete", "--exclude=extra-dir/"],
+    ];
+    for rules in variants {
+        let t = tempfile::tempdir().unwrap();
+        let (src, a, b) = (t.path().join("src"), t.path().join("a"), t.path().join("b"));
+        fs::create_dir(&src).unwrap();
+        tricky_tree(&src);
+        for dest in [&a, &b] {
+            fs::create_dir_all(dest.join("a/extra-dir/deep")).unwrap();
+            fs::write(dest.join("a/extra-dir/deep/f"), b"x").unwrap();
+            fs::write(dest.join("stale"), b"x").unwrap();
+            fs::write(dest.join("a/old.keep"), b"x").unwrap();
+            fs::write(dest.join("big.bin"), b"a file in the way").unwrap();
+        }
+        let mut args = vec!["-a"];
+        args.extend_from_slice(rules);
+        both(&args, &slash(&src), &a, &b);
+    }
+}
+
+#[test]
+fn relative_files_from_and_missing_args_match_rsync() {
+    if !have_rsync() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (src, a, b) = (t.path().join("src"), t.path().join("a"), t.path().join("b"));
+    fs::create_dir(&src).unwrap();
+    tricky_tree(&src);
+    // -R keeps the path below the /./ marker and creates the implied directories.
+    let marked = format!("{}/./a/b/file", src.display());
+    both(&["-aR"], &marked, &a, &b);
+    // --files-from with --delete-missing-args: listed paths are created, updated or deleted.
+    for dest in [&a, &b] {
+        fs::create_dir_all(dest.join("gone-dir")).unwrap();
+        fs::write(dest.join("gone-dir/x"), b"x").unwrap();
+        fs::write(dest.join("gone-file"), b"x").unwrap();
+    }
+    let list = t.path().join("list");
+    fs::write(&list, "a/text.txt\nsticky\ngone-file\ngone-dir\nrun.sh\n").unwrap();
+    let files_from = format!("--files-from={}", list.display());
+    both(
+        &["-a", &files_from, "--delete-missing-args"],
+        &slash(&src),
+        &a,
+        &b,
+    );
+    assert!(!b.join("gone-file").exists());
+    // Without --force or --delete a non-empty directory stays, as with rsync; with it, it goes.
+    assert!(b.join("gone-dir/x").exists());
+    both(
+        &["-a", &files_from, "--delete-missing-args", "--force"],
+        &slash(&src),
+        &a,
+        &b,
+    );
+    assert!(!b.join("gone-dir").exists());
+    // NUL-separated lists.
+    fs::write(&list, "with space\0new\nline\0").unwrap();
+    both(&["-a", &files_from, "--from0"], &slash(&src), &a, &b);
+    assert!(b.join("new\nline").exists());
+}
+
+#[test]
+fn single_file_to_a_new_name_and_dry_run() {
+    if !have_rsync() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    fs::create_dir(&src).unwrap();
+    tricky_tree(&src);
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    fs::create_dir(&a).unwrap();
+    fs::create_dir(&b).unwrap();
+    let file = src.join("a/text.txt");
+    ok(&rsync([
+        "-a",
+        file.to_str().unwrap(),
+        a.join("renamed.txt").to_str().unwrap(),
+    ]));
+    ok(&rtsync([
+        "sync",
+        "-a",
+        file.to_str().unwrap(),
+        b.join("renamed.txt").to_str().unwrap(),
+    ]));
+    assert_same_tree_below(&a, &b, true);
+    // A dry run reports but changes nothing.
+    let out = ok(&rtsync([
+        "sync",
+        "-ani",
+        "--delete",
+        &slash(&src),
+        &slash(&b),
+    ]));
+    assert!(out.contains(">f+++++++++ big.bin"), "{out}");
+    assert!(out.contains("*deleting   renamed.txt"), "{out}");
+    assert_same_tree_below(&a, &b, true);
+}
+
+#[test]
+fn itemized_output_matches_rsync_on_a_simple_tree() {
+    if !have_rsync() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    fs::write(src.join("f1"), b"one").unwrap();
+    fs::write(src.join("sub/f2"), b"two").unwrap();
+    std::os::unix::fs::symlink("f1", src.join("link")).unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let run = |a: &Path, b: &Path| {
+        let ra = ok(&rsync(["-ai", "--delete", &slash(&src), &slash(a)]));
+        let rb = ok(&rtsync([
+            "sync",
+            "-ai",
+            "--delete",
+            &slash(&src),
+            &slash(b),
+        ]));
+        let a_dir = a.display().to_string();
+        let b_dir = b.display().to_string();
+        assert_eq!(rb.replace(&b_dir, "DEST"), ra.replace(&a_dir, "DEST"));
+    };
+    run(&a, &b);
+    fs::write(src.join("f1"), b"one, longer").unwrap();
+    fs::remove_file(src.join("sub/f2")).unwrap();
+    testkit::set_mtime(&src.join("f1"), 1_700_000_000, 5);
+    testkit::set_mtime(&src.join("sub"), 1_700_000_000, 5);
+    run(&a, &b);
+}
