@@ -134,6 +134,7 @@ impl<'s> Matcher<'s> {
             matcher: self,
             stats: MatchStats::default(),
             hasher: FileHasher::new(self.sig.kind, self.sig.seed),
+            full_strong_sums: self.sig.sizes.s2_len as usize >= self.sig.kind.digest_len(),
         };
         run.search(source, sink)?;
         Ok((run.stats, run.hasher.finish()))
@@ -144,6 +145,8 @@ struct Run<'m, 's> {
     matcher: &'m Matcher<'s>,
     stats: MatchStats,
     hasher: FileHasher,
+    /// The signature carries whole digests (not truncated to `s2length`).
+    full_strong_sums: bool,
 }
 
 fn io(about: &'static str) -> impl FnOnce(io::Error) -> DeltaError {
@@ -182,6 +185,17 @@ impl Run<'_, '_> {
             self.stats.literal_tokens += 1;
         }
         Ok(())
+    }
+
+    /// Whether `window` is block `want`, judged by its full-length strong sum.
+    fn expected(&self, window: &[u8], want: u32) -> Option<u32> {
+        let sig = self.matcher.sig;
+        let block = sig.blocks.get(want as usize)?;
+        if sig.sizes.len_of(want) as usize != window.len() {
+            return None;
+        }
+        let ours = block_sum(sig.kind, sig.seed, sig.seed_fix, window);
+        (ours.truncated(sig.sizes.s2_len as usize) == block.strong).then_some(want)
     }
 
     /// Looks for a block whose sums equal `window`, preferring block `want`: the one right
@@ -258,11 +272,23 @@ impl Run<'_, '_> {
             }
             let k = avail.min(blen);
             let window = buf.get(pos..pos + k).unwrap_or_default();
-            let r = match rolling {
-                Some(r) if r.len() as usize == k => r,
-                _ => Rolling::new(window),
+            // Right after a match the next block is the likely one. With full-length strong sums
+            // its strong sum alone is proof enough, and the rolling sum need not be computed.
+            let expected = (rolling.is_none() && self.full_strong_sums)
+                .then(|| self.expected(window, want))
+                .flatten();
+            let found = match expected {
+                Some(block) => Some(block),
+                None => {
+                    let r = match rolling {
+                        Some(r) if r.len() as usize == k => r,
+                        _ => Rolling::new(window),
+                    };
+                    rolling = Some(r);
+                    self.find(window, r.digest(), want)
+                }
             };
-            if let Some(block) = self.find(window, r.digest(), want) {
+            if let Some(block) = found {
                 self.flush_literal(buf.get(lit..pos).unwrap_or_default(), sink)?;
                 sink.copy(block).map_err(io("writing delta"))?;
                 self.stats.copy_tokens += 1;
@@ -275,7 +301,7 @@ impl Run<'_, '_> {
             }
             // No match: slide one byte.
             let out = window.first().copied().unwrap_or(0);
-            let mut next = r;
+            let Some(mut next) = rolling else { break };
             match buf.get(pos + k) {
                 Some(&inn) if k == blen => next.roll(out, inn),
                 _ => next.shrink(out),

@@ -30,26 +30,29 @@ impl Rolling {
     /// Starts a window over `data`.
     #[must_use]
     pub fn new(data: &[u8]) -> Self {
+        // Byte by byte the definition is `s1 += b; s2 += s1`. This is most of the delta engine's
+        // CPU time, so it runs as L independent lanes (lane j takes bytes j, j+L, ...), each
+        // doing `c += a; a += b` — plain vector adds — and the lanes are folded at the end:
+        // for N rows, `s2 = L·Σc[j] + Σ(L − j)·a[j]` and `s1 = Σa[j]`, all modulo 2³².
+        const L: usize = 16;
+        let mut a = [0u32; L];
+        let mut c = [0u32; L];
+        let mut rows = data.chunks_exact(L);
+        for row in &mut rows {
+            for ((aj, cj), &b) in a.iter_mut().zip(c.iter_mut()).zip(row) {
+                *cj = cj.wrapping_add(*aj);
+                *aj = aj.wrapping_add(signed(b));
+            }
+        }
         let mut s1: u32 = 0;
         let mut s2: u32 = 0;
-        // Four bytes at a time lets the compiler keep the dependency chain short; the result is
-        // the same as the byte loop `s1 += b; s2 += s1`.
-        let mut quads = data.chunks_exact(4);
-        for q in &mut quads {
-            let &[a, b, c, d] = q else { continue };
-            let [a, b, c, d] = [signed(a), signed(b), signed(c), signed(d)];
+        for (j, (&aj, &cj)) in a.iter().zip(c.iter()).enumerate() {
+            s1 = s1.wrapping_add(aj);
             s2 = s2
-                .wrapping_add(s1.wrapping_add(a).wrapping_mul(4))
-                .wrapping_add(b.wrapping_mul(3))
-                .wrapping_add(c.wrapping_mul(2))
-                .wrapping_add(d);
-            s1 = s1
-                .wrapping_add(a)
-                .wrapping_add(b)
-                .wrapping_add(c)
-                .wrapping_add(d);
+                .wrapping_add(cj.wrapping_mul(L as u32))
+                .wrapping_add(aj.wrapping_mul((L - j) as u32));
         }
-        for &b in quads.remainder() {
+        for &b in rows.remainder() {
             s1 = s1.wrapping_add(signed(b));
             s2 = s2.wrapping_add(s1);
         }

@@ -93,9 +93,10 @@ proptest! {
         block in prop::option::of(prop::sample::select(vec![1u32, 7, 8, 64, 700, 1024, 4096])),
         kind in kind(),
         seed in any::<i32>(),
+        full_sums in any::<bool>(),
     ) {
         let target = apply(basis.clone(), &edits);
-        roundtrip(&basis, &target, block, kind, seed);
+        roundtrip_with(&basis, &target, block, kind, seed, full_sums);
     }
 
     #[test]
@@ -120,6 +121,7 @@ proptest! {
         let basis: Vec<u8> = unit.iter().copied().cycle().take(unit.len() * reps).collect();
         let target = apply(basis.clone(), &edits);
         roundtrip(&basis, &target, Some(block), ChecksumKind::Xxh128, 1);
+        roundtrip_with(&basis, &target, Some(block), ChecksumKind::Xxh3, 1, true);
     }
 }
 

@@ -53,3 +53,37 @@ pub fn open_nofollow(path: &std::path::Path) -> std::io::Result<std::fs::File> {
         Mode::empty(),
     )?))
 }
+
+/// Appends `len` bytes of `from`, starting at `offset`, to `to` at its current position, inside
+/// the kernel (`copy_file_range`: no copy through user space, and a reflink where the
+/// filesystem can). Falls back to read/write where the kernel refuses.
+///
+/// # Errors
+/// The OS error, or `UnexpectedEof` if `from` ends early.
+pub fn copy_range(
+    from: &std::fs::File,
+    offset: u64,
+    to: &std::fs::File,
+    len: u64,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+    let mut off = offset;
+    let mut left = len;
+    while left > 0 {
+        let chunk = usize::try_from(left.min(1 << 30)).unwrap_or(1 << 30);
+        match rustix::fs::copy_file_range(from, Some(&mut off), to, None, chunk) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => left -= n as u64,
+            Err(rustix::io::Errno::XDEV | rustix::io::Errno::NOSYS | rustix::io::Errno::INVAL) => {
+                let mut buf = vec![0u8; usize::try_from(left.min(1 << 20)).unwrap_or(1 << 20)];
+                from.read_exact_at(&mut buf, off)?;
+                (&*to).write_all(&buf)?;
+                off += buf.len() as u64;
+                left -= buf.len() as u64;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

@@ -5,12 +5,12 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use delta::{BlockSizeRule, FileHasher, Matcher, Patcher, Signature, SumSizes};
+use delta::{BlockSizeRule, FileHasher, Matcher, Signature, SumSizes};
 use filter::{FilterList, Side};
 use fsx::{Dir, FsError, Kind, Meta, Root, Stat};
 
@@ -920,8 +920,12 @@ fn write_file(
         if use_delta {
             let basis_len = basis.map_or(0, |b| b.size);
             let basis_file = dir.open_file(name).map_err(WriteError::Fs)?;
+            // Locally the signature never crosses a wire, so it carries full-length strong sums:
+            // a false block match is then as unlikely as an xxh128 collision, and the rebuilt
+            // file needs no second pass to verify it.
             let rule = BlockSizeRule {
                 forced: opts.block_size,
+                csum_length: delta::sizes::SUM_LENGTH,
                 ..BlockSizeRule::default()
             };
             let sizes = SumSizes::for_file(basis_len, rule);
@@ -933,18 +937,11 @@ fn write_file(
                 true,
             )
             .map_err(|e| io_err("reading basis for", &e))?;
-            let out = BufWriter::with_capacity(IO_BUF, tmp.file_mut());
-            let mut patcher = Patcher::new(basis_file, sizes, kind, seed, out);
-            let (stats, sum) = Matcher::new(&sig)
-                .run(
-                    &mut BufReader::with_capacity(IO_BUF, &mut src),
-                    &mut patcher,
-                )
+            let mut sink = LocalPatch::new(&basis_file, sizes, tmp.file_mut());
+            let (stats, _) = Matcher::new(&sig)
+                .run(&mut BufReader::with_capacity(IO_BUF, &mut src), &mut sink)
                 .map_err(|e| io_err("delta transfer of", &e))?;
-            let mut out = patcher
-                .finish(sum.as_bytes())
-                .map_err(|e| io_err("verifying", &e))?;
-            out.flush().map_err(|e| io_err("writing", &e))?;
+            sink.flush().map_err(|e| io_err("writing", &e))?;
             counts.literal = stats.literal_bytes;
             counts.matched = stats.matched_bytes;
             counts.sent =
@@ -969,6 +966,80 @@ fn write_file(
             }
             Err(e)
         }
+    }
+}
+
+/// Rebuilds a file on the same host: literals are buffered writes, runs of consecutive basis
+/// blocks become one in-kernel range copy from the old file.
+struct LocalPatch<'f> {
+    basis: &'f File,
+    sizes: SumSizes,
+    out: &'f mut File,
+    literal: Vec<u8>,
+    /// Pending basis range (offset, length) not yet copied.
+    run: Option<(u64, u64)>,
+}
+
+impl<'f> LocalPatch<'f> {
+    fn new(basis: &'f File, sizes: SumSizes, out: &'f mut File) -> Self {
+        LocalPatch {
+            basis,
+            sizes,
+            out,
+            literal: Vec::with_capacity(IO_BUF),
+            run: None,
+        }
+    }
+
+    fn flush_literal(&mut self) -> std::io::Result<()> {
+        if !self.literal.is_empty() {
+            self.out.write_all(&self.literal)?;
+            self.literal.clear();
+        }
+        Ok(())
+    }
+
+    fn flush_run(&mut self) -> std::io::Result<()> {
+        if let Some((offset, len)) = self.run.take() {
+            fsx::copy_range(self.basis, offset, self.out, len)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.flush_literal()?;
+        self.flush_run()
+    }
+}
+
+impl delta::DeltaSink for LocalPatch<'_> {
+    fn literal(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.flush_run()?;
+        self.literal.extend_from_slice(data);
+        if self.literal.len() >= IO_BUF {
+            self.flush_literal()?;
+        }
+        Ok(())
+    }
+
+    fn copy(&mut self, block: u32) -> std::io::Result<()> {
+        if block >= self.sizes.count {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "block index out of range",
+            ));
+        }
+        self.flush_literal()?;
+        let offset = self.sizes.offset_of(block);
+        let len = u64::from(self.sizes.len_of(block));
+        match &mut self.run {
+            Some((start, run_len)) if *start + *run_len == offset => *run_len += len,
+            _ => {
+                self.flush_run()?;
+                self.run = Some((offset, len));
+            }
+        }
+        Ok(())
     }
 }
 
