@@ -13,8 +13,28 @@ fn roundtrip(
     kind: ChecksumKind,
     seed: i32,
 ) -> MatchStats {
+    roundtrip_with(basis, target, block, kind, seed, false)
+}
+
+/// `full_sums`: the signature carries whole digests (as local transfers and the redo phase do),
+/// which lets the matcher confirm the expected next block by strong sum alone.
+fn roundtrip_with(
+    basis: &[u8],
+    target: &[u8],
+    block: Option<u32>,
+    kind: ChecksumKind,
+    seed: i32,
+    full_sums: bool,
+) -> MatchStats {
+    let csum_length = if full_sums {
+        delta::sizes::SUM_LENGTH
+    } else {
+        delta::sizes::SHORT_SUM_LENGTH
+    };
     let rule = BlockSizeRule {
         forced: block,
+        csum_length,
+        digest_len: kind.digest_len() as u32,
         ..BlockSizeRule::default()
     };
     let sizes = SumSizes::for_file(basis.len() as u64, rule);
