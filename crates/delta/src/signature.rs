@@ -68,6 +68,52 @@ impl Signature {
         })
     }
 
+    /// Assembles a signature from block sums computed elsewhere (for example in parallel with
+    /// [`Signature::block_sums`]).
+    #[must_use]
+    pub fn from_blocks(
+        sizes: SumSizes,
+        kind: ChecksumKind,
+        seed: i32,
+        seed_fix: bool,
+        blocks: Vec<BlockSum>,
+    ) -> Self {
+        Signature {
+            sizes,
+            kind,
+            seed,
+            seed_fix,
+            blocks,
+        }
+    }
+
+    /// The sums of the consecutive blocks that `data` holds, the first of them being block
+    /// `first`. `data` must end on a block boundary or at the end of the basis.
+    #[must_use]
+    pub fn block_sums(
+        data: &[u8],
+        first: u32,
+        sizes: SumSizes,
+        kind: ChecksumKind,
+        seed: i32,
+        seed_fix: bool,
+    ) -> Vec<BlockSum> {
+        let mut out = Vec::new();
+        let mut rest = data;
+        let mut i = first;
+        while !rest.is_empty() && i < sizes.count {
+            let len = (sizes.len_of(i) as usize).min(rest.len());
+            let (block, tail) = rest.split_at(len);
+            out.push(BlockSum {
+                sum1: sum1(block),
+                strong: block_sum(kind, seed, seed_fix, block).truncated(sizes.s2_len as usize),
+            });
+            rest = tail;
+            i += 1;
+        }
+        out
+    }
+
     /// An empty signature: no basis, so the whole file goes as literals.
     #[must_use]
     pub fn empty(kind: ChecksumKind, seed: i32, seed_fix: bool) -> Self {
