@@ -240,6 +240,9 @@ impl Builder<'_> {
         self.list.entries.len() - 1
     }
 
+    /// Adds the contents of `dir` (named `prefix` in the list) in rsync's order — its
+    /// non-directories by name, then each subdirectory by name followed by its own contents — so
+    /// that a single source needs no sorting afterwards.
     fn walk(&mut self, base: u32, dir: &fsx::Dir, prefix: &[u8]) {
         let names = match dir.names() {
             Ok(n) => n,
@@ -250,15 +253,18 @@ impl Builder<'_> {
                 return;
             }
         };
+        let mut children = Vec::with_capacity(names.len());
         for child in names {
-            let st = match dir.stat(&child) {
-                Ok(Some(st)) => st,
-                Ok(None) => continue, // vanished while listing
-                Err(e) => {
-                    self.list.errors.push(e.to_string());
-                    continue;
-                }
-            };
+            match dir.stat(&child) {
+                Ok(Some(st)) => children.push((child, st)),
+                Ok(None) => {} // vanished while listing
+                Err(e) => self.list.errors.push(e.to_string()),
+            }
+        }
+        children.sort_unstable_by(|(a, sa), (b, sb)| {
+            (sa.kind == Kind::Dir).cmp(&(sb.kind == Kind::Dir)).then_with(|| a.cmp(b))
+        });
+        for (child, st) in children {
             let name = join(prefix, &child);
             if !self.wanted(&name, &st) {
                 continue;
@@ -444,6 +450,7 @@ pub fn build(
             .collect(),
         _ => sources.iter().map(|s| s.0.clone()).collect(),
     };
+    let args_count = args.len();
     for arg in args {
         let contents = arg.ends_with(b"/") || arg.ends_with(b"/.") || arg == b".";
         if relative {
@@ -477,8 +484,12 @@ pub fn build(
         }
     }
     let mut list = b.list;
-    list.entries
-        .sort_by(|x, y| compare(&x.name, x.is_dir(), &y.name, y.is_dir()));
+    // One plain source is walked in order already; several, or -R with its implied
+    // directories, interleave and must be merged.
+    if args_count > 1 || relative {
+        list.entries
+            .sort_by(|x, y| compare(&x.name, x.is_dir(), &y.name, y.is_dir()));
+    }
     // rsync keeps one entry per name; a directory that is also implied keeps its content flag.
     let mut deduped: Vec<FileEntry> = Vec::with_capacity(list.entries.len());
     for e in list.entries {
