@@ -262,7 +262,9 @@ impl Builder<'_> {
             }
         }
         children.sort_unstable_by(|(a, sa), (b, sb)| {
-            (sa.kind == Kind::Dir).cmp(&(sb.kind == Kind::Dir)).then_with(|| a.cmp(b))
+            (sa.kind == Kind::Dir)
+                .cmp(&(sb.kind == Kind::Dir))
+                .then_with(|| a.cmp(b))
         });
         for (child, st) in children {
             let name = join(prefix, &child);

@@ -127,6 +127,9 @@ struct Transfer<'a> {
     rename: Option<Vec<u8>>,
     /// The destination directory was created by this run.
     created_root: bool,
+    /// `lstat` of every destination entry, scanned while the source was walked; `None` when
+    /// the destination was not scanned (then each entry is looked up as it comes).
+    known: Option<HashMap<Vec<u8>, Stat>>,
     reporter: &'a mut dyn Reporter,
     cursor: DirCursor,
     children: HashMap<&'a [u8], HashSet<&'a [u8]>>,
@@ -234,16 +237,27 @@ impl<'a> Transfer<'a> {
             self.report_new(entry);
             return;
         };
-        let existing = match self.cursor.open(root, &parent) {
-            Ok(dir) => match dir.stat(&name) {
-                Ok(st) => st,
-                Err(e) => return self.fs_error(&e),
-            },
-            Err(e) if e.is_not_found() && self.opts.dry_run => {
+        let existing = if let Some(known) = &self.known {
+            // A dry run never creates the directories it reports; below one, all is new.
+            let parent_is_dir =
+                parent == b"." || known.get(&parent).is_some_and(|st| st.kind == Kind::Dir);
+            if self.opts.dry_run && !parent_is_dir {
                 self.report_new(entry);
                 return;
             }
-            Err(e) => return self.fs_error(&e),
+            known.get(&join(&parent, &name)).copied()
+        } else {
+            match self.cursor.open(root, &parent) {
+                Ok(dir) => match dir.stat(&name) {
+                    Ok(st) => st,
+                    Err(e) => return self.fs_error(&e),
+                },
+                Err(e) if e.is_not_found() && self.opts.dry_run => {
+                    self.report_new(entry);
+                    return;
+                }
+                Err(e) => return self.fs_error(&e),
+            }
         };
         let result = match entry.kind {
             None => self.delete_missing(entry, &parent, &name, existing),
@@ -351,6 +365,9 @@ impl<'a> Transfer<'a> {
     }
 
     fn report_deleted(&mut self, path: &[u8], kind: Kind) {
+        if let Some(known) = &mut self.known {
+            known.remove(path);
+        }
         if let Some(n) = self.outcome.stats.deleted.get_mut(kind_slot(kind)) {
             *n += 1;
         }
@@ -834,6 +851,25 @@ impl<'a> Transfer<'a> {
     }
 }
 
+/// `lstat` of everything below `dest`, never following a symlink; `None` if it cannot be read.
+fn scan_dest(dest: &Path) -> Option<HashMap<Vec<u8>, Stat>> {
+    fn walk(dir: &Dir, prefix: &[u8], out: &mut HashMap<Vec<u8>, Stat>) -> Result<(), FsError> {
+        for name in dir.names()? {
+            let Some(st) = dir.stat(&name)? else { continue };
+            let path = join(prefix, &name);
+            if st.kind == Kind::Dir {
+                walk(&dir.open_dir(&name)?, &path, out)?;
+            }
+            out.insert(path, st);
+        }
+        Ok(())
+    }
+    let root = Root::open(dest, fsx::Persist::Buffered).ok()?;
+    let mut out = HashMap::new();
+    walk(root.top(), b".", &mut out).ok()?;
+    Some(out)
+}
+
 /// What `--delete` would remove below `dir/name`, for a dry run.
 fn list_tree(
     dir: &Dir,
@@ -1122,7 +1158,15 @@ pub fn run(
     reporter: &mut dyn Reporter,
 ) -> Result<Outcome, MirrorError> {
     let started = Instant::now();
-    let list = flist::build(sources, files_from, opts, filters);
+    // While the sources are walked, the other core reads the destination: this is most of the
+    // work of a run where little changed.
+    let dest_is_dir = std::fs::metadata(dest).is_ok_and(|m| m.is_dir());
+    let (list, known) = std::thread::scope(|scope| {
+        let scan = dest_is_dir.then(|| scope.spawn(|| scan_dest(dest)));
+        let list = flist::build(sources, files_from, opts, filters);
+        let known = scan.and_then(|h| h.join().ok()).flatten();
+        (list, known)
+    });
     let flist_time = started.elapsed();
     let mut errors = 0;
     for note in &list.notes {
@@ -1213,6 +1257,11 @@ pub fn run(
         filters,
         flist: &list,
         root,
+        known: if rename.is_none() && !created_root {
+            known
+        } else {
+            None
+        },
         rename,
         created_root,
         reporter,
