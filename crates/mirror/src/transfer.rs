@@ -965,18 +965,36 @@ fn write_file(
                 ..BlockSizeRule::default()
             };
             let sizes = SumSizes::for_file(basis_len, rule);
-            let sig = local_signature(&basis_file, sizes, kind, seed)
-                .map_err(|e| io_err("reading basis for", &e))?;
-            let mut sink = LocalPatch::new(&basis_file, sizes, tmp.file_mut());
-            let (stats, _) = Matcher::new(&sig)
-                .run(&mut BufReader::with_capacity(IO_BUF, &mut src), &mut sink)
-                .map_err(|e| io_err("delta transfer of", &e))?;
-            sink.flush().map_err(|e| io_err("writing", &e))?;
+            let aligned = {
+                let mut sink = LocalPatch::new(&basis_file, sizes, tmp.file_mut());
+                let found = aligned_delta(&mut src, &basis_file, sizes, &mut sink)
+                    .map_err(|e| io_err("delta transfer of", &e))?;
+                sink.flush().map_err(|e| io_err("writing", &e))?;
+                found
+            };
+            let stats = match aligned {
+                Some(stats) => stats,
+                None => {
+                    // Content moved within the file: start over with rsync's rolling search.
+                    use std::io::Seek;
+                    let restart = |f: &mut File| f.set_len(0).and_then(|()| f.rewind());
+                    restart(tmp.file_mut()).map_err(|e| io_err("rewinding", &e))?;
+                    src.rewind().map_err(|e| io_err("rewinding", &e))?;
+                    let sig = local_signature(&basis_file, sizes, kind, seed)
+                        .map_err(|e| io_err("reading basis for", &e))?;
+                    counts.received = sig.wire_len();
+                    let mut sink = LocalPatch::new(&basis_file, sizes, tmp.file_mut());
+                    let (stats, _) = Matcher::new(&sig)
+                        .run(&mut BufReader::with_capacity(IO_BUF, &mut src), &mut sink)
+                        .map_err(|e| io_err("delta transfer of", &e))?;
+                    sink.flush().map_err(|e| io_err("writing", &e))?;
+                    stats
+                }
+            };
             counts.literal = stats.literal_bytes;
             counts.matched = stats.matched_bytes;
             counts.sent =
                 stats.literal_bytes + 4 * (stats.literal_tokens + stats.copy_tokens + 1) + digest;
-            counts.received = sig.wire_len();
         } else {
             let copied =
                 std::io::copy(&mut src, tmp.file_mut()).map_err(|e| io_err("copying", &e))?;
@@ -997,6 +1015,67 @@ fn write_file(
             Err(e)
         }
     }
+}
+
+/// The local fast path of the delta engine: compare each block of the new file with the basis
+/// block at the same offset, byte for byte, and send it as a copy when equal. Files edited in
+/// place or appended to (databases, images, logs) are fully described this way without a single
+/// checksum. When too many blocks differ, content has probably moved, and `None` asks the
+/// caller to run rsync's rolling search instead.
+fn aligned_delta(
+    src: &mut File,
+    basis: &File,
+    sizes: SumSizes,
+    sink: &mut dyn delta::DeltaSink,
+) -> std::io::Result<Option<delta::MatchStats>> {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    let blen = sizes.block_len as usize;
+    let mut stats = delta::MatchStats::default();
+    let mut new = vec![0u8; blen.max(1)];
+    let mut old = vec![0u8; blen.max(1)];
+    let mut differing: u32 = 0;
+    let mut block: u32 = 0;
+    loop {
+        // Fill one block of the new file (short only at its end).
+        let mut got = 0;
+        while got < new.len() {
+            let n = src.read(new.get_mut(got..).unwrap_or_default())?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        if got == 0 {
+            break;
+        }
+        let data = new.get(..got).unwrap_or_default();
+        let same = block < sizes.count && sizes.len_of(block) as usize == got && {
+            let old = old.get_mut(..got).unwrap_or_default();
+            basis.read_exact_at(old, sizes.offset_of(block))?;
+            *old == *data
+        };
+        if same {
+            sink.copy(block)?;
+            stats.copy_tokens += 1;
+            stats.matched_bytes += got as u64;
+        } else {
+            differing += 1;
+            if block < sizes.count && differing > 16 && differing > block / 8 {
+                return Ok(None);
+            }
+            for piece in data.chunks(delta::CHUNK_SIZE) {
+                sink.literal(piece)?;
+                stats.literal_tokens += 1;
+                stats.literal_bytes += piece.len() as u64;
+            }
+        }
+        block = block.saturating_add(1);
+        if got < new.len() {
+            break;
+        }
+    }
+    Ok(Some(stats))
 }
 
 /// The signature of a local basis file, computed on every core: blocks are independent, and
