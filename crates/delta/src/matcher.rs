@@ -133,7 +133,7 @@ impl<'s> Matcher<'s> {
         let mut run = Run {
             matcher: self,
             stats: MatchStats::default(),
-            hasher: FileHasher::new(self.sig.kind, self.sig.seed),
+            hasher: FileHasher::new(self.sig.kind),
             full_strong_sums: self.sig.sizes.s2_len as usize >= self.sig.kind.digest_len(),
         };
         run.search(source, sink)?;

@@ -49,13 +49,14 @@ pub struct Patcher<B, W> {
 }
 
 impl<B: Basis, W: Write> Patcher<B, W> {
-    /// A patcher writing to `out`, copying blocks of `basis` as `sizes` cuts it.
-    pub fn new(basis: B, sizes: SumSizes, kind: ChecksumKind, seed: i32, out: W) -> Self {
+    /// A patcher writing to `out`, copying blocks of `basis` as `sizes` cuts it, and summing
+    /// the result with `kind` for the final check.
+    pub fn new(basis: B, sizes: SumSizes, kind: ChecksumKind, out: W) -> Self {
         Patcher {
             basis,
             out,
             sizes,
-            hasher: FileHasher::new(kind, seed),
+            hasher: FileHasher::new(kind),
             written: 0,
             buf: Vec::new(),
         }

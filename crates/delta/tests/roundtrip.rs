@@ -39,7 +39,7 @@ fn roundtrip_with(
     };
     let sizes = SumSizes::for_file(basis.len() as u64, rule);
     let sig = Signature::generate(&mut &basis[..], sizes, kind, seed, true).unwrap();
-    let mut patcher = Patcher::new(basis, sizes, kind, seed, Vec::new());
+    let mut patcher = Patcher::new(basis, sizes, kind, Vec::new());
     let (stats, sum) = Matcher::new(&sig)
         .run(&mut &target[..], &mut patcher)
         .unwrap();
@@ -201,7 +201,7 @@ fn literals_never_exceed_chunk_size() {
 fn bad_block_index_is_refused() {
     let basis = vec![1u8; 1400];
     let sizes = SumSizes::for_file(1400, BlockSizeRule::default());
-    let mut p = Patcher::new(&basis[..], sizes, ChecksumKind::Md5, 0, Vec::new());
+    let mut p = Patcher::new(&basis[..], sizes, ChecksumKind::Md5, Vec::new());
     assert!(matches!(
         p.copy_block(2),
         Err(delta::DeltaError::BadBlock { block: 2, count: 2 })

@@ -1210,7 +1210,7 @@ impl delta::DeltaSink for LocalPatch<'_> {
 
 fn file_sum(path: &Path, opts: &Options) -> Option<Vec<u8>> {
     let mut f = fsx::open_nofollow(path).ok()?;
-    let mut h = FileHasher::new(opts.checksum_kind, 0);
+    let mut h = FileHasher::new(opts.checksum_kind);
     let mut buf = vec![0u8; IO_BUF];
     loop {
         let n = std::io::Read::read(&mut f, &mut buf).ok()?;
