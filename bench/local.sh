@@ -5,9 +5,12 @@
 #
 # Cases: 100,000 small files copied into an empty directory; a re-run with nothing changed; a
 # 1 GiB file with 1 MiB changed in the middle. Each case runs ROUNDS times per tool, tools
-# alternating, every copy into a directory never used before (ext4 slows down creating files
-# where many were just deleted, which would favour whichever tool ran second). Prints a Markdown
-# table of medians (wall seconds, peak RSS) and the ratio rsync/rtsync (> 1: rtsync faster).
+# alternating, every copy into a directory never used before. ext4 skips inodes freed in the last
+# ~35 seconds when it allocates new ones, which makes file creation several times slower right
+# after a large delete: the script deletes nothing until the end and waits that window out
+# after making its data, so neither tool pays for the other's (or a previous run's) deletes.
+# Prints a Markdown table of medians (wall seconds, peak RSS) and the ratio rsync/tool
+# (> 1: the tool is faster than rsync).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="${1:-/tmp/rtsync-bench}"
@@ -15,7 +18,10 @@ rounds="${ROUNDS:-3}"
 cargo build --release --quiet --bin rtsync
 rt="$PWD/target/release/rtsync"
 command -v rsync >/dev/null || { echo "stock rsync is needed: apt-get install -y rsync" >&2; exit 1; }
-rm -rf "$work"
+if [ -e "$work" ]; then
+  echo "$work exists: remove it (and wait a minute) or pass another directory" >&2
+  exit 1
+fi
 mkdir -p "$work"
 results="$work/results.tsv"
 : >"$results"
@@ -40,10 +46,17 @@ for d in range(100):
         with open(f"{root}/d{d:03}/f{f:04}", "wb") as fh:
             fh.write(random.randbytes(100 + random.randrange(4000)))
 PY
+sync
+sleep 40
 
 for i in $(seq "$rounds"); do
-  measure "100k files, initial copy" rsync rsync -a "$work/small/" "$work/rsync-small-$i/"
-  measure "100k files, initial copy" rtsync "$rt" sync -a "$work/small/" "$work/rtsync-small-$i/"
+  if [ $((i % 2)) -eq 1 ]; then
+    measure "100k files, initial copy" rsync rsync -a "$work/small/" "$work/rsync-small-$i/"
+    measure "100k files, initial copy" rtsync "$rt" sync -a "$work/small/" "$work/rtsync-small-$i/"
+  else
+    measure "100k files, initial copy" rtsync "$rt" sync -a "$work/small/" "$work/rtsync-small-$i/"
+    measure "100k files, initial copy" rsync rsync -a "$work/small/" "$work/rsync-small-$i/"
+  fi
 done
 for i in $(seq $((rounds * 2))); do
   measure "100k files, no-change re-run" rtsync "$rt" sync -a "$work/small/" "$work/rtsync-small-1/"
@@ -75,7 +88,7 @@ for i in $(seq "$rounds"); do
   fresh_basis "$work/big/rtsync-$i"
   measure "1 GiB file, 1 MiB changed" "rtsync" "$rt" sync -a "$work/big/src/" "$work/big/rtsync-$i/"
   cmp "$work/big/src/file" "$work/big/rtsync-$i/file"
-  rm -rf "$work/big/rsync-$i" "$work/big/rsyncd-$i" "$work/big/rtsync-$i"
+  rm -rf "$work/big/rsync-$i" "$work/big/rsyncd-$i" "$work/big/rtsync-$i" # three inodes, 3 GiB
 done
 fresh_basis "$work/big/stats"
 literal=$("$rt" sync -a --stats "$work/big/src/" "$work/big/stats/" | sed -n 's/^Literal data: //p')

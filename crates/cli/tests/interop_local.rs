@@ -138,6 +138,16 @@ fn delete_variants_and_protection_match_rsync() {
             fs::write(dest.join("stale"), b"x").unwrap();
             fs::write(dest.join("a/old.keep"), b"x").unwrap();
             fs::write(dest.join("big.bin"), b"a file in the way").unwrap();
+            // Entries the transfer keeps must not differ between the two destinations.
+            for kept in [
+                "a/extra-dir/deep/f",
+                "a/extra-dir/deep",
+                "a/extra-dir",
+                "stale",
+                "a/old.keep",
+            ] {
+                testkit::set_mtime(&dest.join(kept), 1_500_000_000, 0);
+            }
         }
         let mut args = vec!["-a"];
         args.extend_from_slice(rules);
@@ -162,6 +172,9 @@ fn relative_files_from_and_missing_args_match_rsync() {
         fs::create_dir_all(dest.join("gone-dir")).unwrap();
         fs::write(dest.join("gone-dir/x"), b"x").unwrap();
         fs::write(dest.join("gone-file"), b"x").unwrap();
+        for kept in ["gone-dir/x", "gone-dir", "gone-file"] {
+            testkit::set_mtime(&dest.join(kept), 1_500_000_000, 0);
+        }
     }
     let list = t.path().join("list");
     fs::write(&list, "a/text.txt\nsticky\ngone-file\ngone-dir\nrun.sh\n").unwrap();

@@ -459,7 +459,7 @@ impl<'a> Transfer<'a> {
                 if self.opts.ignore_existing || (self.opts.update && st.mtime > entry.mtime) {
                     return Ok(());
                 }
-                if let Some(done) = self.linked_already(entry, parent, name, &st)? {
+                if let Some(done) = self.linked_already(entry, &st)? {
                     if done {
                         return Ok(());
                     }
@@ -568,15 +568,10 @@ impl<'a> Transfer<'a> {
         }
     }
 
-    /// For a hard-link follower whose destination already is that link: `Some(true)`.
-    /// `Some(false)` for a follower that needs linking, `None` for anything else.
-    fn linked_already(
-        &mut self,
-        entry: &FileEntry,
-        parent: &[u8],
-        name: &[u8],
-        st: &Stat,
-    ) -> Result<Option<bool>, FsError> {
+    /// For a hard-link follower (`-H`) whose leader is already in place: whether the existing
+    /// destination entry `st` already is that link (`Some(true)`) or must be linked
+    /// (`Some(false)`). `None` for entries that are not followers.
+    fn linked_already(&mut self, entry: &FileEntry, st: &Stat) -> Result<Option<bool>, FsError> {
         let Some(leader) = self.hardlink_leader(entry) else {
             return Ok(None);
         };
@@ -585,8 +580,6 @@ impl<'a> Transfer<'a> {
         };
         let (lp, ln) = parent_of(&leader);
         let lst = self.cursor.open(root, lp)?.stat(ln)?;
-        self.cursor.open(root, parent)?;
-        let _ = name;
         Ok(Some(
             lst.is_some_and(|l| l.dev == st.dev && l.ino == st.ino),
         ))

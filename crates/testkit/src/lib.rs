@@ -97,6 +97,21 @@ pub fn tricky_tree(root: &Path) {
         0,
     )
     .expect("mkfifo");
+    if rustix::process::geteuid().is_root() {
+        // Only root can make devices and give files away: then the tree has both.
+        rustix::fs::mknodat(
+            CWD,
+            &p(root, b"a/null-device"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0o666),
+            rustix::fs::makedev(1, 3),
+        )
+        .expect("mknod");
+        write(root, b"owned-by-1234", b"owner", 0o644);
+        std::os::unix::fs::lchown(p(root, b"owned-by-1234"), Some(1234), Some(5678))
+            .expect("chown");
+        std::os::unix::fs::lchown(p(root, b"abs-link"), Some(4321), Some(8765)).expect("lchown");
+    }
     stamp_times(root);
 }
 
