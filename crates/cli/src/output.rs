@@ -103,7 +103,7 @@ impl Printer {
 }
 
 impl Reporter for Printer {
-    fn item(&mut self, item: &Item) {
+    fn item(&mut self, item: &Item<'_>) {
         if self.v.quiet {
             return;
         }
@@ -126,7 +126,7 @@ impl Reporter for Printer {
         }
     }
 
-    fn file_done(&mut self, item: &Item, elapsed: Duration) {
+    fn file_done(&mut self, item: &Item<'_>, elapsed: Duration) {
         self.transferred += 1;
         if !self.v.progress || self.v.quiet {
             return;

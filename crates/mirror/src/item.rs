@@ -21,9 +21,9 @@ pub enum Update {
 /// One reported change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(clippy::struct_excessive_bools)]
-pub struct Item {
+pub struct Item<'a> {
     /// Path relative to the transfer root.
-    pub name: Vec<u8>,
+    pub name: &'a [u8],
     /// Entry type.
     pub kind: Kind,
     /// What was done.
@@ -43,19 +43,19 @@ pub struct Item {
     /// Group differs.
     pub group: bool,
     /// Symlink target, for display.
-    pub link_target: Option<Vec<u8>>,
+    pub link_target: Option<&'a [u8]>,
     /// Hard-link leader, for display.
     pub hardlink_to: Option<Vec<u8>>,
     /// Regular-file bytes written.
     pub bytes: u64,
 }
 
-impl Item {
+impl<'a> Item<'a> {
     /// A bare item: nothing changed yet.
     #[must_use]
-    pub fn new(name: &[u8], kind: Kind, update: Update) -> Self {
+    pub fn new(name: &'a [u8], kind: Kind, update: Update) -> Self {
         Item {
-            name: name.to_vec(),
+            name,
             kind,
             update,
             is_new: false,
@@ -136,12 +136,12 @@ impl Item {
         let mut out = if self.name == b"." {
             b"./".to_vec()
         } else {
-            self.name.clone()
+            self.name.to_vec()
         };
         if self.kind == Kind::Dir && !out.ends_with(b"/") {
             out.push(b'/');
         }
-        if let Some(t) = &self.link_target {
+        if let Some(t) = self.link_target {
             out.extend_from_slice(b" -> ");
             out.extend_from_slice(t);
         }
@@ -179,7 +179,7 @@ mod tests {
         );
         let mut l = Item::new(b"l", Kind::Symlink, Update::Created);
         l.is_new = true;
-        l.link_target = Some(b"t".to_vec());
+        l.link_target = Some(b"t");
         assert_eq!(l.itemize(), "cL+++++++++");
         assert_eq!(l.display_name(), b"l -> t");
         assert_eq!(

@@ -3,6 +3,8 @@
 //! (`generator.c recv_generator`, `receiver.c recv_files`, `generator.c delete_in_dir`).
 
 use std::collections::{HashMap, HashSet};
+
+use rustc_hash::FxHashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{BufReader, Write};
@@ -23,9 +25,9 @@ use crate::stats::{Stats, kind_slot};
 /// Where a transfer reports what it does. Every method has a quiet default.
 pub trait Reporter {
     /// An entry was created, changed, checked or deleted.
-    fn item(&mut self, _item: &Item) {}
+    fn item(&mut self, _item: &Item<'_>) {}
     /// A file's content was written (for `--progress`).
-    fn file_done(&mut self, _item: &Item, _elapsed: Duration) {}
+    fn file_done(&mut self, _item: &Item<'_>, _elapsed: Duration) {}
     /// A problem with one entry; the transfer goes on and ends with exit code 23 or 24.
     fn error(&mut self, _message: &str) {}
     /// Information that is not an error ("skipping non-regular file").
@@ -124,12 +126,12 @@ struct Transfer<'a> {
     /// `None` in a dry run whose destination does not exist yet.
     root: Option<Root>,
     /// A single file transferred to a new name.
-    rename: Option<Vec<u8>>,
+    rename: Option<&'a [u8]>,
     /// The destination directory was created by this run.
     created_root: bool,
     /// `lstat` of every destination entry, scanned while the source was walked; `None` when
     /// the destination was not scanned (then each entry is looked up as it comes).
-    known: Option<HashMap<Vec<u8>, Stat>>,
+    known: Option<FxHashMap<Vec<u8>, Stat>>,
     reporter: &'a mut dyn Reporter,
     cursor: DirCursor,
     children: HashMap<&'a [u8], HashSet<&'a [u8]>>,
@@ -181,9 +183,9 @@ impl<'a> Transfer<'a> {
         item.group = self.opts.group && st.gid != entry.gid;
     }
 
-    fn dest_name<'e>(&'e self, entry: &'e FileEntry) -> (&'e [u8], &'e [u8]) {
+    fn dest_name(&self, entry: &'a FileEntry) -> (&'a [u8], &'a [u8]) {
         let (parent, base) = entry.split_name();
-        match &self.rename {
+        match self.rename {
             Some(name) => (b".", name),
             None => (parent, base),
         }
@@ -231,7 +233,6 @@ impl<'a> Transfer<'a> {
             return;
         }
         let (parent, name) = self.dest_name(entry);
-        let (parent, name) = (parent.to_vec(), name.to_vec());
         let Some(root) = &self.root else {
             // Dry run into a destination that does not exist: everything would be new.
             self.report_new(entry);
@@ -240,12 +241,13 @@ impl<'a> Transfer<'a> {
         let existing = if let Some(known) = &self.known {
             // A dry run never creates the directories it reports; below one, all is new.
             let parent_is_dir =
-                parent == b"." || known.get(&parent).is_some_and(|st| st.kind == Kind::Dir);
+                parent == b"." || known.get(parent).is_some_and(|st| st.kind == Kind::Dir);
             if self.opts.dry_run && !parent_is_dir {
                 self.report_new(entry);
                 return;
             }
-            known.get(&join(&parent, &name)).copied()
+            // Without a rename (the only case with a scan), the entry's name is its path.
+            known.get(entry.name.as_slice()).copied()
         } else {
             match self.cursor.open(root, &parent) {
                 Ok(dir) => match dir.stat(&name) {
@@ -280,7 +282,7 @@ impl<'a> Transfer<'a> {
         };
         let mut item = Item::new(&entry.name, kind, update);
         item.is_new = true;
-        item.link_target = entry.link_target.clone();
+        item.link_target = entry.link_target.as_deref();
         if kind == Kind::File {
             self.outcome.stats.transferred += 1;
             self.outcome.stats.transferred_size += entry.size;
@@ -616,9 +618,9 @@ impl<'a> Transfer<'a> {
         name: &[u8],
         existing: Option<Stat>,
     ) -> Result<(), FsError> {
-        let target = entry.link_target.clone().unwrap_or_default();
+        let target: &[u8] = entry.link_target.as_deref().unwrap_or_default();
         let mut item = Item::new(&entry.name, Kind::Symlink, Update::Created);
-        item.link_target = Some(target.clone());
+        item.link_target = Some(target);
         let Some(root) = &self.root else {
             return Ok(());
         };
@@ -845,8 +847,8 @@ impl<'a> Transfer<'a> {
 }
 
 /// `lstat` of everything below `dest`, never following a symlink; `None` if it cannot be read.
-fn scan_dest(dest: &Path) -> Option<HashMap<Vec<u8>, Stat>> {
-    fn walk(dir: &Dir, prefix: &[u8], out: &mut HashMap<Vec<u8>, Stat>) -> Result<(), FsError> {
+fn scan_dest(dest: &Path) -> Option<FxHashMap<Vec<u8>, Stat>> {
+    fn walk(dir: &Dir, prefix: &[u8], out: &mut FxHashMap<Vec<u8>, Stat>) -> Result<(), FsError> {
         for name in dir.names()? {
             let Some(st) = dir.stat(&name)? else { continue };
             let path = join(prefix, &name);
@@ -858,7 +860,7 @@ fn scan_dest(dest: &Path) -> Option<HashMap<Vec<u8>, Stat>> {
         Ok(())
     }
     let root = Root::open(dest, fsx::Persist::Buffered).ok()?;
-    let mut out = HashMap::new();
+    let mut out = FxHashMap::default();
     walk(root.top(), b".", &mut out).ok()?;
     Some(out)
 }
@@ -1334,7 +1336,7 @@ pub fn run(
         } else {
             None
         },
-        rename,
+        rename: rename.as_deref(),
         created_root,
         reporter,
         cursor: DirCursor { stack: Vec::new() },
