@@ -77,7 +77,7 @@ fn one_mib_changed_in_one_gib_sends_about_one_mib() {
     // sqrt(1 GiB) = 32 KiB blocks; the change is block-aligned here, so at most two partial
     // blocks of slack are allowed.
     assert!(
-        literal >= MIB && literal <= MIB + 2 * 32 * 1024,
+        (MIB..=MIB + 2 * 32 * 1024).contains(&literal),
         "literal {literal}\n{out}"
     );
     assert!(out.contains("Matched data: 1,072,693,248 bytes"), "{out}");

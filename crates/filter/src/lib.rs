@@ -11,9 +11,13 @@
 //! bytes (file names need not be UTF-8).
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 pub mod pattern;
 mod rules;
 
 pub use pattern::{Pattern, wildmatch};
-pub use rules::{Action, FilterError, FilterList, Rule, Side};
+pub use rules::{Action, FilterError, FilterList, MergeReader, Rule, Side};

@@ -103,13 +103,14 @@ fn class(body: &[u8], t: u8) -> Option<(bool, &[u8])> {
             return Some((matched != negated, after));
         }
         first = false;
-        if c == b'[' && after.first() == Some(&b':') {
-            if let Some(end) = after.windows(2).position(|w| w == b":]") {
-                let name = after.get(1..end).unwrap_or_default();
-                matched |= named_class(name, t);
-                rest = after.get(end + 2..).unwrap_or_default();
-                continue;
-            }
+        if c == b'['
+            && after.first() == Some(&b':')
+            && let Some(end) = after.windows(2).position(|w| w == b":]")
+        {
+            let name = after.get(1..end).unwrap_or_default();
+            matched |= named_class(name, t);
+            rest = after.get(end + 2..).unwrap_or_default();
+            continue;
         }
         let (c, after) = if c == b'\\' {
             after.split_first().map_or((c, after), |(&e, a)| (e, a))

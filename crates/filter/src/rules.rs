@@ -131,6 +131,9 @@ impl FilterError {
     }
 }
 
+/// Reads a merge file named by a `merge` rule and returns its content, or why it cannot.
+pub type MergeReader<'r> = dyn FnMut(&[u8]) -> Result<Vec<u8>, String> + 'r;
+
 /// What a rule line asks for, before it becomes [`Rule`]s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
@@ -232,7 +235,7 @@ impl FilterList {
     pub fn add_filter(
         &mut self,
         text: &[u8],
-        read_file: &mut dyn FnMut(&[u8]) -> Result<Vec<u8>, String>,
+        read_file: &mut MergeReader<'_>,
     ) -> Result<(), FilterError> {
         match parse_rule(text)? {
             None => Ok(()),

@@ -110,7 +110,7 @@ fn temp_name(name: &[u8]) -> Vec<u8> {
 fn to_rustix_time(t: Timespec) -> rfs::Timespec {
     rfs::Timespec {
         tv_sec: t.sec,
-        tv_nsec: i64::from(t.nsec).into(),
+        tv_nsec: i64::from(t.nsec),
     }
 }
 
@@ -606,10 +606,10 @@ impl TempFile<'_> {
             let gid = meta.gid.map(rfs::Gid::from_raw);
             match rfs::fchown(fd, uid, gid) {
                 Err(e) if chown_refusal_is_fine(e) => {
-                    if let Err(e) = rfs::fchown(fd, None, gid) {
-                        if !chown_refusal_is_fine(e) {
-                            return Err(err("chown")(e));
-                        }
+                    if let Err(e) = rfs::fchown(fd, None, gid)
+                        && !chown_refusal_is_fine(e)
+                    {
+                        return Err(err("chown")(e));
                     }
                 }
                 Err(e) => return Err(err("chown")(e)),

@@ -510,7 +510,7 @@ mod tests {
 
     #[test]
     fn rsync_order() {
-        let mut v = vec![
+        let mut v = [
             ("sub2/y", false),
             ("sub2", true),
             ("b", false),

@@ -12,6 +12,10 @@
 //!   [`Reporter`]; [`Stats`] totals it as `--stats` prints it.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 pub mod flist;
 pub mod item;

@@ -249,8 +249,8 @@ impl<'a> Transfer<'a> {
             // Without a rename (the only case with a scan), the entry's name is its path.
             known.get(entry.name.as_slice()).copied()
         } else {
-            match self.cursor.open(root, &parent) {
-                Ok(dir) => match dir.stat(&name) {
+            match self.cursor.open(root, parent) {
+                Ok(dir) => match dir.stat(name) {
                     Ok(st) => st,
                     Err(e) => return self.fs_error(&e),
                 },
@@ -262,11 +262,11 @@ impl<'a> Transfer<'a> {
             }
         };
         let result = match entry.kind {
-            None => self.delete_missing(entry, &parent, &name, existing),
-            Some(Kind::Dir) => self.directory(entry, &parent, &name, existing),
-            Some(Kind::File) => self.regular(entry, &parent, &name, existing),
-            Some(Kind::Symlink) => self.symlink(entry, &parent, &name, existing),
-            Some(kind) => self.node(entry, kind, &parent, &name, existing),
+            None => self.delete_missing(entry, parent, name, existing),
+            Some(Kind::Dir) => self.directory(entry, parent, name, existing),
+            Some(Kind::File) => self.regular(entry, parent, name, existing),
+            Some(Kind::Symlink) => self.symlink(entry, parent, name, existing),
+            Some(kind) => self.node(entry, kind, parent, name, existing),
         };
         if let Err(e) = result {
             self.fs_error(&e);
@@ -390,17 +390,17 @@ impl<'a> Transfer<'a> {
                 self.attr_diff(entry, &st, &mut item);
             }
             other => {
-                if let Some(st) = other {
-                    if !self.opts.dry_run {
-                        self.make_way(parent, name, &st, Kind::Dir)?;
-                    }
+                if let Some(st) = other
+                    && !self.opts.dry_run
+                {
+                    self.make_way(parent, name, &st, Kind::Dir)?;
                 }
                 item.is_new = true;
-                if !self.opts.dry_run {
-                    if let Some(root) = &self.root {
-                        let dir = self.cursor.open(root, parent)?;
-                        dir.mkdir(name, entry.perms)?;
-                    }
+                if !self.opts.dry_run
+                    && let Some(root) = &self.root
+                {
+                    let dir = self.cursor.open(root, parent)?;
+                    dir.mkdir(name, entry.perms)?;
                 }
                 if let Some(n) = self.outcome.stats.created.get_mut(1) {
                     *n += 1;
@@ -506,10 +506,10 @@ impl<'a> Transfer<'a> {
         if let Some(leader) = self.hardlink_leader(entry) {
             return self.link_to_leader(entry, parent, name, leader, item.is_new);
         }
-        if item.is_new {
-            if let Some(n) = self.outcome.stats.created.get_mut(0) {
-                *n += 1;
-            }
+        if item.is_new
+            && let Some(n) = self.outcome.stats.created.get_mut(0)
+        {
+            *n += 1;
         }
         self.outcome.stats.transferred += 1;
         self.outcome.stats.transferred_size += entry.size;
@@ -598,14 +598,14 @@ impl<'a> Transfer<'a> {
         let mut item = Item::new(&entry.name, Kind::File, Update::HardLink);
         item.is_new = is_new;
         item.hardlink_to = Some(leader.clone());
-        if !self.opts.dry_run {
-            if let Some(root) = &self.root {
-                let (lp, ln) = parent_of(&leader);
-                let leader_dir = root.open_dir(lp)?;
-                self.cursor
-                    .open(root, parent)?
-                    .hard_link(name, &leader_dir, ln)?;
-            }
+        if !self.opts.dry_run
+            && let Some(root) = &self.root
+        {
+            let (lp, ln) = parent_of(&leader);
+            let leader_dir = root.open_dir(lp)?;
+            self.cursor
+                .open(root, parent)?
+                .hard_link(name, &leader_dir, ln)?;
         }
         self.reporter.item(&item);
         Ok(())
@@ -649,10 +649,10 @@ impl<'a> Transfer<'a> {
         } else {
             item.is_new = true;
         }
-        if item.is_new {
-            if let Some(n) = self.outcome.stats.created.get_mut(2) {
-                *n += 1;
-            }
+        if item.is_new
+            && let Some(n) = self.outcome.stats.created.get_mut(2)
+        {
+            *n += 1;
         }
         if !self.opts.dry_run {
             let meta = self.meta_for(entry, true);
@@ -661,7 +661,7 @@ impl<'a> Transfer<'a> {
             };
             self.cursor
                 .open(root, parent)?
-                .symlink(name, &target, &meta)?;
+                .symlink(name, target, &meta)?;
         }
         self.reporter.item(&item);
         Ok(())
@@ -702,10 +702,10 @@ impl<'a> Transfer<'a> {
         } else {
             item.is_new = true;
         }
-        if item.is_new {
-            if let Some(n) = self.outcome.stats.created.get_mut(kind_slot(kind)) {
-                *n += 1;
-            }
+        if item.is_new
+            && let Some(n) = self.outcome.stats.created.get_mut(kind_slot(kind))
+        {
+            *n += 1;
         }
         if !self.opts.dry_run {
             let meta = self.meta_for(entry, true);
@@ -749,11 +749,11 @@ impl<'a> Transfer<'a> {
 
     /// Deletes `dir/name` and everything below it that receiver-side filters do not protect.
     fn delete_one(&mut self, dir_rel: &[u8], name: &[u8], kind: Kind) -> Result<(), FsError> {
-        if let Some(max) = self.opts.max_delete {
-            if self.deletions >= max {
-                self.outcome.max_delete_exceeded = true;
-                return Ok(());
-            }
+        if let Some(max) = self.opts.max_delete
+            && self.deletions >= max
+        {
+            self.outcome.max_delete_exceeded = true;
+            return Ok(());
         }
         let Some(root) = &self.root else {
             return Ok(());

@@ -91,7 +91,7 @@ pub fn tricky_tree(root: &Path) {
     symlink("does/not/exist", p(root, b"a/dangling")).expect("symlink");
     rustix::fs::mknodat(
         CWD,
-        &p(root, b"fifo"),
+        p(root, b"fifo"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o644),
         0,
@@ -101,7 +101,7 @@ pub fn tricky_tree(root: &Path) {
         // Only root can make devices and give files away: then the tree has both.
         rustix::fs::mknodat(
             CWD,
-            &p(root, b"a/null-device"),
+            p(root, b"a/null-device"),
             rustix::fs::FileType::CharacterDevice,
             rustix::fs::Mode::from_raw_mode(0o666),
             rustix::fs::makedev(1, 3),
@@ -294,7 +294,7 @@ pub fn mutate(root: &Path) {
         .open(p(root, b"a/text.txt"))
         .expect("open");
     f.write_all(b"more\n").expect("append");
-    fs::write(p(root, b"a/b/file"), &noise(30_000, 2)).expect("truncate");
+    fs::write(p(root, b"a/b/file"), noise(30_000, 2)).expect("truncate");
     fs::remove_file(p(root, b"with space")).expect("rm");
     fs::remove_dir_all(p(root, b"a/b/c")).expect("rm -r");
     fs::rename(p(root, b"run.sh"), p(root, b"a/run-renamed.sh")).expect("mv");
