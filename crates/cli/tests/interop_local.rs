@@ -5,10 +5,20 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{have_rsync, ok, rsync, rtsync, slash};
 use testkit::{assert_same_tree, assert_same_tree_below, mutate, tricky_tree};
+
+/// A temporary directory holding `src` (a tricky tree) and the paths of the two destinations,
+/// `a` for rsync and `b` for rtsync.
+fn tricky_setup() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let (src, a, b) = (t.path().join("src"), t.path().join("a"), t.path().join("b"));
+    fs::create_dir(&src).unwrap();
+    tricky_tree(&src);
+    (t, src, a, b)
+}
 
 /// Runs the same arguments through both tools into `a` (rsync) and `b` (rtsync), then compares.
 fn both(args: &[&str], src: &str, a: &Path, b: &Path) {
@@ -33,10 +43,7 @@ fn archive_delete_matches_rsync_through_edits() {
     if !have_rsync() {
         return;
     }
-    let t = tempfile::tempdir().unwrap();
-    let (src, a, b) = (t.path().join("src"), t.path().join("a"), t.path().join("b"));
-    fs::create_dir(&src).unwrap();
-    tricky_tree(&src);
+    let (t, src, a, b) = tricky_setup();
     both(&["-a", "--delete"], &slash(&src), &a, &b);
     mutate(&src);
     both(&["-a", "--delete"], &slash(&src), &a, &b);
@@ -57,10 +64,7 @@ fn hard_links_match_rsync() {
     if !have_rsync() {
         return;
     }
-    let t = tempfile::tempdir().unwrap();
-    let (src, a, b) = (t.path().join("src"), t.path().join("a"), t.path().join("b"));
-    fs::create_dir(&src).unwrap();
-    tricky_tree(&src);
+    let (t, src, a, b) = tricky_setup();
     both(&["-aH", "--delete"], &slash(&src), &a, &b);
     // The destination keeps the source's link structure.
     assert_same_tree(&src, &b);
@@ -73,10 +77,7 @@ fn without_trailing_slash_the_directory_itself_is_copied() {
     if !have_rsync() {
         return;
     }
-    let t = tempfile::tempdir().unwrap();
-    let (src, a, b) = (t.path().join("src"), t.path().join("a"), t.path().join("b"));
-    fs::create_dir(&src).unwrap();
-    tricky_tree(&src);
+    let (t, src, a, b) = tricky_setup();
     both(&["-a"], src.to_str().unwrap(), &a, &b);
     assert!(b.join("src/big.bin").exists());
 }
@@ -95,15 +96,11 @@ fn filter_rules_select_what_rsync_selects() {
         &["--exclude=- hl1", "--include=+ big.bin", "--exclude=*.bin"],
         &["--exclude=dir with space/"],
     ];
-    for (i, rules) in rule_sets.iter().enumerate() {
-        let t = tempfile::tempdir().unwrap();
-        let (src, a, b) = (t.path().join("src"), t.path().join("a"), t.path().join("b"));
-        fs::create_dir(&src).unwrap();
-        tricky_tree(&src);
+    for rules in rule_sets {
+        let (t, src, a, b) = tricky_setup();
         let mut args = vec!["-a", "--delete"];
         args.extend_from_slice(rules);
         both(&args, &slash(&src), &a, &b);
-        let _ = i;
     }
 }
 
@@ -128,10 +125,7 @@ fn delete_variants_and_protection_match_rsync() {
         &["--delete", "--exclude=extra-dir/"],
     ];
     for rules in variants {
-        let t = tempfile::tempdir().unwrap();
-        let (src, a, b) = (t.path().join("src"), t.path().join("a"), t.path().join("b"));
-        fs::create_dir(&src).unwrap();
-        tricky_tree(&src);
+        let (t, src, a, b) = tricky_setup();
         for dest in [&a, &b] {
             fs::create_dir_all(dest.join("a/extra-dir/deep")).unwrap();
             fs::write(dest.join("a/extra-dir/deep/f"), b"x").unwrap();
@@ -160,10 +154,7 @@ fn relative_files_from_and_missing_args_match_rsync() {
     if !have_rsync() {
         return;
     }
-    let t = tempfile::tempdir().unwrap();
-    let (src, a, b) = (t.path().join("src"), t.path().join("a"), t.path().join("b"));
-    fs::create_dir(&src).unwrap();
-    tricky_tree(&src);
+    let (t, src, a, b) = tricky_setup();
     // -R keeps the path below the /./ marker and creates the implied directories.
     let marked = format!("{}/./a/b/file", src.display());
     both(&["-aR"], &marked, &a, &b);

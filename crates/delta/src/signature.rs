@@ -54,10 +54,7 @@ impl Signature {
                 about: "reading basis file",
                 source,
             })?;
-            blocks.push(BlockSum {
-                sum1: sum1(block),
-                strong: block_sum(kind, seed, seed_fix, block).truncated(sizes.s2_len as usize),
-            });
+            blocks.extend(Self::block_sums(block, i, sizes, kind, seed, seed_fix));
         }
         Ok(Signature {
             sizes,

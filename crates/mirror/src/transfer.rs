@@ -467,16 +467,7 @@ impl<'a> Transfer<'a> {
                     }
                 } else if self.quick_check_equal(entry, &st, parent, name) {
                     item.update = Update::Unchanged;
-                    self.attr_diff(entry, &st, &mut item);
-                    if item.is_change() && !self.opts.dry_run {
-                        let meta = self.meta_for(entry, false);
-                        if let Some(root) = &self.root {
-                            self.cursor
-                                .open(root, parent)?
-                                .set_meta(name, Kind::File, &meta)?;
-                        }
-                    }
-                    self.reporter.item(&item);
+                    self.keep_with_attrs(entry, parent, name, &st, &mut item)?;
                     self.remember_leader(entry, parent, name);
                     return Ok(());
                 }
@@ -611,6 +602,68 @@ impl<'a> Transfer<'a> {
         Ok(())
     }
 
+    /// An existing entry that stays: applies the attributes that differ and reports it.
+    fn keep_with_attrs(
+        &mut self,
+        entry: &FileEntry,
+        parent: &[u8],
+        name: &[u8],
+        st: &Stat,
+        item: &mut Item<'_>,
+    ) -> Result<(), FsError> {
+        self.attr_diff(entry, st, item);
+        if item.is_change() && !self.opts.dry_run {
+            let meta = self.meta_for(entry, false);
+            if let Some(root) = &self.root {
+                self.cursor
+                    .open(root, parent)?
+                    .set_meta(name, item.kind, &meta)?;
+            }
+        }
+        self.reporter.item(item);
+        Ok(())
+    }
+
+    /// Makes a symlink or node (new, or replacing what `existing` is), counts and reports it.
+    /// `make` creates it in its parent directory with its metadata.
+    fn make_special(
+        &mut self,
+        entry: &FileEntry,
+        parent: &[u8],
+        name: &[u8],
+        existing: Option<Stat>,
+        item: &mut Item<'_>,
+        make: impl FnOnce(&Dir, &Meta) -> Result<(), FsError>,
+    ) -> Result<(), FsError> {
+        match existing {
+            Some(st) if st.kind == item.kind => {
+                // Same type, other content (target or device number).
+                item.checksum = true;
+                self.attr_diff(entry, &st, item);
+            }
+            Some(st) => {
+                if !self.opts.dry_run {
+                    self.make_way(parent, name, &st, item.kind)?;
+                }
+                item.is_new = true;
+            }
+            None => item.is_new = true,
+        }
+        if item.is_new
+            && let Some(n) = self.outcome.stats.created.get_mut(kind_slot(item.kind))
+        {
+            *n += 1;
+        }
+        if !self.opts.dry_run
+            && let Some(root) = &self.root
+        {
+            let meta = self.meta_for(entry, true);
+            make(self.cursor.open(root, parent)?, &meta)?;
+        }
+        self.reporter.item(item);
+        Ok(())
+    }
+
     fn symlink(
         &mut self,
         entry: &FileEntry,
@@ -621,50 +674,15 @@ impl<'a> Transfer<'a> {
         let target: &[u8] = entry.link_target.as_deref().unwrap_or_default();
         let mut item = Item::new(&entry.name, Kind::Symlink, Update::Created);
         item.link_target = Some(target);
-        let Some(root) = &self.root else {
-            return Ok(());
-        };
-        if let Some(st) = existing {
-            if st.kind == Kind::Symlink {
-                let current = self.cursor.open(root, parent)?.read_link(name)?;
-                if current == target {
-                    self.attr_diff(entry, &st, &mut item);
-                    if item.is_change() && !self.opts.dry_run {
-                        let meta = self.meta_for(entry, false);
-                        self.cursor
-                            .open(root, parent)?
-                            .set_meta(name, Kind::Symlink, &meta)?;
-                    }
-                    self.reporter.item(&item);
-                    return Ok(());
-                }
-                item.checksum = true;
-                self.attr_diff(entry, &st, &mut item);
-            } else {
-                if !self.opts.dry_run {
-                    self.make_way(parent, name, &st, Kind::Symlink)?;
-                }
-                item.is_new = true;
-            }
-        } else {
-            item.is_new = true;
-        }
-        if item.is_new
-            && let Some(n) = self.outcome.stats.created.get_mut(2)
+        if let (Some(st), Some(root)) = (existing, &self.root)
+            && st.kind == Kind::Symlink
+            && self.cursor.open(root, parent)?.read_link(name)? == target
         {
-            *n += 1;
+            return self.keep_with_attrs(entry, parent, name, &st, &mut item);
         }
-        if !self.opts.dry_run {
-            let meta = self.meta_for(entry, true);
-            let Some(root) = &self.root else {
-                return Ok(());
-            };
-            self.cursor
-                .open(root, parent)?
-                .symlink(name, target, &meta)?;
-        }
-        self.reporter.item(&item);
-        Ok(())
+        self.make_special(entry, parent, name, existing, &mut item, |dir, meta| {
+            dir.symlink(name, target, meta)
+        })
     }
 
     fn node(
@@ -676,48 +694,15 @@ impl<'a> Transfer<'a> {
         existing: Option<Stat>,
     ) -> Result<(), FsError> {
         let mut item = Item::new(&entry.name, kind, Update::Created);
-        let Some(root) = &self.root else {
-            return Ok(());
-        };
-        if let Some(st) = existing {
-            if st.kind == kind && (!kind.is_device() || st.rdev == entry.rdev) {
-                self.attr_diff(entry, &st, &mut item);
-                if item.is_change() && !self.opts.dry_run {
-                    let meta = self.meta_for(entry, false);
-                    self.cursor
-                        .open(root, parent)?
-                        .set_meta(name, kind, &meta)?;
-                }
-                self.reporter.item(&item);
-                return Ok(());
-            }
-            if st.kind == kind {
-                item.checksum = true;
-            } else {
-                if !self.opts.dry_run {
-                    self.make_way(parent, name, &st, kind)?;
-                }
-                item.is_new = true;
-            }
-        } else {
-            item.is_new = true;
-        }
-        if item.is_new
-            && let Some(n) = self.outcome.stats.created.get_mut(kind_slot(kind))
+        if let Some(st) = existing
+            && st.kind == kind
+            && (!kind.is_device() || st.rdev == entry.rdev)
         {
-            *n += 1;
+            return self.keep_with_attrs(entry, parent, name, &st, &mut item);
         }
-        if !self.opts.dry_run {
-            let meta = self.meta_for(entry, true);
-            let Some(root) = &self.root else {
-                return Ok(());
-            };
-            self.cursor
-                .open(root, parent)?
-                .mknod(name, kind, entry.rdev, &meta)?;
-        }
-        self.reporter.item(&item);
-        Ok(())
+        self.make_special(entry, parent, name, existing, &mut item, |dir, meta| {
+            dir.mknod(name, kind, entry.rdev, meta)
+        })
     }
 
     fn delete_missing(
