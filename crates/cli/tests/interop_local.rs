@@ -43,7 +43,7 @@ fn archive_delete_matches_rsync_through_edits() {
     if !have_rsync() {
         return;
     }
-    let (t, src, a, b) = tricky_setup();
+    let (_t, src, a, b) = tricky_setup();
     both(&["-a", "--delete"], &slash(&src), &a, &b);
     mutate(&src);
     both(&["-a", "--delete"], &slash(&src), &a, &b);
@@ -64,7 +64,7 @@ fn hard_links_match_rsync() {
     if !have_rsync() {
         return;
     }
-    let (t, src, a, b) = tricky_setup();
+    let (_t, src, a, b) = tricky_setup();
     both(&["-aH", "--delete"], &slash(&src), &a, &b);
     // The destination keeps the source's link structure.
     assert_same_tree(&src, &b);
@@ -77,7 +77,7 @@ fn without_trailing_slash_the_directory_itself_is_copied() {
     if !have_rsync() {
         return;
     }
-    let (t, src, a, b) = tricky_setup();
+    let (_t, src, a, b) = tricky_setup();
     both(&["-a"], src.to_str().unwrap(), &a, &b);
     assert!(b.join("src/big.bin").exists());
 }
@@ -97,7 +97,7 @@ fn filter_rules_select_what_rsync_selects() {
         &["--exclude=dir with space/"],
     ];
     for rules in rule_sets {
-        let (t, src, a, b) = tricky_setup();
+        let (_t, src, a, b) = tricky_setup();
         let mut args = vec!["-a", "--delete"];
         args.extend_from_slice(rules);
         both(&args, &slash(&src), &a, &b);
@@ -125,7 +125,7 @@ fn delete_variants_and_protection_match_rsync() {
         &["--delete", "--exclude=extra-dir/"],
     ];
     for rules in variants {
-        let (t, src, a, b) = tricky_setup();
+        let (_t, src, a, b) = tricky_setup();
         for dest in [&a, &b] {
             fs::create_dir_all(dest.join("a/extra-dir/deep")).unwrap();
             fs::write(dest.join("a/extra-dir/deep/f"), b"x").unwrap();
