@@ -4,6 +4,7 @@
 mod exit;
 mod output;
 mod sync;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -14,6 +15,7 @@ Usage: rtsync <COMMAND> [ARGS]...
 
 Commands:
   sync    one-shot transfer with rsync's options (local paths today)
+  watch   print filesystem events as inotifywait does (--stats: count them as inotifywatch)
 
 Options:
   -h, --help       print this help (use `rtsync sync --help` for a command's options)
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
     };
     match command {
         "sync" => sync::main(rest.get(1..).unwrap_or_default()),
+        "watch" => watch::main(rest.get(1..).unwrap_or_default()),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             ExitCode::SUCCESS

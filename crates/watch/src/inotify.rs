@@ -17,6 +17,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use rustix::fs::OFlags;
 use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
 use rustix::io::Errno;
 
@@ -81,6 +82,28 @@ fn dir_path(path: &Path) -> PathBuf {
         bytes.push(b'/');
     }
     PathBuf::from(OsStr::from_bytes(&bytes))
+}
+
+/// The entries of a directory (without `.` and `..`) and whether each is a directory.
+fn read_names(dir: &mut rustix::fs::Dir, path: &Path) -> Vec<(Vec<u8>, bool)> {
+    let mut out = Vec::new();
+    while let Some(Ok(entry)) = dir.read() {
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let is_dir = match entry.file_type() {
+            rustix::fs::FileType::Directory => true,
+            // Some filesystems do not fill in the type.
+            rustix::fs::FileType::Unknown => {
+                std::fs::symlink_metadata(path.join(OsStr::from_bytes(name)))
+                    .is_ok_and(|md| md.is_dir())
+            }
+            _ => false,
+        };
+        out.push((name.to_vec(), is_dir));
+    }
+    out
 }
 
 fn io_err(op: &'static str, path: &Path, e: Errno) -> WatchError {
@@ -227,8 +250,57 @@ impl InotifyWatcher {
         }
         let mut stack = vec![dir.to_path_buf()];
         while let Some(dir) = stack.pop() {
-            if self.add_watch(&dir, root, false)? && self.opts.recursive {
-                stack.extend(self.subdirs(&dir, root, found.as_deref_mut()));
+            // Read first, watch, then read again only if the directory changed in between
+            // (`fstat` makes no event). Nothing created in between is missed, and our reading
+            // shows on the parent's watch only, as inotifywait's does.
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let Ok(fd) = rustix::fs::open(&dir, flags, rustix::fs::Mode::empty()) else {
+                continue;
+            };
+            let Ok(mut listing) = rustix::fs::Dir::new(fd) else {
+                continue;
+            };
+            let before = listing
+                .stat()
+                .map(|st| (st.st_mtime, st.st_mtime_nsec))
+                .ok();
+            let mut names = read_names(&mut listing, &dir);
+            // Closed before the watch exists, so its CLOSE_NOWRITE shows only on the parent.
+            drop(listing);
+            if !self.add_watch(&dir, root, false)? || !self.opts.recursive {
+                continue;
+            }
+            let after = rustix::fs::lstat(&dir)
+                .map(|st| (st.st_mtime, st.st_mtime_nsec))
+                .ok();
+            if before.is_none() || before != after {
+                let Ok(fd) = rustix::fs::open(&dir, flags, rustix::fs::Mode::empty()) else {
+                    continue;
+                };
+                let Ok(mut listing) = rustix::fs::Dir::new(fd) else {
+                    continue;
+                };
+                for entry in read_names(&mut listing, &dir) {
+                    if !names.iter().any(|(n, _)| *n == entry.0) {
+                        names.push(entry);
+                    }
+                }
+            }
+            for (name, is_dir) in names {
+                let path = dir.join(OsStr::from_bytes(&name));
+                if self
+                    .opts
+                    .selector
+                    .is_excluded(&path, self.rel(root, &path), is_dir)
+                {
+                    continue;
+                }
+                if let Some(found) = found.as_deref_mut() {
+                    found.push((dir.clone(), name, is_dir));
+                }
+                if is_dir {
+                    stack.push(dir_path(&path));
+                }
             }
         }
         Ok(())
@@ -454,7 +526,9 @@ impl InotifyWatcher {
                 self.errors.push(e);
             }
         }
-        let wanted = m & self.opts.events & !mask::ISDIR != 0;
+        // `isdir` among the requested events asks for every event on a directory, as in
+        // inotifywait.
+        let wanted = m & self.opts.events != 0;
         if wanted && !excluded && self.opts.selector.is_reported(&full) {
             self.queue.push_back(RawEvent {
                 watch: watch_path,
