@@ -1,6 +1,7 @@
 //! `rtsync`: one binary for the classic replication stack. This file only dispatches to the
 //! subcommands; each lives in its own module.
 
+mod doctor;
 mod exit;
 mod output;
 mod sync;
@@ -16,6 +17,7 @@ Usage: rtsync <COMMAND> [ARGS]...
 Commands:
   sync    one-shot transfer with rsync's options (local paths today)
   watch   print filesystem events as inotifywait does (--stats: count them as inotifywatch)
+  doctor  check inotify limits and fanotify for the trees given, with the sysctl lines to fix them
 
 Options:
   -h, --help       print this help (use `rtsync sync --help` for a command's options)
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
     match command {
         "sync" => sync::main(rest.get(1..).unwrap_or_default()),
         "watch" => watch::main(rest.get(1..).unwrap_or_default()),
+        "doctor" => doctor::main(rest.get(1..).unwrap_or_default()),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             ExitCode::SUCCESS
