@@ -62,16 +62,17 @@ fn report(trees: &[PathBuf]) -> String {
     }
 
     let mut raise: Vec<(&str, u64)> = Vec::new();
-    if let Some(limit) = watches {
-        if needed > 0 && needed.saturating_mul(10) > limit.saturating_mul(9) {
-            out.push_str(&format!(
+    if let Some(limit) = watches
+        && needed > 0
+        && needed.saturating_mul(10) > limit.saturating_mul(9)
+    {
+        out.push_str(&format!(
                 "\nToo few watches: these trees need {needed}, the limit is {limit} (and other programs use some too).\n"
             ));
-            raise.push((
-                "fs.inotify.max_user_watches",
-                limits::suggested(needed, 65_536),
-            ));
-        }
+        raise.push((
+            "fs.inotify.max_user_watches",
+            limits::suggested(needed, 65_536),
+        ));
     }
     if queued.is_some_and(|q| q < 65_536) {
         out.push_str(
