@@ -1,13 +1,19 @@
-//! The inotify backend: one actor owns the inotify fd and the map from watch descriptors to
-//! paths; callers pull events with [`InotifyWatcher::next_event`].
+//! The inotify backend: one actor owns the inotify fd and the tree of watches; callers pull
+//! events with [`InotifyWatcher::next_event`].
 //!
 //! Recursion is done here, not by the kernel: every directory gets its own watch, added by a walk
-//! that skips excluded directories. When a directory is created, its watch is added *first* and
-//! the directory read *afterwards*, so an entry created in between is seen by the read even
-//! though no event reached us for it; such entries are reported as synthetic `CREATE`s. Renames
-//! of watched directories rewrite the paths of every watch below them, so later events carry the
-//! new paths. An overflowed queue is reported as `Q_OVERFLOW` and every root is walked again to
-//! add the watches that may have been missed.
+//! that skips excluded directories. The walk is post-order — a directory is listed, its
+//! subdirectories are watched, and only then the directory itself — so the walk's own reading
+//! never shows as events, as with inotifywait. Each directory's modification time is taken before
+//! it is listed and checked again once its watch exists; if it moved, the directory is listed
+//! again, so nothing created between the listing and the watch is missed. Entries found in a
+//! directory created while we run are reported as synthetic `CREATE`s.
+//!
+//! Watches form a tree: each holds its parent's watch descriptor and its own name, and paths are
+//! rebuilt from that chain when an event arrives. This keeps memory to a few dozen bytes per
+//! directory, and a renamed directory is one update however much lies below it. An overflowed
+//! queue is reported as `Q_OVERFLOW`, and every root is walked again to add the watches that may
+//! have been missed.
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
@@ -52,10 +58,15 @@ impl Default for WatchOptions {
 
 #[derive(Debug)]
 struct Watch {
-    /// The path as reported in `%w`: directories end in `/`.
-    path: PathBuf,
+    /// The watch of the parent directory; `None` for a root (and, for a moment, for a directory
+    /// whose parent is not watched yet during a walk).
+    parent: Option<i32>,
+    /// The name in the parent; for a root, the path as given.
+    name: Box<[u8]>,
     /// Index of the root it belongs to.
-    root: usize,
+    root: u32,
+    /// A directory (a root may be a file).
+    is_dir: bool,
 }
 
 /// Events the watcher needs for itself when it recurses, whatever the user asked for.
@@ -69,24 +80,41 @@ pub struct InotifyWatcher {
     watches: HashMap<i32, Watch>,
     roots: Vec<PathBuf>,
     queue: VecDeque<RawEvent>,
-    /// Directories moved out of a watched directory, waiting for their `MOVED_TO`.
-    moved_dirs: Vec<(u32, PathBuf, Instant)>,
+    /// Watched directories moved out of their parent, waiting for their `MOVED_TO`:
+    /// (cookie, their watch, when).
+    moved_dirs: Vec<(u32, i32, Instant)>,
     buf: Vec<MaybeUninit<u8>>,
-    /// Problems met while adding watches for new directories (the caller should rescan those).
+    /// Problems met while adding watches for new directories.
     errors: Vec<WatchError>,
 }
 
-fn dir_path(path: &Path) -> PathBuf {
-    let mut bytes = path.as_os_str().as_bytes().to_vec();
-    if !bytes.ends_with(b"/") {
-        bytes.push(b'/');
+/// An entry found while watching a new directory: (parent's `%w`, name, is a directory).
+type Found = Vec<(PathBuf, Vec<u8>, bool)>;
+
+fn io_err(op: &'static str, path: &Path, e: Errno) -> WatchError {
+    WatchError::Io {
+        op,
+        path: path.to_path_buf(),
+        source: e.into(),
     }
-    PathBuf::from(OsStr::from_bytes(&bytes))
 }
 
-/// The entries of a directory (without `.` and `..`) and whether each is a directory.
-fn read_names(dir: &mut rustix::fs::Dir, path: &Path) -> Vec<(Vec<u8>, bool)> {
+fn mtime(path: &Path) -> Option<(i64, u64)> {
+    rustix::fs::lstat(path)
+        .ok()
+        .map(|st| (st.st_mtime, st.st_mtime_nsec as u64))
+}
+
+/// The entries of directory `path` (without `.` and `..`) and whether each is a directory.
+fn list(path: &Path) -> Vec<(Vec<u8>, bool)> {
     let mut out = Vec::new();
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let Ok(fd) = rustix::fs::open(path, flags, rustix::fs::Mode::empty()) else {
+        return out;
+    };
+    let Ok(mut dir) = rustix::fs::Dir::new(fd) else {
+        return out;
+    };
     while let Some(Ok(entry)) = dir.read() {
         let name = entry.file_name().to_bytes();
         if name == b"." || name == b".." {
@@ -106,12 +134,15 @@ fn read_names(dir: &mut rustix::fs::Dir, path: &Path) -> Vec<(Vec<u8>, bool)> {
     out
 }
 
-fn io_err(op: &'static str, path: &Path, e: Errno) -> WatchError {
-    WatchError::Io {
-        op,
-        path: path.to_path_buf(),
-        source: e.into(),
+/// `path` as `%w` shows a directory: with a trailing `/`.
+fn with_slash(path: &Path) -> PathBuf {
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.ends_with(b"/") {
+        return path.to_path_buf();
     }
+    let mut v = bytes.to_vec();
+    v.push(b'/');
+    PathBuf::from(OsStr::from_bytes(&v))
 }
 
 impl InotifyWatcher {
@@ -143,8 +174,7 @@ impl InotifyWatcher {
         self.watches.len()
     }
 
-    /// Problems met since the last call while watching new directories (each such directory
-    /// is also reported as a `Q_OVERFLOW`-style rescan of its root by the engine).
+    /// Problems met since the last call while watching new directories.
     pub fn take_errors(&mut self) -> Vec<WatchError> {
         std::mem::take(&mut self.errors)
     }
@@ -170,33 +200,45 @@ impl InotifyWatcher {
             std::fs::metadata(path)
         };
         let meta = meta.map_err(|_| WatchError::NotFound(path.to_path_buf()))?;
-        let root = self.roots.len();
+        let root = u32::try_from(self.roots.len()).unwrap_or(u32::MAX);
         self.roots.push(path.to_path_buf());
-        if meta.is_dir() {
-            self.add_tree(&dir_path(path), root, true, None)
-        } else {
-            self.add_watch(path, root, true).map(|_| ())
+        if !meta.is_dir() {
+            let name = path.as_os_str().as_bytes().into();
+            self.add_watch(
+                path,
+                Watch {
+                    parent: None,
+                    name,
+                    root,
+                    is_dir: false,
+                },
+                true,
+            )?;
+            return Ok(());
         }
+        let name: Box<[u8]> = with_slash(path).as_os_str().as_bytes().into();
+        let mut buf = path.to_path_buf();
+        self.watch_tree(&mut buf, name, None, root, true, None)?;
+        Ok(())
     }
 
-    fn add_watch(&mut self, path: &Path, root: usize, is_root: bool) -> Result<bool, WatchError> {
+    fn add_watch(
+        &mut self,
+        path: &Path,
+        watch: Watch,
+        is_root: bool,
+    ) -> Result<Option<i32>, WatchError> {
         let mut flags = WatchFlags::from_bits_retain(self.kernel_mask());
         if !is_root || self.opts.no_dereference {
             flags |= WatchFlags::DONT_FOLLOW;
         }
         match inotify::add_watch(&self.fd, path, flags) {
             Ok(wd) => {
-                self.watches.insert(
-                    wd,
-                    Watch {
-                        path: path.to_path_buf(),
-                        root,
-                    },
-                );
-                Ok(true)
+                self.watches.insert(wd, watch);
+                Ok(Some(wd))
             }
             // Gone before we got to it: its parent's DELETE tells the story.
-            Err(Errno::NOENT | Errno::NOTDIR) if !is_root => Ok(false),
+            Err(Errno::NOENT | Errno::NOTDIR) if !is_root => Ok(None),
             Err(Errno::NOSPC) => {
                 let needed = self.roots.iter().map(|r| limits::count_dirs(r)).sum();
                 Err(WatchError::TooManyWatches {
@@ -210,11 +252,12 @@ impl InotifyWatcher {
         }
     }
 
-    fn rel<'p>(&self, root: usize, path: &'p Path) -> &'p [u8] {
+    /// The path below its root, for rsync-style rules.
+    fn rel<'p>(&self, root: u32, path: &'p Path) -> &'p [u8] {
         let root_path = self
             .roots
-            .get(root)
-            .map(|r| dir_path(r))
+            .get(root as usize)
+            .map(|r| with_slash(r))
             .unwrap_or_default();
         let bytes = path.as_os_str().as_bytes();
         let rel = bytes
@@ -223,151 +266,156 @@ impl InotifyWatcher {
         rel.strip_suffix(b"/").unwrap_or(rel)
     }
 
-    /// Watches `dir` (a path ending in `/`) and, if recursive, the directories below it. With
-    /// `found`, every entry met is recorded as (parent watch path, name, is_dir).
-    ///
-    /// At start-up (`is_root`) the tree is listed first and watched afterwards, as inotifywait
-    /// does, so that our own reading produces no events. A directory created while we run is
-    /// watched first and read afterwards, so nothing created in it can slip between the two.
-    fn add_tree(
+    /// Watches directory `path` and, if recursive, everything below it, deepest first. `name`
+    /// and `parent` place it in the tree. Entries met are recorded in `found`. Returns its
+    /// watch, or `None` if it vanished.
+    fn watch_tree(
         &mut self,
-        dir: &Path,
-        root: usize,
+        path: &mut PathBuf,
+        name: Box<[u8]>,
+        parent: Option<i32>,
+        root: u32,
         is_root: bool,
-        mut found: Option<&mut Vec<(PathBuf, Vec<u8>, bool)>>,
-    ) -> Result<(), WatchError> {
-        if is_root {
-            let mut dirs = vec![dir.to_path_buf()];
-            let mut i = 0;
-            while let (true, Some(d)) = (self.opts.recursive, dirs.get(i).cloned()) {
-                dirs.extend(self.subdirs(&d, root, None));
-                i += 1;
-            }
-            for (n, d) in dirs.iter().enumerate() {
-                self.add_watch(d, root, n == 0)?;
-            }
-            return Ok(());
-        }
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            // Read first, watch, then read again only if the directory changed in between
-            // (`fstat` makes no event). Nothing created in between is missed, and our reading
-            // shows on the parent's watch only, as inotifywait's does.
-            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            let Ok(fd) = rustix::fs::open(&dir, flags, rustix::fs::Mode::empty()) else {
-                continue;
-            };
-            let Ok(mut listing) = rustix::fs::Dir::new(fd) else {
-                continue;
-            };
-            let before = listing
-                .stat()
-                .map(|st| (st.st_mtime, st.st_mtime_nsec))
-                .ok();
-            let mut names = read_names(&mut listing, &dir);
-            // Closed before the watch exists, so its CLOSE_NOWRITE shows only on the parent.
-            drop(listing);
-            if !self.add_watch(&dir, root, false)? || !self.opts.recursive {
-                continue;
-            }
-            let after = rustix::fs::lstat(&dir)
-                .map(|st| (st.st_mtime, st.st_mtime_nsec))
-                .ok();
-            if before.is_none() || before != after {
-                let Ok(fd) = rustix::fs::open(&dir, flags, rustix::fs::Mode::empty()) else {
-                    continue;
-                };
-                let Ok(mut listing) = rustix::fs::Dir::new(fd) else {
-                    continue;
-                };
-                for entry in read_names(&mut listing, &dir) {
-                    if !names.iter().any(|(n, _)| *n == entry.0) {
-                        names.push(entry);
-                    }
-                }
-            }
-            for (name, is_dir) in names {
-                let path = dir.join(OsStr::from_bytes(&name));
-                if self
-                    .opts
-                    .selector
-                    .is_excluded(&path, self.rel(root, &path), is_dir)
-                {
-                    continue;
-                }
-                if let Some(found) = found.as_deref_mut() {
-                    found.push((dir.clone(), name, is_dir));
-                }
-                if is_dir {
-                    stack.push(dir_path(&path));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The subdirectories of `dir` that are not excluded, as watch paths; every entry met is
-    /// recorded in `found`.
-    fn subdirs(
-        &self,
-        dir: &Path,
-        root: usize,
-        mut found: Option<&mut Vec<(PathBuf, Vec<u8>, bool)>>,
-    ) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return out;
+        mut found: Option<&mut Found>,
+    ) -> Result<Option<i32>, WatchError> {
+        let before = mtime(path);
+        let mut entries = if self.opts.recursive {
+            list(path)
+        } else {
+            Vec::new()
         };
-        for entry in entries.flatten() {
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            let path = dir.join(entry.file_name());
-            if self
+        let mut children = Vec::new();
+        for (child, is_dir) in entries.clone() {
+            path.push(OsStr::from_bytes(&child));
+            if !self
                 .opts
                 .selector
-                .is_excluded(&path, self.rel(root, &path), is_dir)
+                .is_excluded(path, self.rel(root, path), is_dir)
             {
-                continue;
+                if let Some(found) = found.as_deref_mut() {
+                    found.push((
+                        with_slash(path.parent().unwrap_or(Path::new(""))),
+                        child.clone(),
+                        is_dir,
+                    ));
+                }
+                if is_dir
+                    && let Some(wd) = self.watch_tree(
+                        path,
+                        child.into(),
+                        None,
+                        root,
+                        false,
+                        found.as_deref_mut(),
+                    )?
+                {
+                    children.push(wd);
+                }
             }
-            if let Some(found) = found.as_deref_mut() {
-                found.push((
-                    dir.to_path_buf(),
-                    entry.file_name().as_bytes().to_vec(),
-                    is_dir,
-                ));
-            }
-            if is_dir {
-                out.push(dir_path(&path));
+            path.pop();
+        }
+        let Some(wd) = self.add_watch(
+            path,
+            Watch {
+                parent,
+                name,
+                root,
+                is_dir: true,
+            },
+            is_root,
+        )?
+        else {
+            return Ok(None);
+        };
+        for child in children {
+            if let Some(w) = self.watches.get_mut(&child) {
+                w.parent = Some(wd);
             }
         }
-        out
-    }
-
-    /// Rewrites the paths of `old` and every watch below it to start with `new`.
-    fn rename_watches(&mut self, old: &Path, new: &Path) {
-        let (old, new) = (dir_path(old), dir_path(new));
-        let (old_b, new_b) = (old.as_os_str().as_bytes(), new.as_os_str().as_bytes());
-        for w in self.watches.values_mut() {
-            if let Some(rest) = w.path.as_os_str().as_bytes().strip_prefix(old_b) {
-                let mut p = new_b.to_vec();
-                p.extend_from_slice(rest);
-                w.path = PathBuf::from(OsStr::from_bytes(&p));
+        // Whatever appeared between the listing and the watch is in a second listing.
+        if self.opts.recursive && (before.is_none() || before != mtime(path)) {
+            for (child, is_dir) in list(path) {
+                if entries.iter().any(|(n, _)| *n == child) {
+                    continue;
+                }
+                path.push(OsStr::from_bytes(&child));
+                if !self
+                    .opts
+                    .selector
+                    .is_excluded(path, self.rel(root, path), is_dir)
+                {
+                    if let Some(found) = found.as_deref_mut() {
+                        found.push((
+                            with_slash(path.parent().unwrap_or(Path::new(""))),
+                            child.clone(),
+                            is_dir,
+                        ));
+                    }
+                    if is_dir {
+                        self.watch_tree(
+                            path,
+                            child.clone().into(),
+                            Some(wd),
+                            root,
+                            false,
+                            found.as_deref_mut(),
+                        )?;
+                    }
+                }
+                path.pop();
+                entries.push((child, is_dir));
             }
         }
+        Ok(Some(wd))
     }
 
-    /// Forgets watches at or below `dir` (moved out of every watched tree).
-    fn drop_watches_below(&mut self, dir: &Path) {
-        let prefix = dir_path(dir);
+    /// The `%w` of a watch: its root as given, then each name, directories ending in `/`.
+    fn path_of(&self, wd: i32) -> Option<PathBuf> {
+        let mut chain = Vec::new();
+        let mut cur = wd;
+        loop {
+            let w = self.watches.get(&cur)?;
+            chain.push(w);
+            match w.parent {
+                Some(p) if chain.len() < 4096 => cur = p,
+                Some(_) => return None,
+                None => break,
+            }
+        }
+        let mut bytes = Vec::new();
+        for (i, w) in chain.iter().rev().enumerate() {
+            bytes.extend_from_slice(&w.name);
+            if i > 0 && w.is_dir {
+                bytes.push(b'/');
+            }
+        }
+        Some(PathBuf::from(OsStr::from_bytes(&bytes)))
+    }
+
+    /// Whether watch `wd` is `ancestor` or lies below it.
+    fn descends_from(&self, wd: i32, ancestor: i32) -> bool {
+        let mut cur = Some(wd);
+        let mut steps = 0;
+        while let Some(c) = cur {
+            if c == ancestor {
+                return true;
+            }
+            steps += 1;
+            if steps > 4096 {
+                return false;
+            }
+            cur = self.watches.get(&c).and_then(|w| w.parent);
+        }
+        false
+    }
+
+    /// Forgets watch `top` and every watch below it (moved out of every watched tree).
+    fn drop_watches_below(&mut self, top: i32) {
         let gone: Vec<i32> = self
             .watches
-            .iter()
-            .filter(|(_, w)| {
-                w.path
-                    .as_os_str()
-                    .as_bytes()
-                    .starts_with(prefix.as_os_str().as_bytes())
-            })
-            .map(|(wd, _)| *wd)
+            .keys()
+            .copied()
+            .filter(|&wd| self.descends_from(wd, top))
             .collect();
         for wd in gone {
             let _ = inotify::remove_watch(&self.fd, wd);
@@ -425,16 +473,16 @@ impl InotifyWatcher {
     }
 
     fn settle_moved_dirs(&mut self, now: Instant) {
-        let expired: Vec<PathBuf> = self
+        let expired: Vec<i32> = self
             .moved_dirs
             .iter()
             .filter(|(.., seen)| now.duration_since(*seen) >= MOVE_TIMEOUT)
-            .map(|(_, p, _)| p.clone())
+            .map(|(_, wd, _)| *wd)
             .collect();
         self.moved_dirs
             .retain(|(.., seen)| now.duration_since(*seen) < MOVE_TIMEOUT);
-        for p in expired {
-            self.drop_watches_below(&p);
+        for wd in expired {
+            self.drop_watches_below(wd);
         }
     }
 
@@ -475,24 +523,31 @@ impl InotifyWatcher {
                     synthetic: false,
                 });
             }
-            // Directories created while events were lost have no watch yet.
+            // Directories created while events were lost have no watch yet: walk again
+            // (existing watches are found again and keep their descriptors).
             for (i, root) in self.roots.clone().iter().enumerate() {
-                if std::fs::metadata(root).is_ok_and(|md| md.is_dir())
-                    && let Err(e) = self.add_tree(&dir_path(root), i, true, None)
-                {
-                    self.errors.push(e);
+                if std::fs::metadata(root).is_ok_and(|md| md.is_dir()) {
+                    let name: Box<[u8]> = with_slash(root).as_os_str().as_bytes().into();
+                    let root_index = u32::try_from(i).unwrap_or(u32::MAX);
+                    if let Err(e) =
+                        self.watch_tree(&mut root.clone(), name, None, root_index, true, None)
+                    {
+                        self.errors.push(e);
+                    }
                 }
             }
             return;
         }
-        let Some(w) = self.watches.get(&wd) else {
-            return;
-        };
-        let (watch_path, root) = (w.path.clone(), w.root);
         if m & mask::IGNORED != 0 {
             self.watches.remove(&wd);
             return;
         }
+        let Some(root) = self.watches.get(&wd).map(|w| w.root) else {
+            return;
+        };
+        let Some(watch_path) = self.path_of(wd) else {
+            return;
+        };
         let full = if name.is_empty() {
             watch_path.clone()
         } else {
@@ -507,21 +562,46 @@ impl InotifyWatcher {
         let mut synthetic = Vec::new();
         if is_dir && self.opts.recursive && !excluded {
             if m & mask::MOVED_FROM != 0 {
-                self.moved_dirs.push((cookie, full.clone(), now));
+                let child = self
+                    .watches
+                    .iter()
+                    .find(|(_, w)| w.parent == Some(wd) && *w.name == *name)
+                    .map(|(c, _)| *c);
+                if let Some(child) = child {
+                    self.moved_dirs.push((cookie, child, now));
+                }
             } else if m & mask::MOVED_TO != 0 {
                 match self.moved_dirs.iter().position(|(c, ..)| *c == cookie) {
                     Some(i) => {
-                        let (_, old, _) = self.moved_dirs.remove(i);
-                        self.rename_watches(&old, &full);
+                        let (_, child, _) = self.moved_dirs.remove(i);
+                        if let Some(w) = self.watches.get_mut(&child) {
+                            w.parent = Some(wd);
+                            w.name = name.clone().into();
+                            w.root = root;
+                        }
                     }
                     None => {
-                        if let Err(e) = self.add_tree(&dir_path(&full), root, false, None) {
+                        if let Err(e) = self.watch_tree(
+                            &mut full.clone(),
+                            name.clone().into(),
+                            Some(wd),
+                            root,
+                            false,
+                            None,
+                        ) {
                             self.errors.push(e);
                         }
                     }
                 }
             } else if m & mask::CREATE != 0
-                && let Err(e) = self.add_tree(&dir_path(&full), root, false, Some(&mut synthetic))
+                && let Err(e) = self.watch_tree(
+                    &mut full.clone(),
+                    name.clone().into(),
+                    Some(wd),
+                    root,
+                    false,
+                    Some(&mut synthetic),
+                )
             {
                 self.errors.push(e);
             }
