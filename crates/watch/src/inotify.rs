@@ -102,11 +102,12 @@ fn io_err(op: &'static str, path: &Path, e: Errno) -> WatchError {
 fn mtime(path: &Path) -> Option<(i64, u64)> {
     rustix::fs::lstat(path)
         .ok()
-        .map(|st| (st.st_mtime, st.st_mtime_nsec as u64))
+        .map(|st| (st.st_mtime, st.st_mtime_nsec))
 }
 
-/// The entries of directory `path` (without `.` and `..`) and whether each is a directory.
-fn list(path: &Path) -> Vec<(Vec<u8>, bool)> {
+/// The entries of directory `path` (without `.` and `..`) and whether each is a directory;
+/// only the directories with `dirs_only`.
+fn list(path: &Path, dirs_only: bool) -> Vec<(Vec<u8>, bool)> {
     let mut out = Vec::new();
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let Ok(fd) = rustix::fs::open(path, flags, rustix::fs::Mode::empty()) else {
@@ -129,9 +130,93 @@ fn list(path: &Path) -> Vec<(Vec<u8>, bool)> {
             }
             _ => false,
         };
-        out.push((name.to_vec(), is_dir));
+        if is_dir || !dirs_only {
+            out.push((name.to_vec(), is_dir));
+        }
     }
     out
+}
+
+/// A directory found by the start-up walk.
+struct TreeDir {
+    /// Index of its parent in the walk's list.
+    parent: Option<u32>,
+    /// Its name (for the root: its path as `%w` shows it).
+    name: Box<[u8]>,
+}
+
+/// Lists every directory below `root` that the selector lets through, parents before children,
+/// with as many threads as there are cores (listing is most of the cost of watching a tree).
+fn walk_tree(
+    root: &Path,
+    root_name: Box<[u8]>,
+    selector: &Selector,
+    rel: &(dyn Fn(&Path) -> Vec<u8> + Sync),
+) -> Vec<TreeDir> {
+    use std::sync::{Condvar, Mutex};
+    struct Shared {
+        found: Vec<TreeDir>,
+        todo: Vec<(u32, PathBuf)>,
+        busy: usize,
+    }
+    let shared = Mutex::new(Shared {
+        found: vec![TreeDir {
+            parent: None,
+            name: root_name,
+        }],
+        todo: vec![(0, root.to_path_buf())],
+        busy: 0,
+    });
+    let wake = Condvar::new();
+    let worker = || {
+        loop {
+            let (index, path) = {
+                let Ok(mut s) = shared.lock() else { return };
+                loop {
+                    if let Some(task) = s.todo.pop() {
+                        s.busy += 1;
+                        break task;
+                    }
+                    if s.busy == 0 {
+                        wake.notify_all();
+                        return;
+                    }
+                    s = match wake.wait(s) {
+                        Ok(s) => s,
+                        Err(_) => return,
+                    };
+                }
+            };
+            let mut subdirs = Vec::new();
+            for (name, _) in list(&path, true) {
+                let child = path.join(OsStr::from_bytes(&name));
+                if !selector.is_excluded(&child, &rel(&child), true) {
+                    subdirs.push((name, child));
+                }
+            }
+            let Ok(mut s) = shared.lock() else { return };
+            for (name, child) in subdirs {
+                let i = u32::try_from(s.found.len()).unwrap_or(u32::MAX);
+                s.found.push(TreeDir {
+                    parent: Some(index),
+                    name: name.into(),
+                });
+                s.todo.push((i, child));
+            }
+            s.busy -= 1;
+            wake.notify_all();
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(8);
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(worker);
+        }
+        worker();
+    });
+    shared.into_inner().map(|s| s.found).unwrap_or_default()
 }
 
 /// `path` as `%w` shows a directory: with a trailing `/`.
@@ -217,8 +302,73 @@ impl InotifyWatcher {
             return Ok(());
         }
         let name: Box<[u8]> = with_slash(path).as_os_str().as_bytes().into();
-        let mut buf = path.to_path_buf();
-        self.watch_tree(&mut buf, name, None, root, true, None)?;
+        if !self.opts.recursive {
+            self.add_watch(
+                path,
+                Watch {
+                    parent: None,
+                    name,
+                    root,
+                    is_dir: true,
+                },
+                true,
+            )?;
+            return Ok(());
+        }
+        // List the whole tree first, on every core (no watch exists yet, so the listing makes no
+        // events), then watch it deepest first.
+        let mut dirs = walk_tree(path, name, &self.opts.selector, &|p| {
+            self.rel(root, p).to_vec()
+        });
+        let mut wds: Vec<Option<i32>> = vec![None; dirs.len()];
+        let mut buf = Vec::new();
+        for i in (0..dirs.len()).rev() {
+            // The path, from the chain of parents.
+            buf.clear();
+            let mut chain = Vec::new();
+            let mut cur = Some(i);
+            while let Some(c) = cur {
+                chain.push(c);
+                cur = dirs.get(c).and_then(|d| d.parent).map(|p| p as usize);
+            }
+            for (n, c) in chain.iter().rev().enumerate() {
+                if n > 0 {
+                    buf.push(b'/');
+                }
+                if let Some(d) = dirs.get(*c) {
+                    let part: &[u8] = &d.name;
+                    buf.extend_from_slice(if n == 0 {
+                        part.strip_suffix(b"/").unwrap_or(part)
+                    } else {
+                        part
+                    });
+                }
+            }
+            let dir_name = dirs
+                .get_mut(i)
+                .map(|d| std::mem::take(&mut d.name))
+                .unwrap_or_default();
+            let watch = Watch {
+                parent: None,
+                name: dir_name,
+                root,
+                is_dir: true,
+            };
+            let wd = self.add_watch(Path::new(OsStr::from_bytes(&buf)), watch, i == 0)?;
+            if let Some(slot) = wds.get_mut(i) {
+                *slot = wd;
+            }
+        }
+        for (dir, wd) in dirs.iter().zip(&wds) {
+            let parent = dir
+                .parent
+                .and_then(|p| wds.get(p as usize).copied().flatten());
+            if let (Some(wd), Some(parent)) = (wd, parent)
+                && let Some(w) = self.watches.get_mut(wd)
+            {
+                w.parent = Some(parent);
+            }
+        }
         Ok(())
     }
 
@@ -278,9 +428,10 @@ impl InotifyWatcher {
         is_root: bool,
         mut found: Option<&mut Found>,
     ) -> Result<Option<i32>, WatchError> {
-        let before = mtime(path);
+        let check = self.opts.recursive;
+        let before = if check { mtime(path) } else { None };
         let mut entries = if self.opts.recursive {
-            list(path)
+            list(path, false)
         } else {
             Vec::new()
         };
@@ -333,8 +484,8 @@ impl InotifyWatcher {
             }
         }
         // Whatever appeared between the listing and the watch is in a second listing.
-        if self.opts.recursive && (before.is_none() || before != mtime(path)) {
-            for (child, is_dir) in list(path) {
+        if check && (before.is_none() || before != mtime(path)) {
+            for (child, is_dir) in list(path, false) {
                 if entries.iter().any(|(n, _)| *n == child) {
                     continue;
                 }
