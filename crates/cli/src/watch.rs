@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
-use watch::{InotifyWatcher, RawEvent, Selector, WatchOptions, mask};
+use watch::{FanotifyWatcher, InotifyWatcher, RawEvent, Selector, WatchOptions, Watcher, mask};
 
 fn command() -> Command {
     let event_help = "\
@@ -62,6 +62,7 @@ Exit status: 0 an event occurred (or --stats finished), 1 an error, 2 the timeou
         .arg(Arg::new("daemon").short('d').long("daemon").action(ArgAction::SetTrue).help("run in the background (needs -o); with --stats: sort descending by EVENT"))
         .arg(Arg::new("syslog").short('s').long("syslog").action(ArgAction::SetTrue).help("send errors to syslog"))
         .arg(Arg::new("no-dereference").short('P').long("no-dereference").action(ArgAction::SetTrue).help("do not follow a symlink given as FILE"))
+        .arg(Arg::new("fanotify").short('F').long("fanotify").action(ArgAction::SetTrue).help("watch whole filesystems with fanotify (root; no per-directory watches, no watch limit); falls back to inotify with a message"))
         .arg(Arg::new("stats").short('S').long("stats").action(ArgAction::SetTrue).help("count events per watched directory, as inotifywatch"))
         .arg(Arg::new("ascending").short('a').long("ascending").value_name("EVENT").help("--stats: sort ascending by EVENT's count"))
         .arg(Arg::new("descending").long("descending").value_name("EVENT").help("--stats: sort descending by EVENT's count (also -d EVENT with --stats)"))
@@ -323,7 +324,7 @@ pub fn main(args: &[OsString]) -> ExitCode {
     }
 }
 
-fn setup(m: &ArgMatches, events: u32) -> Result<(InotifyWatcher, usize), Refusal> {
+fn setup(m: &ArgMatches, events: u32) -> Result<(Watcher, usize), Refusal> {
     let (watch_paths, skipped) = paths(m)?;
     let opts = WatchOptions {
         recursive: m.get_flag("recursive"),
@@ -331,7 +332,17 @@ fn setup(m: &ArgMatches, events: u32) -> Result<(InotifyWatcher, usize), Refusal
         no_dereference: m.get_flag("no-dereference"),
         selector: selector(m, &skipped)?,
     };
-    let mut w = InotifyWatcher::new(opts).map_err(|e| Refusal(e.to_string()))?;
+    let mut w = if m.get_flag("fanotify") {
+        match FanotifyWatcher::new(opts.clone()) {
+            Ok(f) => Watcher::Fanotify(f),
+            Err(e) => {
+                eprintln!("rtsync watch: cannot use fanotify ({e}); watching with inotify");
+                Watcher::Inotify(InotifyWatcher::new(opts).map_err(|e| Refusal(e.to_string()))?)
+            }
+        }
+    } else {
+        Watcher::Inotify(InotifyWatcher::new(opts).map_err(|e| Refusal(e.to_string()))?)
+    };
     for p in &watch_paths {
         w.add(p).map_err(|e| Refusal(e.to_string()))?;
     }

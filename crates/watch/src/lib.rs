@@ -3,6 +3,7 @@
 //! - [`event`]: the vocabulary — raw inotify-style events ([`RawEvent`], with inotify's masks and
 //!   names, which `rtsync watch` prints as inotifywait does) and the semantic [`FsEvent`]s the
 //!   replication engine consumes;
+//! - [`fanotify`]: the privileged backend: one mark per filesystem, no per-directory watches;
 //! - [`inotify`]: the default backend. One watch per directory, added by a walk; a new directory
 //!   is watched *then* read, so files created in it before its watch existed are reported; a
 //!   directory renamed inside the tree keeps correct paths for everything below it; a queue
@@ -20,12 +21,14 @@
 )]
 
 pub mod event;
+pub mod fanotify;
 pub mod inotify;
 pub mod limits;
 pub mod pairing;
 pub mod select;
 
 pub use event::{FsEvent, RawEvent, mask};
+pub use fanotify::FanotifyWatcher;
 pub use inotify::{InotifyWatcher, WatchOptions};
 pub use pairing::Pairer;
 pub use select::Selector;
@@ -65,4 +68,47 @@ pub enum WatchError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Either backend behind one interface.
+pub enum Watcher {
+    /// One watch per directory (any user).
+    Inotify(InotifyWatcher),
+    /// One mark per filesystem (root).
+    Fanotify(FanotifyWatcher),
+}
+
+impl Watcher {
+    /// Starts watching `path`.
+    ///
+    /// # Errors
+    /// As the backend's `add`.
+    pub fn add(&mut self, path: &std::path::Path) -> Result<(), WatchError> {
+        match self {
+            Watcher::Inotify(w) => w.add(path),
+            Watcher::Fanotify(w) => w.add(path),
+        }
+    }
+
+    /// The next event, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As the backend's `next_event`.
+    pub fn next_event(
+        &mut self,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Option<RawEvent>, WatchError> {
+        match self {
+            Watcher::Inotify(w) => w.next_event(timeout),
+            Watcher::Fanotify(w) => w.next_event(timeout),
+        }
+    }
+
+    /// Problems met while watching new directories (inotify only).
+    pub fn take_errors(&mut self) -> Vec<WatchError> {
+        match self {
+            Watcher::Inotify(w) => w.take_errors(),
+            Watcher::Fanotify(_) => Vec::new(),
+        }
+    }
 }
