@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Watch benchmark: `rtsync watch -mr` against `inotifywait -mr`, side by side in one run.
 
-    sudo bench/watch.py [--sizes 10000,100000] [--storm 100000]
+    sudo bench/watch.py [--sizes 10000,100000,1000000] [--storm 100000]
 
 For trees of N directories (created on a tmpfs when run as root): time from start until the tool
-says "Watches established.", and its resident memory then (user space: VmRSS, per directory
+says "Watches established." (as root also for `rtsync watch -F`, fanotify), and its resident
+memory then (user space: VmRSS, per directory
 above a one-directory baseline). Then a storm of file creations in a watched directory: how many
 CREATE events each tool delivered and at what rate. fs.inotify.max_user_watches is raised for
 the run when needed and restored afterwards. Prints a Markdown table.
@@ -39,7 +40,7 @@ def rss_kib(pid):
 
 
 def start(tool, tree, out_path):
-    cmd = [RTSYNC, "watch"] if tool == "rtsync" else ["inotifywait"]
+    cmd = {"rtsync": [RTSYNC, "watch"], "rtsync -F": [RTSYNC, "watch", "-F"]}.get(tool, ["inotifywait"])
     cmd += ["-mr", "--format", "%e %w%f", tree]
     out = open(out_path, "wb")
     t0 = time.monotonic()
@@ -62,7 +63,8 @@ def setup_case(work, n):
     tree = os.path.join(work, f"tree{n}")
     make_tree(tree, n)
     rows = []
-    for tool in ("inotifywait", "rtsync"):
+    tools = ("inotifywait", "rtsync", "rtsync -F") if os.geteuid() == 0 else ("inotifywait", "rtsync")
+    for tool in tools:
         times, rss = [], []
         for _ in range(3):
             p, secs = start(tool, tree, os.devnull)
@@ -102,7 +104,7 @@ def storm(work, n):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="10000,100000")
+    ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--storm", type=int, default=100000)
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "rtsync"], cwd=ROOT, check=True)
@@ -112,7 +114,7 @@ def main():
     old_limit = None
     try:
         if os.geteuid() == 0:
-            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4g,nr_inodes=4m", "rtsync-watch-bench", work], check=True)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8g,nr_inodes=8m", "rtsync-watch-bench", work], check=True)
             mounted = True
             old_limit = open(LIMIT).read().strip()
             need = 2 * (max(sizes) + 1000) + 100000
@@ -125,7 +127,7 @@ def main():
             rows = setup_case(work, n)
             ref = dict((t, s) for t, s, _ in rows)["inotifywait"]
             for tool, secs, rss in rows:
-                per_dir = (rss - base[tool]) * 1024 / n
+                per_dir = max(rss - base[tool], 0) * 1024 / n
                 print(f"| {n:,} dirs | {tool} | {secs:.3f} | {rss/1024:.1f} | {per_dir:.0f} | {ref/secs:.2f} |")
         print()
         print(f"Storm of {args.storm:,} file creations in one watched directory:")

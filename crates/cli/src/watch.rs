@@ -237,9 +237,9 @@ fn sink(m: &ArgMatches) -> Result<Box<dyn Write>, Refusal> {
                 .map_err(|e| {
                     Refusal(format!("Couldn't open {}: {e}", Path::new(path).display()))
                 })?;
-            Ok(Box::new(f))
+            Ok(Box::new(std::io::BufWriter::new(f)))
         }
-        None => Ok(Box::new(std::io::stdout())),
+        None => Ok(Box::new(std::io::BufWriter::new(std::io::stdout().lock()))),
     }
 }
 
@@ -394,7 +394,12 @@ fn run_wait(m: &ArgMatches) -> Result<ExitCode, Refusal> {
         };
         if quiet < 2 {
             let line = render(&layout, timefmt, &ev);
-            if out.write_all(&line).and_then(|()| out.flush()).is_err() {
+            // Lines leave as soon as no other event is already waiting: immediately when events
+            // trickle, in large writes during a storm.
+            let flushed = out
+                .write_all(&line)
+                .and_then(|()| if w.has_pending() { Ok(()) } else { out.flush() });
+            if flushed.is_err() {
                 // A closed pipe (`| head`) ends the watch quietly.
                 return Ok(ExitCode::SUCCESS);
             }

@@ -229,6 +229,12 @@ impl FanotifyWatcher {
         })
     }
 
+    /// Whether events are waiting in user space (the next call returns at once).
+    #[must_use]
+    pub fn has_pending(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
     /// Starts watching the tree at `path`: marks its whole filesystem and reports what happens
     /// below `path`.
     ///

@@ -253,6 +253,12 @@ impl InotifyWatcher {
         })
     }
 
+    /// Whether events are waiting in user space (the next call returns at once).
+    #[must_use]
+    pub fn has_pending(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
     /// Number of watches held (one per watched directory).
     #[must_use]
     pub fn watch_count(&self) -> usize {

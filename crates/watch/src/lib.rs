@@ -104,6 +104,15 @@ impl Watcher {
         }
     }
 
+    /// Whether events are waiting in user space.
+    #[must_use]
+    pub fn has_pending(&self) -> bool {
+        match self {
+            Watcher::Inotify(w) => w.has_pending(),
+            Watcher::Fanotify(w) => w.has_pending(),
+        }
+    }
+
     /// Problems met while watching new directories (inotify only).
     pub fn take_errors(&mut self) -> Vec<WatchError> {
         match self {
