@@ -4,6 +4,7 @@
 mod doctor;
 mod exit;
 mod output;
+mod remote;
 mod sync;
 mod watch;
 

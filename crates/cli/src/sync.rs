@@ -57,13 +57,8 @@ const UNSUPPORTED: &[(&str, Option<char>, bool)] = &[
     ("prune-empty-dirs", Some('m'), false),
     ("partial-dir", None, true),
     ("temp-dir", Some('T'), true),
-    ("list-only", None, false),
     ("rsh", Some('e'), true),
     ("rsync-path", None, true),
-    ("port", None, true),
-    ("password-file", None, true),
-    ("timeout", None, true),
-    ("contimeout", None, true),
     ("atimes", Some('U'), false),
     ("crtimes", Some('N'), false),
     ("executability", Some('E'), false),
@@ -329,6 +324,39 @@ fn command() -> Command {
             )
             .hide(true),
         )
+        .arg(flag(
+            "list-only",
+            None,
+            "list instead of copying (with a daemon and no module: its modules)",
+        ))
+        .arg(
+            Arg::new("port")
+                .long("port")
+                .value_name("PORT")
+                .value_parser(clap::value_parser!(u16))
+                .help("daemon port (default 873)"),
+        )
+        .arg(
+            Arg::new("password-file")
+                .long("password-file")
+                .value_name("FILE")
+                .value_parser(clap::value_parser!(OsString))
+                .help("read the daemon password from FILE (else RSYNC_PASSWORD)"),
+        )
+        .arg(
+            Arg::new("timeout")
+                .long("timeout")
+                .value_name("SECONDS")
+                .value_parser(clap::value_parser!(u64))
+                .help("I/O timeout in seconds"),
+        )
+        .arg(
+            Arg::new("contimeout")
+                .long("contimeout")
+                .value_name("SECONDS")
+                .value_parser(clap::value_parser!(u64))
+                .help("daemon connection timeout in seconds"),
+        )
         .arg(no("no-whole-file", "no-whole-file"))
         .arg(no("no-W", "no-W"))
         .arg(no("no-recursive", "no-recursive"))
@@ -450,25 +478,12 @@ struct Settings {
     stats: bool,
 }
 
-fn is_remote(path: &[u8]) -> bool {
-    if path.starts_with(b"rsync://") {
-        return true;
-    }
-    // rsync's rule: a colon before any slash means host:path (or host::module).
-    match path.iter().position(|&b| b == b':') {
-        Some(colon) => !path.get(..colon).unwrap_or_default().contains(&b'/'),
-        None => false,
-    }
-}
-
 impl Settings {
     fn from_matches(m: &ArgMatches) -> Result<Settings, Refusal> {
         for (name, _, _) in UNSUPPORTED {
             if m.value_source(name) == Some(clap::parser::ValueSource::CommandLine) {
                 let what = match *name {
-                    "rsh" | "rsync-path" | "port" | "password-file" | "timeout" | "contimeout" => {
-                        "remote transfers are not supported yet"
-                    }
+                    "rsh" | "rsync-path" => "remote-shell transfers are not supported yet",
                     _ => "not supported yet",
                 };
                 return Err(Refusal(
@@ -476,6 +491,12 @@ impl Settings {
                     exit::UNSUPPORTED,
                 ));
             }
+        }
+        if m.get_flag("list-only") {
+            return Err(Refusal(
+                "option --list-only: listing local paths is not supported yet".into(),
+                exit::UNSUPPORTED,
+            ));
         }
         if m.get_count("F") > 0 {
             return Err(Refusal(
@@ -497,12 +518,7 @@ impl Settings {
                 },
             ));
         }
-        if let Some(remote) = paths.iter().find(|p| is_remote(p.as_bytes())) {
-            return Err(Refusal(
-                format!("{remote:?}: transfers to or from another host are not supported yet"),
-                exit::UNSUPPORTED,
-            ));
-        }
+
         let from0 = m.get_flag("from0");
         let files_from = match m.get_one::<OsString>("files-from") {
             Some(path) => {
@@ -627,6 +643,16 @@ pub fn main(args: &[OsString]) -> ExitCode {
             return exit::fail(exit::SYNTAX);
         }
     };
+    let paths: Vec<OsString> = matches
+        .get_many::<OsString>("paths")
+        .map(|v| v.cloned().collect())
+        .unwrap_or_default();
+    if paths
+        .iter()
+        .any(|p| client::Remote::parse(p.as_bytes()).is_some())
+    {
+        return crate::remote::main(&matches, &paths);
+    }
     let settings = match Settings::from_matches(&matches) {
         Ok(s) => s,
         Err(Refusal(msg, code)) => {

@@ -54,6 +54,15 @@ pub enum ProtoError {
 }
 
 impl ProtoError {
+    /// A protocol error in `phase`.
+    #[must_use]
+    pub fn protocol_text(phase: &'static str, detail: &str) -> Self {
+        ProtoError::Protocol {
+            phase,
+            detail: detail.to_string(),
+        }
+    }
+
     pub(crate) fn protocol(phase: &'static str, detail: impl Into<String>) -> Self {
         ProtoError::Protocol {
             phase,

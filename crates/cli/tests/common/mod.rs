@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: run the `rtsync` binary and stock `rsync` side by side.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Output};

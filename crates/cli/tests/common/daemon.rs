@@ -1,0 +1,99 @@
+//! A stock `rsync --daemon` started by a test: a real rsyncd.conf (`auth users`, `secrets file`,
+//! `hosts allow`, `read only = no`) on a free loopback port, stopped by its own pid.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running stock daemon.
+pub struct StockDaemon {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+pub const SECRET_USER: &str = "alice";
+pub const SECRET_PASSWORD: &str = "s3cret pass";
+
+impl StockDaemon {
+    /// Starts rsync's daemon with modules `open` (read-write, no auth), `secret` (auth users =
+    /// alice) and `ro` (read only).
+    pub fn start() -> StockDaemon {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for m in ["open", "secret", "ro"] {
+            std::fs::create_dir(d.join(m)).unwrap();
+        }
+        std::fs::write(
+            d.join("secrets"),
+            format!("{SECRET_USER}:{SECRET_PASSWORD}\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            d.join("secrets"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let root = rustix_is_root();
+        let conf = format!(
+            "pid file = {d}/rsyncd.pid\nuse chroot = no\nhosts allow = 127.0.0.1\n{ids}\
+             [open]\n  path = {d}/open\n  read only = no\n  comment = open to all\n\
+             [secret]\n  path = {d}/secret\n  read only = no\n  auth users = {SECRET_USER}\n  secrets file = {d}/secrets\n  comment = needs a password\n\
+             [ro]\n  path = {d}/ro\n  read only = yes\n",
+            d = d.display(),
+            ids = if root { "uid = root\ngid = root\n" } else { "" },
+        );
+        std::fs::write(d.join("rsyncd.conf"), conf).unwrap();
+        let port = free_port();
+        let child = Command::new("rsync")
+            .args(["--daemon", "--no-detach", "--address=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--config={}", d.join("rsyncd.conf").display()))
+            .arg(format!("--log-file={}", d.join("rsyncd.log").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start rsync --daemon");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "rsync --daemon did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        StockDaemon { port, dir, child }
+    }
+
+    pub fn url(&self, rest: &str) -> String {
+        format!("rsync://127.0.0.1:{}/{rest}", self.port)
+    }
+
+    pub fn module_path(&self, module: &str) -> PathBuf {
+        self.dir.path().join(module)
+    }
+}
+
+impl Drop for StockDaemon {
+    fn drop(&mut self) {
+        // Only the daemon this test started, by its pid.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn rustix_is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}

@@ -1,0 +1,123 @@
+//! `rtsync sync` against a stock `rsync --daemon` on loopback: module listings, module access
+//! and authentication give what stock rsync gives.
+
+mod common;
+
+use std::process::Command;
+
+use common::daemon::{SECRET_PASSWORD, SECRET_USER, StockDaemon};
+use common::{have_rsync, rsync, rtsync};
+
+fn code(out: &std::process::Output) -> Option<i32> {
+    out.status.code()
+}
+
+#[test]
+fn module_listing_matches_rsync() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let theirs = rsync([d.url("")]);
+    let ours = rtsync(["sync".to_string(), d.url("")]);
+    assert_eq!(
+        code(&ours),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout),
+        String::from_utf8_lossy(&theirs.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ours.stdout).contains("needs a password"));
+    // The host:: spelling with --port.
+    let ours = rtsync([
+        "sync".to_string(),
+        format!("--port={}", d.port),
+        "127.0.0.1::".to_string(),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout),
+        String::from_utf8_lossy(&theirs.stdout)
+    );
+}
+
+#[test]
+fn wrong_password_unknown_module_and_refused_connection_exit_as_rsync() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let src = tempfile::tempdir().unwrap();
+    let src_arg = format!("{}/", src.path().display());
+    let target = d.url(&format!("secret/"));
+    let target = target.replace("rsync://", &format!("rsync://{SECRET_USER}@"));
+    let run = |program: &str, pw: &str, dest: &str| {
+        let mut cmd = if program == "rtsync" {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_rtsync"));
+            c.arg("sync");
+            c
+        } else {
+            Command::new("rsync")
+        };
+        cmd.env("RSYNC_PASSWORD", pw).args(["-a", &src_arg, dest]);
+        common::run_bounded(&mut cmd, std::time::Duration::from_secs(30))
+    };
+    for program in ["rsync", "rtsync"] {
+        let out = run(program, "wrong", &target);
+        assert_eq!(
+            code(&out),
+            Some(5),
+            "{program}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("@ERROR: auth failed on module secret"),
+            "{program}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = run(program, "", &d.url("nope/"));
+        assert_eq!(code(&out), Some(5), "{program}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("@ERROR: Unknown module 'nope'"),
+            "{program}"
+        );
+    }
+    // The right password opens the module (the transfer itself is not built yet: exit 4).
+    let out = run("rtsync", SECRET_PASSWORD, &target);
+    assert_eq!(
+        code(&out),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("module secret on 127.0.0.1 is open"));
+    // A password file readable by others is refused, as rsync refuses it.
+    let pwfile = src.path().join("pw");
+    std::fs::write(&pwfile, SECRET_PASSWORD).unwrap();
+    std::fs::set_permissions(&pwfile, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = rtsync([
+        "sync",
+        "-a",
+        &src_arg,
+        &target,
+        &format!("--password-file={}", pwfile.display()),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("password file must not be other-accessible")
+    );
+    drop(d);
+    let out = rtsync([
+        "sync".to_string(),
+        "-a".into(),
+        src_arg.clone(),
+        target.clone(),
+    ]);
+    assert_eq!(
+        code(&out),
+        Some(10),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,235 @@
+//! A connection to an rsync daemon, up to the point where the transfer starts: connect, swap
+//! greetings, then either list the modules or open one, answering its challenge.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+use protocol::daemon::{self, AuthDigest, Greeting, ServerLine};
+
+use crate::ClientError;
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Host name or address.
+    pub host: String,
+    /// Port (873 by default).
+    pub port: u16,
+    /// `--contimeout`: how long connecting may take.
+    pub connect_timeout: Option<Duration>,
+    /// `--timeout`: how long a read may wait.
+    pub io_timeout: Option<Duration>,
+}
+
+/// An open daemon connection after the greetings.
+pub struct DaemonConnection {
+    stream: TcpStream,
+    pending: Vec<u8>,
+    /// The server's greeting.
+    pub greeting: Greeting,
+    /// The protocol version in use.
+    pub protocol: u32,
+    io_timeout: Option<Duration>,
+}
+
+fn io(e: std::io::Error, timeout: Option<Duration>) -> ClientError {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            ClientError::Timeout(timeout.map_or(0, |t| t.as_secs()))
+        }
+        _ => ClientError::Socket(e),
+    }
+}
+
+impl DaemonConnection {
+    /// Connects and swaps greetings. Our greeting goes out first, without waiting, as rsync's.
+    ///
+    /// # Errors
+    /// Connection failures (exit 10, or 35 on `--contimeout`), an `@ERROR` greeting (exit 5),
+    /// or a peer older than protocol 30 (exit 2).
+    pub fn connect(opts: &ConnectOptions) -> Result<Self, ClientError> {
+        let target = format!("{}:{}", opts.host, opts.port);
+        let addrs: Vec<_> = (opts.host.as_str(), opts.port)
+            .to_socket_addrs()
+            .map_err(|source| ClientError::Connect {
+                host: target.clone(),
+                source,
+            })?
+            .collect();
+        let mut last = None;
+        let mut stream = None;
+        for addr in addrs {
+            let attempt = match opts.connect_timeout {
+                Some(t) => TcpStream::connect_timeout(&addr, t),
+                None => TcpStream::connect(addr),
+            };
+            match attempt {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let stream = match (stream, last) {
+            (Some(s), _) => s,
+            (None, Some(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(ClientError::ConnectTimeout {
+                    host: target,
+                    secs: opts.connect_timeout.map_or(0, |t| t.as_secs()),
+                });
+            }
+            (None, e) => {
+                return Err(ClientError::Connect {
+                    host: target,
+                    source: e.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
+                });
+            }
+        };
+        stream
+            .set_read_timeout(opts.io_timeout)
+            .map_err(ClientError::Socket)?;
+        stream.set_nodelay(true).map_err(ClientError::Socket)?;
+        let mut conn = DaemonConnection {
+            stream,
+            pending: Vec::new(),
+            greeting: Greeting {
+                version: 0,
+                sub: None,
+                digests: None,
+            },
+            protocol: 0,
+            io_timeout: opts.io_timeout,
+        };
+        conn.send(&daemon::greeting())?;
+        let line = conn.read_line()?;
+        conn.greeting = daemon::parse_greeting(&line)?;
+        conn.protocol = daemon::negotiate_version(&conn.greeting)?;
+        Ok(conn)
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.stream.write_all(bytes).map_err(ClientError::Socket)
+    }
+
+    fn read_line(&mut self) -> Result<Vec<u8>, ClientError> {
+        loop {
+            if let Some(line) = daemon::take_line(&mut self.pending, 4096)? {
+                return Ok(line);
+            }
+            let mut buf = [0u8; 4096];
+            let n = self
+                .stream
+                .read(&mut buf)
+                .map_err(|e| io(e, self.io_timeout))?;
+            if n == 0 {
+                return Err(ClientError::Socket(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "connection closed by the daemon",
+                )));
+            }
+            self.pending
+                .extend_from_slice(buf.get(..n).unwrap_or_default());
+        }
+    }
+
+    /// Asks for the module list. `text` receives every line as the daemon sent it (the MOTD,
+    /// then `name<TAB>comment` lines), which is what rsync prints.
+    ///
+    /// # Errors
+    /// Socket errors or an `@ERROR` from the daemon.
+    pub fn list_modules(mut self, text: &mut dyn FnMut(&[u8])) -> Result<(), ClientError> {
+        self.send(b"#list\n")?;
+        loop {
+            let line = self.read_line()?;
+            match daemon::parse_server_line(&line) {
+                ServerLine::Exit => return Ok(()),
+                ServerLine::Error(msg) => return Err(protocol::ProtoError::Remote(msg).into()),
+                _ => text(&line),
+            }
+        }
+    }
+
+    /// Opens `module`, answering an authentication challenge as `user` with `password`
+    /// (asked for only when the daemon wants one). MOTD lines go to `text`.
+    ///
+    /// # Errors
+    /// `@ERROR` answers (unknown module, auth failed, access denied: exit 5), a missing password,
+    /// or socket errors.
+    pub fn open_module(
+        &mut self,
+        module: &str,
+        user: &str,
+        password: &mut dyn FnMut() -> Result<Vec<u8>, ClientError>,
+        text: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), ClientError> {
+        self.send(format!("{module}\n").as_bytes())?;
+        loop {
+            let line = self.read_line()?;
+            match daemon::parse_server_line(&line) {
+                ServerLine::Ok => return Ok(()),
+                ServerLine::Error(msg) => return Err(protocol::ProtoError::Remote(msg).into()),
+                ServerLine::AuthRequired(challenge) => {
+                    let digest = daemon::choose_digest(self.greeting.digests.as_deref())
+                        .ok_or_else(|| {
+                            ClientError::Password(
+                                "the daemon offers no authentication digest rtsync knows".into(),
+                            )
+                        })?;
+                    let pw = password()?;
+                    let answer = digest.respond(&pw, challenge.as_bytes());
+                    self.send(format!("{user} {answer}\n").as_bytes())?;
+                }
+                ServerLine::Exit => {
+                    return Err(protocol::ProtoError::protocol_text(
+                        "module",
+                        "the daemon ended the session",
+                    )
+                    .into());
+                }
+                ServerLine::Text(t) => text(&t),
+            }
+        }
+    }
+
+    /// The digest authentication would use with this daemon.
+    #[must_use]
+    pub fn auth_digest(&self) -> Option<AuthDigest> {
+        daemon::choose_digest(self.greeting.digests.as_deref())
+    }
+}
+
+/// Reads a `--password-file` as rsync does: the first line, and the file must not be readable
+/// by others (nor, when running as root, owned by anyone else).
+///
+/// # Errors
+/// [`ClientError::Password`] with rsync's wording.
+pub fn read_password_file(path: &Path) -> Result<Vec<u8>, ClientError> {
+    let md = std::fs::metadata(path).map_err(|e| {
+        ClientError::Password(format!(
+            "could not open password file {}: {e}",
+            path.display()
+        ))
+    })?;
+    if md.mode() & 0o006 != 0 {
+        return Err(ClientError::Password(
+            "ERROR: password file must not be other-accessible".into(),
+        ));
+    }
+    if md.uid() != 0 && rustix::process::getuid().is_root() {
+        return Err(ClientError::Password(
+            "ERROR: password file must be owned by root when running as root".into(),
+        ));
+    }
+    let content = std::fs::read(path).map_err(|e| {
+        ClientError::Password(format!(
+            "could not read password file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let line = content.split(|&b| b == b'\n').next().unwrap_or_default();
+    Ok(line.strip_suffix(b"\r").unwrap_or(line).to_vec())
+}
