@@ -51,7 +51,7 @@ fn wrong_password_unknown_module_and_refused_connection_exit_as_rsync() {
     let d = StockDaemon::start();
     let src = tempfile::tempdir().unwrap();
     let src_arg = format!("{}/", src.path().display());
-    let target = d.url(&format!("secret/"));
+    let target = d.url("secret/");
     let target = target.replace("rsync://", &format!("rsync://{SECRET_USER}@"));
     let run = |program: &str, pw: &str, dest: &str| {
         let mut cmd = if program == "rtsync" {
