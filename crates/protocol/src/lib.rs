@@ -16,6 +16,7 @@
 )]
 
 pub mod daemon;
+pub mod flist;
 pub mod mux;
 pub mod wire;
 
