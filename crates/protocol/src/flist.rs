@@ -340,16 +340,17 @@ impl FlistDecoder {
                 .ok_or_else(|| bad("bad symlink length"))?;
             e.link_target = Some(need!(c.bytes(len)).to_vec());
         }
-        if let Some(n) = self.opts.checksum_len {
-            if ft == S_IFREG {
-                e.checksum = Some(need!(c.bytes(n)).to_vec());
-            }
+        if let (Some(n), true) = (self.opts.checksum_len, ft == S_IFREG) {
+            e.checksum = Some(need!(c.bytes(n)).to_vec());
         }
         self.prev = e.clone();
         self.entries += 1;
         Ok(Some((Item::Entry(e), c.at)))
     }
 }
+
+/// (id, name) pairs of a uid or gid list.
+pub type IdList = Vec<(u32, Vec<u8>)>;
 
 /// Decodes a uid or gid name list (`uidlist.c recv_id_list`): (id, name) pairs up to a zero id;
 /// with `id0_names` the terminator carries a name for id 0. `Ok(None)` until it is all there.
