@@ -352,9 +352,6 @@ impl FlistDecoder {
 /// (id, name) pairs of a uid or gid list.
 pub type IdList = Vec<(u32, Vec<u8>)>;
 
-/// (id, name) pairs of a uid or gid list.
-pub type IdList = Vec<(u32, Vec<u8>)>;
-
 /// Decodes a uid or gid name list (`uidlist.c recv_id_list`): (id, name) pairs up to a zero id;
 /// with `id0_names` the terminator carries a name for id 0. `Ok(None)` until it is all there.
 ///
