@@ -399,7 +399,7 @@ fn last(m: &ArgMatches, id: &str) -> Option<usize> {
 
 /// Resolves an on/off option set by `on_ids` (e.g. `-p`, `-a`) and unset by `off_ids`
 /// (`--no-perms`, `--no-p`): the one given last wins.
-fn resolve(m: &ArgMatches, on_ids: &[&str], off_ids: &[&str]) -> bool {
+pub(crate) fn resolve(m: &ArgMatches, on_ids: &[&str], off_ids: &[&str]) -> bool {
     let on = on_ids.iter().filter_map(|id| last(m, id)).max();
     let off = off_ids.iter().filter_map(|id| last(m, id)).max();
     match (on, off) {

@@ -121,3 +121,64 @@ fn wrong_password_unknown_module_and_refused_connection_exit_as_rsync() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn listing_a_module_matches_rsync() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    testkit::tricky_tree(&d.module_path("open"));
+    testkit::tricky_tree(&d.module_path("secret"));
+    for opts in [
+        &[][..],
+        &["-a"][..],
+        &["-r"][..],
+        &["-rlptgoD", "--numeric-ids"][..],
+    ] {
+        for url in [d.url("open/"), d.url("open/a/b/"), d.url("open/big.bin")] {
+            let mut args: Vec<String> = opts.iter().map(|s| s.to_string()).collect();
+            args.push("--list-only".into());
+            args.push(url.clone());
+            let theirs = rsync(&args);
+            assert_eq!(
+                code(&theirs),
+                Some(0),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&theirs.stderr)
+            );
+            let ours = rtsync(std::iter::once("sync".to_string()).chain(args.clone()));
+            assert_eq!(
+                code(&ours),
+                Some(0),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&ours.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&ours.stdout),
+                String::from_utf8_lossy(&theirs.stdout),
+                "{args:?}"
+            );
+        }
+    }
+    // Through authentication, with the password in a file as the tutorials keep it.
+    let pwfile = d.dir.path().join("client.pw");
+    std::fs::write(&pwfile, format!("{SECRET_PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&pwfile, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let url = d
+        .url("secret/")
+        .replace("rsync://", &format!("rsync://{SECRET_USER}@"));
+    let pw = format!("--password-file={}", pwfile.display());
+    let theirs = rsync(["-a", "--list-only", &pw, &url]);
+    let ours = rtsync(["sync", "-a", "--list-only", &pw, &url]);
+    assert_eq!(
+        code(&ours),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout),
+        String::from_utf8_lossy(&theirs.stdout)
+    );
+}

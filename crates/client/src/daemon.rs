@@ -233,3 +233,151 @@ pub fn read_password_file(path: &Path) -> Result<Vec<u8>, ClientError> {
     let line = content.split(|&b| b == b'\n').next().unwrap_or_default();
     Ok(line.strip_suffix(b"\r").unwrap_or(line).to_vec())
 }
+
+/// `CF_VARINT_FLIST_FLAGS`: varint entry flags and negotiated checksum names.
+pub const CF_VARINT_FLIST_FLAGS: u32 = 0x80;
+/// `CF_ID0_NAMES`: id lists carry a name for id 0.
+pub const CF_ID0_NAMES: u32 = 0x100;
+/// The capability letters rtsync sends after `e`: no incremental recursion (`i`), no symlink
+/// iconv (`s`).
+pub const CAPABILITIES: &str = ".LfxCIvu";
+
+/// What the server decided in the binary setup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerSetup {
+    /// Compat flags (`CF_*`).
+    pub compat: u32,
+    /// Negotiated transfer checksum.
+    pub checksum: delta::ChecksumKind,
+    /// Session checksum seed.
+    pub seed: i32,
+}
+
+/// Messages other than data that the server sent, for the user.
+pub type MessageSink<'a> = dyn FnMut(protocol::mux::MsgCode, &[u8]) + 'a;
+
+impl DaemonConnection {
+    fn fill(&mut self) -> Result<(), ClientError> {
+        let mut buf = [0u8; 64 * 1024];
+        let n = self
+            .stream
+            .read(&mut buf)
+            .map_err(|e| io(e, self.io_timeout))?;
+        if n == 0 {
+            return Err(ClientError::Socket(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed by the daemon",
+            )));
+        }
+        self.pending
+            .extend_from_slice(buf.get(..n).unwrap_or_default());
+        Ok(())
+    }
+
+    /// Reads one value from the raw (not yet multiplexed) stream with `decode`.
+    fn read_raw<T>(
+        &mut self,
+        mut decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, protocol::ProtoError>,
+    ) -> Result<T, ClientError> {
+        loop {
+            if let Some((v, used)) = decode(&self.pending)? {
+                self.pending.drain(..used);
+                return Ok(v);
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Sends the server's argument vector (NUL-terminated words, then an empty one) and reads
+    /// the binary setup: compat flags, checksum negotiation, seed.
+    ///
+    /// # Errors
+    /// Socket errors, or a checksum list with nothing in common.
+    pub fn start(&mut self, args: &[Vec<u8>]) -> Result<ServerSetup, ClientError> {
+        let mut out = Vec::new();
+        for a in args {
+            out.extend_from_slice(a);
+            out.push(0);
+        }
+        out.push(0);
+        self.send(&out)?;
+        let compat = self.read_raw(protocol::wire::get_varint)?.cast_unsigned();
+        let mut checksum = delta::ChecksumKind::Md5;
+        if compat & CF_VARINT_FLIST_FLAGS != 0 {
+            let ours = ["xxh128", "xxh3", "xxh64", "md5"];
+            let mut list = Vec::new();
+            protocol::wire::put_vstring(&mut list, ours.join(" ").as_bytes())?;
+            self.send(&list)?;
+            let theirs = self
+                .read_raw(|b| Ok(protocol::wire::get_vstring(b).map(|(s, n)| (s.to_vec(), n))))?;
+            let theirs = String::from_utf8_lossy(&theirs).into_owned();
+            let chosen = ours
+                .iter()
+                .find(|o| theirs.split_whitespace().any(|t| t == **o))
+                .ok_or_else(|| {
+                    protocol::ProtoError::protocol_text(
+                        "checksum negotiation",
+                        &format!("no checksum in common with the server's list {theirs:?}"),
+                    )
+                })?;
+            checksum = delta::ChecksumKind::from_name(chosen).unwrap_or(delta::ChecksumKind::Md5);
+        }
+        let seed = self.read_raw(|b| Ok(protocol::wire::get_int(b)))?;
+        Ok(ServerSetup {
+            compat,
+            checksum,
+            seed,
+        })
+    }
+
+    /// Sends protocol data in multiplexed frames.
+    ///
+    /// # Errors
+    /// Socket errors.
+    pub fn send_data(&mut self, data: &[u8]) -> Result<(), ClientError> {
+        let mut out = Vec::with_capacity(data.len() + 8);
+        protocol::mux::encode_data(&mut out, data);
+        self.send(&out)
+    }
+
+    /// Reads the next value of the multiplexed data stream with `decode`; messages met on the
+    /// way go to `messages`. An error exit from the server ends the session.
+    ///
+    /// # Errors
+    /// Socket errors, malformed frames or data, or the server's error exit.
+    pub fn recv_data<T>(
+        &mut self,
+        data: &mut Vec<u8>,
+        messages: &mut MessageSink<'_>,
+        mut decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, protocol::ProtoError>,
+    ) -> Result<T, ClientError> {
+        use protocol::mux::MsgCode;
+        loop {
+            if let Some((v, used)) = decode(data)? {
+                data.drain(..used);
+                return Ok(v);
+            }
+            // Move one whole frame from the socket into `data` or to `messages`.
+            let (code, len) = loop {
+                if let Some(h) = protocol::mux::decode_header(&self.pending)?
+                    && self.pending.len() >= 4 + h.1
+                {
+                    break h;
+                }
+                self.fill()?;
+            };
+            let payload: Vec<u8> = self.pending.drain(..4 + len).skip(4).collect();
+            match code {
+                MsgCode::Data => data.extend_from_slice(&payload),
+                MsgCode::ErrorExit => {
+                    return Err(protocol::ProtoError::protocol_text(
+                        "transfer",
+                        "the server exited with an error",
+                    )
+                    .into());
+                }
+                other => messages(other, &payload),
+            }
+        }
+    }
+}
