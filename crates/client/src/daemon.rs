@@ -26,13 +26,45 @@ pub struct ConnectOptions {
 
 /// An open daemon connection after the greetings.
 pub struct DaemonConnection {
-    stream: TcpStream,
-    pending: Vec<u8>,
+    reader: MuxReader,
+    writer: MuxWriter,
     /// The server's greeting.
     pub greeting: Greeting,
     /// The protocol version in use.
     pub protocol: u32,
+}
+
+/// The reading half of a connection: raw bytes first, multiplexed frames later.
+pub struct MuxReader {
+    stream: TcpStream,
+    pending: Vec<u8>,
     io_timeout: Option<Duration>,
+}
+
+/// The writing half of a connection.
+pub struct MuxWriter {
+    stream: TcpStream,
+}
+
+impl MuxWriter {
+    fn send(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.stream.write_all(bytes).map_err(ClientError::Socket)
+    }
+
+    /// Sends protocol data in multiplexed frames.
+    ///
+    /// # Errors
+    /// Socket errors.
+    pub fn send_data(&mut self, data: &[u8]) -> Result<(), ClientError> {
+        let mut out = Vec::with_capacity(data.len() + 8);
+        protocol::mux::encode_data(&mut out, data);
+        self.send(&out)
+    }
+
+    /// Closes our sending side (after the goodbye), so the daemon sees the end cleanly.
+    pub fn shutdown(&self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+    }
 }
 
 fn io(e: std::io::Error, timeout: Option<Duration>) -> ClientError {
@@ -93,16 +125,22 @@ impl DaemonConnection {
             .set_read_timeout(opts.io_timeout)
             .map_err(ClientError::Socket)?;
         stream.set_nodelay(true).map_err(ClientError::Socket)?;
+        let writer = MuxWriter {
+            stream: stream.try_clone().map_err(ClientError::Socket)?,
+        };
         let mut conn = DaemonConnection {
-            stream,
-            pending: Vec::new(),
+            reader: MuxReader {
+                stream,
+                pending: Vec::new(),
+                io_timeout: opts.io_timeout,
+            },
+            writer,
             greeting: Greeting {
                 version: 0,
                 sub: None,
                 digests: None,
             },
             protocol: 0,
-            io_timeout: opts.io_timeout,
         };
         conn.send(&daemon::greeting())?;
         let line = conn.read_line()?;
@@ -112,9 +150,43 @@ impl DaemonConnection {
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        self.stream.write_all(bytes).map_err(ClientError::Socket)
+        self.writer.send(bytes)
     }
 
+    fn read_line(&mut self) -> Result<Vec<u8>, ClientError> {
+        self.reader.read_line()
+    }
+
+    /// The two halves, for a reader and a writer working at the same time (a transfer must never
+    /// block writing without reading).
+    #[must_use]
+    pub fn into_halves(self) -> (MuxReader, MuxWriter) {
+        (self.reader, self.writer)
+    }
+
+    /// Sends protocol data in multiplexed frames.
+    ///
+    /// # Errors
+    /// Socket errors.
+    pub fn send_data(&mut self, data: &[u8]) -> Result<(), ClientError> {
+        self.writer.send_data(data)
+    }
+
+    /// Reads the next value of the multiplexed data stream (see [`MuxReader::recv_data`]).
+    ///
+    /// # Errors
+    /// As [`MuxReader::recv_data`].
+    pub fn recv_data<T>(
+        &mut self,
+        data: &mut Vec<u8>,
+        messages: &mut MessageSink<'_>,
+        decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, protocol::ProtoError>,
+    ) -> Result<T, ClientError> {
+        self.reader.recv_data(data, messages, decode)
+    }
+}
+
+impl MuxReader {
     fn read_line(&mut self) -> Result<Vec<u8>, ClientError> {
         loop {
             if let Some(line) = daemon::take_line(&mut self.pending, 4096)? {
@@ -135,7 +207,9 @@ impl DaemonConnection {
                 .extend_from_slice(buf.get(..n).unwrap_or_default());
         }
     }
+}
 
+impl DaemonConnection {
     /// Asks for the module list. `text` receives every line as the daemon sent it (the MOTD,
     /// then `name<TAB>comment` lines), which is what rsync prints.
     ///
@@ -256,7 +330,7 @@ pub struct ServerSetup {
 /// Messages other than data that the server sent, for the user.
 pub type MessageSink<'a> = dyn FnMut(protocol::mux::MsgCode, &[u8]) + 'a;
 
-impl DaemonConnection {
+impl MuxReader {
     fn fill(&mut self) -> Result<(), ClientError> {
         let mut buf = [0u8; 64 * 1024];
         let n = self
@@ -286,58 +360,6 @@ impl DaemonConnection {
             }
             self.fill()?;
         }
-    }
-
-    /// Sends the server's argument vector (NUL-terminated words, then an empty one) and reads
-    /// the binary setup: compat flags, checksum negotiation, seed.
-    ///
-    /// # Errors
-    /// Socket errors, or a checksum list with nothing in common.
-    pub fn start(&mut self, args: &[Vec<u8>]) -> Result<ServerSetup, ClientError> {
-        let mut out = Vec::new();
-        for a in args {
-            out.extend_from_slice(a);
-            out.push(0);
-        }
-        out.push(0);
-        self.send(&out)?;
-        let compat = self.read_raw(protocol::wire::get_varint)?.cast_unsigned();
-        let mut checksum = delta::ChecksumKind::Md5;
-        if compat & CF_VARINT_FLIST_FLAGS != 0 {
-            let ours = ["xxh128", "xxh3", "xxh64", "md5"];
-            let mut list = Vec::new();
-            protocol::wire::put_vstring(&mut list, ours.join(" ").as_bytes())?;
-            self.send(&list)?;
-            let theirs = self
-                .read_raw(|b| Ok(protocol::wire::get_vstring(b).map(|(s, n)| (s.to_vec(), n))))?;
-            let theirs = String::from_utf8_lossy(&theirs).into_owned();
-            let chosen = ours
-                .iter()
-                .find(|o| theirs.split_whitespace().any(|t| t == **o))
-                .ok_or_else(|| {
-                    protocol::ProtoError::protocol_text(
-                        "checksum negotiation",
-                        &format!("no checksum in common with the server's list {theirs:?}"),
-                    )
-                })?;
-            checksum = delta::ChecksumKind::from_name(chosen).unwrap_or(delta::ChecksumKind::Md5);
-        }
-        let seed = self.read_raw(|b| Ok(protocol::wire::get_int(b)))?;
-        Ok(ServerSetup {
-            compat,
-            checksum,
-            seed,
-        })
-    }
-
-    /// Sends protocol data in multiplexed frames.
-    ///
-    /// # Errors
-    /// Socket errors.
-    pub fn send_data(&mut self, data: &[u8]) -> Result<(), ClientError> {
-        let mut out = Vec::with_capacity(data.len() + 8);
-        protocol::mux::encode_data(&mut out, data);
-        self.send(&out)
     }
 
     /// Reads the next value of the multiplexed data stream with `decode`; messages met on the
@@ -379,5 +401,53 @@ impl DaemonConnection {
                 other => messages(other, &payload),
             }
         }
+    }
+}
+
+impl DaemonConnection {
+    /// Sends the server's argument vector (NUL-terminated words, then an empty one) and reads
+    /// the binary setup: compat flags, checksum negotiation, seed.
+    ///
+    /// # Errors
+    /// Socket errors, or a checksum list with nothing in common.
+    pub fn start(&mut self, args: &[Vec<u8>]) -> Result<ServerSetup, ClientError> {
+        let mut out = Vec::new();
+        for a in args {
+            out.extend_from_slice(a);
+            out.push(0);
+        }
+        out.push(0);
+        self.send(&out)?;
+        let compat = self
+            .reader
+            .read_raw(protocol::wire::get_varint)?
+            .cast_unsigned();
+        let mut checksum = delta::ChecksumKind::Md5;
+        if compat & CF_VARINT_FLIST_FLAGS != 0 {
+            let ours = ["xxh128", "xxh3", "xxh64", "md5"];
+            let mut list = Vec::new();
+            protocol::wire::put_vstring(&mut list, ours.join(" ").as_bytes())?;
+            self.send(&list)?;
+            let theirs = self
+                .reader
+                .read_raw(|b| Ok(protocol::wire::get_vstring(b).map(|(s, n)| (s.to_vec(), n))))?;
+            let theirs = String::from_utf8_lossy(&theirs).into_owned();
+            let chosen = ours
+                .iter()
+                .find(|o| theirs.split_whitespace().any(|t| t == **o))
+                .ok_or_else(|| {
+                    protocol::ProtoError::protocol_text(
+                        "checksum negotiation",
+                        &format!("no checksum in common with the server's list {theirs:?}"),
+                    )
+                })?;
+            checksum = delta::ChecksumKind::from_name(chosen).unwrap_or(delta::ChecksumKind::Md5);
+        }
+        let seed = self.reader.read_raw(|b| Ok(protocol::wire::get_int(b)))?;
+        Ok(ServerSetup {
+            compat,
+            checksum,
+            seed,
+        })
     }
 }
