@@ -118,10 +118,142 @@ pub fn main(m: &ArgMatches, paths: &[OsString]) -> ExitCode {
             Err(e) => fail(&e),
         };
     }
+    let source_is_remote = paths
+        .first()
+        .is_some_and(|p| Remote::parse(p.as_bytes()).is_some());
+    let dest = paths
+        .last()
+        .filter(|p| Remote::parse(p.as_bytes()).is_none());
+    if let (true, Some(dest), 2) = (source_is_remote, dest, paths.len()) {
+        return match pull_module(conn, m, module, path, Path::new(dest)) {
+            Ok(0) => ExitCode::SUCCESS,
+            Ok(code) => exit::fail(code),
+            Err(e) => fail(&e),
+        };
+    }
     eprintln!(
-        "rtsync: module {module} on {host} is open, but transfers over the rsync protocol are not built yet"
+        "rtsync: module {module} on {host} is open, but pushing over the rsync protocol is not built yet"
     );
     exit::fail(exit::UNSUPPORTED)
+}
+
+/// The options that shape the file list, as the command line sets them.
+#[allow(clippy::struct_excessive_bools)]
+struct ListShape {
+    recursive: bool,
+    links: bool,
+    owner: bool,
+    group: bool,
+    devices: bool,
+    perms: bool,
+    times: bool,
+    numeric: bool,
+}
+
+impl ListShape {
+    fn from_matches(m: &ArgMatches) -> Self {
+        let on = |ids: &[&str], off: &[&str]| crate::sync::resolve(m, ids, off);
+        ListShape {
+            recursive: on(&["recursive", "archive"], &["no-recursive", "no-r"]),
+            links: on(&["links", "archive"], &["no-links", "no-l"]),
+            owner: on(&["owner", "archive"], &["no-owner", "no-o"]),
+            group: on(&["group", "archive"], &["no-group", "no-g"]),
+            devices: on(&["devices", "D", "archive"], &["no-D"]),
+            perms: on(&["perms", "archive"], &["no-perms", "no-p"]),
+            times: on(&["times", "archive"], &["no-times", "no-t"]),
+            numeric: m.get_flag("numeric-ids"),
+        }
+    }
+
+    /// The short-option cluster for the server, with our capabilities.
+    fn cluster(&self) -> String {
+        let mut c = String::from(if self.recursive { "-r" } else { "-d" });
+        for (on, letter) in [
+            (self.links, 'l'),
+            (self.owner, 'o'),
+            (self.group, 'g'),
+            (self.devices, 'D'),
+            (self.times, 't'),
+            (self.perms, 'p'),
+        ] {
+            if on {
+                c.push(letter);
+            }
+        }
+        c.push('e');
+        c.push_str(client::daemon::CAPABILITIES);
+        c
+    }
+}
+
+fn print_message(code: protocol::mux::MsgCode, text: &[u8]) {
+    if code == protocol::mux::MsgCode::Info {
+        let _ = std::io::stdout().write_all(text);
+    } else {
+        let _ = std::io::stderr().write_all(text);
+    }
+}
+
+/// Starts the daemon as the sender of `module/path`, sends our filter rules, and receives its
+/// file list, sorted and without duplicates as rsync sorts it (indexes refer to this order).
+fn receive_file_list(
+    conn: &mut DaemonConnection,
+    shape: &ListShape,
+    module: &str,
+    path: &[u8],
+    extra_args: &[&str],
+    rules: &[Vec<u8>],
+    data: &mut Vec<u8>,
+) -> Result<(client::daemon::ServerSetup, Vec<protocol::flist::Entry>), ClientError> {
+    use protocol::flist::{FlistDecoder, FlistOptions, Item, decode_id_list};
+
+    let mut target = module.as_bytes().to_vec();
+    target.push(b'/');
+    target.extend_from_slice(path);
+    let mut args: Vec<Vec<u8>> = vec![
+        b"--server".to_vec(),
+        b"--sender".to_vec(),
+        shape.cluster().into_bytes(),
+    ];
+    args.extend(extra_args.iter().map(|a| a.as_bytes().to_vec()));
+    if shape.numeric {
+        args.push(b"--numeric-ids".to_vec());
+    }
+    args.push(b".".to_vec());
+    args.push(target);
+    let setup = conn.start(&args)?;
+    let mut filter = Vec::new();
+    for rule in rules {
+        protocol::wire::put_int(&mut filter, i32::try_from(rule.len()).unwrap_or(0));
+        filter.extend_from_slice(rule);
+    }
+    protocol::wire::put_int(&mut filter, 0);
+    conn.send_data(&filter)?;
+    let opts = FlistOptions {
+        protocol: conn.protocol,
+        varint_flags: setup.compat & client::daemon::CF_VARINT_FLIST_FLAGS != 0,
+        uid: shape.owner,
+        gid: shape.group,
+        links: shape.links,
+        devices: shape.devices,
+        specials: shape.devices,
+        ..FlistOptions::default()
+    };
+    let mut decoder = FlistDecoder::new(opts);
+    let mut entries = Vec::new();
+    let mut messages = print_message;
+    while let Item::Entry(e) = conn.recv_data(data, &mut messages, |b| decoder.decode(b))? {
+        entries.push(e);
+    }
+    let id0 = setup.compat & client::daemon::CF_ID0_NAMES != 0;
+    for wanted in [shape.owner, shape.group] {
+        if wanted && !shape.numeric {
+            conn.recv_data(data, &mut messages, |b| decode_id_list(b, id0))?;
+        }
+    }
+    entries.sort_by(|a, b| mirror::flist::compare(&a.name, a.is_dir(), &b.name, b.is_dir()));
+    entries.dedup_by(|a, b| a.name == b.name);
+    Ok((setup, entries))
 }
 
 /// Lists `module/path` as `rsync --list-only` does: the daemon is the sender, we receive its
@@ -132,71 +264,14 @@ fn list_module(
     module: &str,
     path: &[u8],
 ) -> Result<(), ClientError> {
-    use protocol::flist::{FlistDecoder, FlistOptions, Item, decode_id_list, mode_string};
+    use protocol::flist::mode_string;
     use protocol::wire::{NDX_DONE, NdxCodec, get_varlong};
 
-    let on = |ids: &[&str], off: &[&str]| crate::sync::resolve(m, ids, off);
-    let recursive = on(&["recursive", "archive"], &["no-recursive", "no-r"]);
-    let links = on(&["links", "archive"], &["no-links", "no-l"]);
-    let owner = on(&["owner", "archive"], &["no-owner", "no-o"]);
-    let group = on(&["group", "archive"], &["no-group", "no-g"]);
-    let devices = on(&["devices", "D", "archive"], &["no-D"]);
-    let numeric = m.get_flag("numeric-ids");
-    let mut cluster = String::from(if recursive { "-r" } else { "-d" });
-    for (on, letter) in [(links, 'l'), (owner, 'o'), (group, 'g'), (devices, 'D')] {
-        if on {
-            cluster.push(letter);
-        }
-    }
-    cluster.push('e');
-    cluster.push_str(client::daemon::CAPABILITIES);
-    let mut target = module.as_bytes().to_vec();
-    target.push(b'/');
-    target.extend_from_slice(path);
-    let mut args: Vec<Vec<u8>> = vec![
-        b"--server".to_vec(),
-        b"--sender".to_vec(),
-        cluster.into_bytes(),
-        b"--list-only".to_vec(),
-    ];
-    if numeric {
-        args.push(b"--numeric-ids".to_vec());
-    }
-    args.push(b".".to_vec());
-    args.push(target);
-    let setup = conn.start(&args)?;
-
-    let mut messages = |code: protocol::mux::MsgCode, text: &[u8]| {
-        if code == protocol::mux::MsgCode::Info {
-            let _ = std::io::stdout().write_all(text);
-        } else {
-            let _ = std::io::stderr().write_all(text);
-        }
-    };
-    // No filter rules: an empty list.
-    conn.send_data(&0i32.to_le_bytes())?;
-    let opts = FlistOptions {
-        protocol: conn.protocol,
-        varint_flags: setup.compat & client::daemon::CF_VARINT_FLIST_FLAGS != 0,
-        uid: owner,
-        gid: group,
-        links,
-        devices,
-        specials: devices,
-        ..FlistOptions::default()
-    };
-    let mut decoder = FlistDecoder::new(opts);
+    let shape = ListShape::from_matches(m);
     let mut data = Vec::new();
-    let mut entries = Vec::new();
-    while let Item::Entry(e) = conn.recv_data(&mut data, &mut messages, |b| decoder.decode(b))? {
-        entries.push(e);
-    }
-    let id0 = setup.compat & client::daemon::CF_ID0_NAMES != 0;
-    for wanted in [owner, group] {
-        if wanted && !numeric {
-            conn.recv_data(&mut data, &mut messages, |b| decode_id_list(b, id0))?;
-        }
-    }
+    let (_, entries) =
+        receive_file_list(conn, &shape, module, path, &["--list-only"], &[], &mut data)?;
+    let mut messages = print_message;
     // Closing phases: three NDX_DONEs (the sender echoes the first two, then ends with its own
     // NDX_DONE and its statistics), then the goodbye.
     let mut ndx_in = NdxCodec::default();
@@ -222,9 +297,6 @@ fn list_module(
         }
         conn.send_data(&done)?;
     }
-
-    entries.sort_by(|a, b| mirror::flist::compare(&a.name, a.is_dir(), &b.name, b.is_dir()));
-    entries.dedup_by(|a, b| a.name == b.name);
     let mut out = std::io::stdout().lock();
     for e in &entries {
         let when = chrono::DateTime::from_timestamp(e.mtime, 0)
@@ -247,4 +319,91 @@ fn list_module(
         let _ = writeln!(out, "{line}");
     }
     Ok(())
+}
+
+/// Pulls `module/path` into the local `dest` (created if missing, one level, as rsync does).
+fn pull_module(
+    mut conn: DaemonConnection,
+    m: &ArgMatches,
+    module: &str,
+    path: &[u8],
+    dest: &Path,
+) -> Result<u8, ClientError> {
+    // Options a pull does not honour yet are refused rather than silently ignored.
+    let unsupported = [
+        "delete",
+        "delete-before",
+        "delete-during",
+        "delete-after",
+        "delete-delay",
+        "delete-excluded",
+        "delete-missing-args",
+        "hard-links",
+        "compress",
+        "checksum",
+        "files-from",
+        "relative",
+        "dry-run",
+        "update",
+        "size-only",
+        "ignore-times",
+        "existing",
+        "ignore-existing",
+    ];
+    if let Some(opt) = unsupported
+        .iter()
+        .find(|id| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+    {
+        eprintln!("rtsync: option --{opt} is not supported yet when pulling from a daemon");
+        return Ok(exit::UNSUPPORTED);
+    }
+    let shape = ListShape::from_matches(m);
+    let rules: Vec<Vec<u8>> = crate::sync::filter_rules(m)
+        .map_err(ClientError::Password)?
+        .rules()
+        .iter()
+        .filter(|r| r.sender)
+        .map(filter::Rule::to_rule_text)
+        .collect();
+    let mut data = Vec::new();
+    let (setup, entries) =
+        receive_file_list(&mut conn, &shape, module, path, &[], &rules, &mut data)?;
+    if !dest.exists() {
+        std::fs::create_dir(dest).map_err(ClientError::Socket)?;
+    }
+    let o = client::pull::PullOptions {
+        perms: shape.perms,
+        times: shape.times,
+        owner: shape.owner,
+        group: shape.group,
+        links: shape.links,
+        devices: shape.devices,
+        whole_file: m.get_flag("whole-file"),
+        checksum: setup.checksum,
+        seed: setup.seed,
+        compat: setup.compat,
+        protocol: conn.protocol,
+    };
+    let (reader, writer) = conn.into_halves();
+    let mut errors = Vec::new();
+    let mut messages = print_message;
+    let stats = client::pull::pull(reader, writer, entries, dest, o, &mut messages, &mut errors)?;
+    for e in &errors {
+        eprintln!("rtsync: {e}");
+    }
+    if m.get_flag("stats") {
+        println!(
+            "Number of regular files transferred: {}",
+            mirror::stats::commas(stats.transferred)
+        );
+        println!(
+            "Literal data: {} bytes",
+            mirror::stats::commas(stats.literal)
+        );
+        println!(
+            "Matched data: {} bytes",
+            mirror::stats::commas(stats.matched)
+        );
+    }
+    Ok(if stats.errors > 0 { 23 } else { 0 })
 }

@@ -422,6 +422,11 @@ fn read_arg_file(path: &std::ffi::OsStr) -> Result<Vec<u8>, Refusal> {
     std::fs::read(path).map_err(|e| Refusal(format!("failed to open {path:?}: {e}"), exit::FILE_IO))
 }
 
+/// The filter rules of a command line, for a remote transfer (the message on failure).
+pub(crate) fn filter_rules(m: &ArgMatches) -> Result<FilterList, String> {
+    filters(m, m.get_flag("from0")).map_err(|Refusal(msg, _)| msg)
+}
+
 fn filters(m: &ArgMatches, from0: bool) -> Result<FilterList, Refusal> {
     // Gather every rule-bearing option with its position, then apply them in order.
     let mut ordered: Vec<(usize, &str, &OsString)> = Vec::new();

@@ -182,3 +182,90 @@ fn listing_a_module_matches_rsync() {
         String::from_utf8_lossy(&theirs.stdout)
     );
 }
+
+#[test]
+fn pulling_the_tricky_tree_matches_rsync_through_edits() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let module = d.module_path("open");
+    testkit::tricky_tree(&module);
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    let url = d.url("open/");
+    let pull = |extra: &[&str]| {
+        let mut args: Vec<String> = vec!["-a".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let theirs = rsync(
+            args.iter()
+                .cloned()
+                .chain([url.clone(), format!("{}/", a.display())]),
+        );
+        assert_eq!(
+            code(&theirs),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&theirs.stderr)
+        );
+        let ours = rtsync(
+            ["sync".to_string()]
+                .into_iter()
+                .chain(args.iter().cloned())
+                .chain([url.clone(), format!("{}/", b.display())]),
+        );
+        assert_eq!(
+            code(&ours),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        testkit::assert_same_tree(&a, &b);
+        String::from_utf8_lossy(&ours.stdout).into_owned()
+    };
+    pull(&[]);
+    // Edits on the server side: the changed part of the 10 MiB file comes as literals, the
+    // rest is rebuilt from the old copy.
+    testkit::mutate(&module);
+    let stats = pull(&["--stats"]);
+    let literal: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("Literal data: "))
+        .map(|v| {
+            v.trim_end_matches(" bytes")
+                .replace(',', "")
+                .parse()
+                .unwrap()
+        })
+        .unwrap();
+    let matched: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("Matched data: "))
+        .map(|v| {
+            v.trim_end_matches(" bytes")
+                .replace(',', "")
+                .parse()
+                .unwrap()
+        })
+        .unwrap();
+    assert!(matched > 9_000_000, "{stats}");
+    assert!(literal < 1_000_000, "{stats}");
+    // Excludes travel to the daemon.
+    let t2 = tempfile::tempdir().unwrap();
+    let c = t2.path().join("c");
+    let out = rtsync([
+        "sync".to_string(),
+        "-a".into(),
+        "--exclude=*.bin".into(),
+        url.clone(),
+        format!("{}/", c.display()),
+    ]);
+    assert_eq!(
+        code(&out),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(c.join("a/text.txt").exists());
+    assert!(!c.join("big.bin").exists());
+}

@@ -9,6 +9,7 @@
 )]
 
 pub mod daemon;
+pub mod pull;
 mod remote;
 
 pub use remote::Remote;

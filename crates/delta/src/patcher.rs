@@ -32,6 +32,12 @@ impl Basis for &[u8] {
     }
 }
 
+impl<B: Basis + ?Sized> Basis for Box<B> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        (**self).read_at(offset, buf)
+    }
+}
+
 impl Basis for std::fs::File {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)

@@ -1,0 +1,425 @@
+//! The receiving side of a transfer from a daemon (`generator.c` + `receiver.c`): a generator
+//! thread compares the daemon's file list with the destination, makes directories, symlinks and
+//! nodes, and requests each changed file with the block signature of its old version; this
+//! thread receives each file as literals and block copies, rebuilds it through the delta
+//! patcher into a temporary file, checks the whole-file sum, and renames it into place. Reading
+//! and writing run in separate threads, so neither side of the socket can block the other.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use delta::{BlockSizeRule, ChecksumKind, Patcher, Signature, SumSizes};
+use fsx::{Kind, Meta, Persist, Root, Timespec};
+use protocol::flist::Entry;
+use protocol::wire::{NDX_DONE, NdxCodec, get_int, get_short, get_varlong, get_vstring, put_int};
+
+use crate::ClientError;
+use crate::daemon::{MessageSink, MuxReader, MuxWriter};
+
+/// `ITEM_TRANSFER`.
+const ITEM_TRANSFER: u16 = 1 << 15;
+/// `ITEM_IS_NEW`.
+const ITEM_IS_NEW: u16 = 1 << 13;
+/// `ITEM_BASIS_TYPE_FOLLOWS`.
+const ITEM_BASIS_TYPE_FOLLOWS: u16 = 1 << 11;
+/// `ITEM_XNAME_FOLLOWS`.
+const ITEM_XNAME_FOLLOWS: u16 = 1 << 12;
+/// `CF_CHKSUM_SEED_FIX`.
+const CF_CHKSUM_SEED_FIX: u32 = 0x20;
+
+/// What a pull preserves, and the session's checksum settings.
+#[derive(Debug, Clone, Copy)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct PullOptions {
+    /// `-p`.
+    pub perms: bool,
+    /// `-t`.
+    pub times: bool,
+    /// `-o` (effective as root).
+    pub owner: bool,
+    /// `-g`.
+    pub group: bool,
+    /// `-l`.
+    pub links: bool,
+    /// `--devices` / `--specials`.
+    pub devices: bool,
+    /// `-W`: no signatures, whole files.
+    pub whole_file: bool,
+    /// Negotiated checksum.
+    pub checksum: ChecksumKind,
+    /// Session seed.
+    pub seed: i32,
+    /// Compat flags.
+    pub compat: u32,
+    /// Negotiated protocol.
+    pub protocol: u32,
+}
+
+/// Totals of a pull.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PullStats {
+    /// Files whose content was received.
+    pub transferred: u64,
+    /// Literal bytes received.
+    pub literal: u64,
+    /// Bytes rebuilt from the old versions.
+    pub matched: u64,
+    /// Entries that failed.
+    pub errors: u64,
+}
+
+fn split(name: &[u8]) -> (&[u8], &[u8]) {
+    match name.iter().rposition(|&b| b == b'/') {
+        Some(i) => (
+            name.get(..i).unwrap_or_default(),
+            name.get(i + 1..).unwrap_or_default(),
+        ),
+        None => (b".", name),
+    }
+}
+
+fn fs_err(e: &fsx::FsError) -> ClientError {
+    ClientError::Socket(std::io::Error::other(e.to_string()))
+}
+
+fn meta_of(e: &Entry, o: &PullOptions) -> Meta {
+    Meta {
+        perms: Some(e.mode & 0o7777).filter(|_| o.perms || e.mode & 0o170_000 != 0o040_000),
+        uid: e.uid.filter(|_| o.owner && fsx::is_root()),
+        gid: e.gid.filter(|_| o.group),
+        mtime: o.times.then_some(Timespec {
+            sec: e.mtime,
+            nsec: e.mtime_nsec,
+        }),
+    }
+}
+
+/// The generator: makes what needs no data, requests the rest, then follows the phases the
+/// receiver reports.
+fn generate(
+    entries: &[Entry],
+    root: &Root,
+    o: &PullOptions,
+    writer: &mut MuxWriter,
+    phases: &mpsc::Receiver<u32>,
+    errors: &mut Vec<String>,
+) -> Result<(), ClientError> {
+    let mut ndx = NdxCodec::default();
+    let mut out = Vec::new();
+    let rule = BlockSizeRule {
+        protocol: o.protocol,
+        digest_len: o.checksum.digest_len() as u32,
+        ..BlockSizeRule::default()
+    };
+    let seed_fix = o.compat & CF_CHKSUM_SEED_FIX != 0;
+    for (i, e) in entries.iter().enumerate() {
+        let (parent, name) = split(&e.name);
+        if e.name == b"." {
+            continue;
+        }
+        let dir = match root.open_dir(parent) {
+            Ok(d) => d,
+            Err(err) => {
+                errors.push(err.to_string());
+                continue;
+            }
+        };
+        let existing = dir.stat(name).map_err(|err| fs_err(&err))?;
+        let result: Result<(), fsx::FsError> = (|| {
+            if e.is_dir() {
+                match existing {
+                    Some(st) if st.kind == Kind::Dir => {}
+                    Some(st) => {
+                        dir.remove_tree(name, &mut |_, _| false)?;
+                        let _ = st;
+                        dir.mkdir(name, e.mode & 0o7777)?;
+                    }
+                    None => dir.mkdir(name, e.mode & 0o7777)?,
+                }
+            } else if e.is_symlink() {
+                if let (true, Some(target)) = (o.links, &e.link_target) {
+                    let same = existing.is_some_and(|st| st.kind == Kind::Symlink)
+                        && dir.read_link(name).is_ok_and(|t| t == *target);
+                    if same {
+                        // Same target: its owner and times may still have changed.
+                        dir.set_meta(name, Kind::Symlink, &meta_of(e, o))?;
+                    } else {
+                        if existing.is_some_and(|st| st.kind == Kind::Dir) {
+                            dir.remove_tree(name, &mut |_, _| false)?;
+                        }
+                        dir.symlink(name, target, &meta_of(e, o))?;
+                    }
+                }
+            } else if e.is_file() {
+                let unchanged = existing.is_some_and(|st| {
+                    st.kind == Kind::File
+                        && st.size == e.size.cast_unsigned()
+                        && st.mtime
+                            == Timespec {
+                                sec: e.mtime,
+                                nsec: e.mtime_nsec,
+                            }
+                });
+                if unchanged {
+                    return Ok(());
+                }
+                if existing.is_some_and(|st| st.kind == Kind::Dir) {
+                    dir.remove_tree(name, &mut |_, _| false)?;
+                }
+                let basis =
+                    existing.filter(|st| st.kind == Kind::File && st.size > 0 && !o.whole_file);
+                ndx.encode(&mut out, i32::try_from(i).unwrap_or(i32::MAX));
+                let iflags = ITEM_TRANSFER | if existing.is_none() { ITEM_IS_NEW } else { 0 };
+                out.extend_from_slice(&iflags.to_le_bytes());
+                match basis {
+                    Some(st) => {
+                        let sizes = SumSizes::for_file(st.size, rule);
+                        let file = dir.open_file(name)?;
+                        let sig = Signature::generate(
+                            &mut std::io::BufReader::new(file),
+                            sizes,
+                            o.checksum,
+                            o.seed,
+                            seed_fix,
+                        )
+                        .map_err(|err| fsx::FsError::Io {
+                            op: "read basis",
+                            path: dir.path().join(std::ffi::OsStr::new("")),
+                            source: std::io::Error::other(err.to_string()),
+                        })?;
+                        for v in [sizes.count, sizes.block_len, sizes.s2_len, sizes.remainder] {
+                            put_int(&mut out, i32::try_from(v).unwrap_or(0));
+                        }
+                        for b in &sig.blocks {
+                            out.extend_from_slice(&b.sum1.to_le_bytes());
+                            out.extend_from_slice(b.strong.as_bytes());
+                        }
+                    }
+                    None => {
+                        for _ in 0..4 {
+                            put_int(&mut out, 0);
+                        }
+                    }
+                }
+            } else if o.devices {
+                let kind = match e.mode & 0o170_000 {
+                    0o020_000 => Kind::CharDev,
+                    0o060_000 => Kind::BlockDev,
+                    0o010_000 => Kind::Fifo,
+                    _ => Kind::Socket,
+                };
+                let (major, minor) = e.rdev.unwrap_or((0, 0));
+                let rdev = rustix_makedev(major, minor);
+                match existing {
+                    Some(st) if st.kind == kind && (!kind.is_device() || st.rdev == rdev) => {
+                        dir.set_meta(name, kind, &meta_of(e, o))?;
+                    }
+                    Some(st) if st.kind == Kind::Dir => {
+                        dir.remove_tree(name, &mut |_, _| false)?;
+                        dir.mknod(name, kind, rdev, &meta_of(e, o))?;
+                    }
+                    _ => dir.mknod(name, kind, rdev, &meta_of(e, o))?,
+                }
+            }
+            Ok(())
+        })();
+        if let Err(err) = result {
+            errors.push(err.to_string());
+        }
+        if out.len() > 64 * 1024 {
+            writer.send_data(&out)?;
+            out.clear();
+        }
+    }
+    // End of phase 1; then follow the receiver through the redo phase (empty), the last phase,
+    // and the goodbye.
+    out.push(0);
+    writer.send_data(&out)?;
+    for _ in 0..4 {
+        if phases.recv().is_err() {
+            return Ok(());
+        }
+        writer.send_data(&[0])?;
+    }
+    writer.shutdown();
+    Ok(())
+}
+
+fn rustix_makedev(major: u32, minor: u32) -> u64 {
+    (u64::from(major & 0xfffff000) << 32)
+        | (u64::from(major & 0xfff) << 8)
+        | (u64::from(minor & 0xffffff00) << 12)
+        | u64::from(minor & 0xff)
+}
+
+/// Receives the daemon's files into `dest` (which must exist), as the file list `entries`
+/// (sorted as rsync sorts it) describes them.
+///
+/// # Errors
+/// Socket or protocol errors; per-file problems are counted in the stats.
+pub fn pull(
+    mut reader: MuxReader,
+    mut writer: MuxWriter,
+    entries: Vec<Entry>,
+    dest: &Path,
+    o: PullOptions,
+    messages: &mut MessageSink<'_>,
+    errors_out: &mut Vec<String>,
+) -> Result<PullStats, ClientError> {
+    let root = Root::open(dest, Persist::Buffered).map_err(|e| fs_err(&e))?;
+    let entries = Arc::new(entries);
+    let (phase_tx, phase_rx) = mpsc::channel::<u32>();
+    let gen_entries = Arc::clone(&entries);
+    let gen_root = Root::open(dest, Persist::Buffered).map_err(|e| fs_err(&e))?;
+    let generator = std::thread::spawn(move || {
+        let mut errors = Vec::new();
+        let r = generate(
+            &gen_entries,
+            &gen_root,
+            &o,
+            &mut writer,
+            &phase_rx,
+            &mut errors,
+        );
+        (r, errors)
+    });
+
+    let mut stats = PullStats::default();
+    let mut data = Vec::new();
+    let mut ndx_in = NdxCodec::default();
+    let mut phase = 0;
+    let digest = o.checksum.digest_len();
+    let result: Result<(), ClientError> = (|| {
+        loop {
+            let n = reader.recv_data(&mut data, messages, |b| ndx_in.decode(b))?;
+            if n == NDX_DONE {
+                phase += 1;
+                if phase == 3 {
+                    for _ in 0..5 {
+                        reader.recv_data(&mut data, messages, |b| get_varlong(b, 3))?;
+                    }
+                }
+                let _ = phase_tx.send(phase);
+                if phase == 4 || (phase == 3 && o.protocol < 31) {
+                    return Ok(());
+                }
+                continue;
+            }
+            let entry = usize::try_from(n)
+                .ok()
+                .and_then(|i| entries.get(i))
+                .ok_or_else(|| {
+                    protocol::ProtoError::protocol_text(
+                        "receiver",
+                        "the sender named a file that is not in the list",
+                    )
+                })?;
+            let iflags = reader.recv_data(&mut data, messages, |b| Ok(get_short(b)))?;
+            if iflags & ITEM_BASIS_TYPE_FOLLOWS != 0 {
+                reader.recv_data(&mut data, messages, |b| Ok(b.first().map(|&x| (x, 1))))?;
+            }
+            if iflags & ITEM_XNAME_FOLLOWS != 0 {
+                reader.recv_data(&mut data, messages, |b| {
+                    Ok(get_vstring(b).map(|(s, n)| (s.to_vec(), n)))
+                })?;
+            }
+            if iflags & ITEM_TRANSFER == 0 {
+                continue;
+            }
+            let mut head = [0i32; 4];
+            for v in &mut head {
+                *v = reader.recv_data(&mut data, messages, |b| Ok(get_int(b)))?;
+            }
+            let sizes = SumSizes::checked(head[0], head[1], head[2], head[3], digest)
+                .map_err(|e| protocol::ProtoError::protocol_text("sum header", &e.to_string()))?;
+            let (parent, name) = split(&entry.name);
+            let dir = root.open_dir(parent).map_err(|e| fs_err(&e))?;
+            let basis: Box<dyn delta::Basis> = if sizes.count > 0 {
+                Box::new(dir.open_file(name).map_err(|e| fs_err(&e))?)
+            } else {
+                Box::new(&[][..])
+            };
+            let mut tmp = dir.create_temp(name).map_err(|e| fs_err(&e))?;
+            let mut patcher =
+                Patcher::new(basis, sizes, o.checksum, BufWriter::new(tmp.file_mut()));
+            let mut failed = None;
+            loop {
+                let t = reader.recv_data(&mut data, messages, |b| Ok(get_int(b)))?;
+                if t == 0 {
+                    break;
+                }
+                if t > 0 {
+                    let len = usize::try_from(t).unwrap_or(0);
+                    if len > 1 << 24 {
+                        return Err(protocol::ProtoError::protocol_text(
+                            "token stream",
+                            "literal record too long",
+                        )
+                        .into());
+                    }
+                    let bytes = reader.recv_data(&mut data, messages, |b| {
+                        Ok(b.get(..len).map(|s| (s.to_vec(), len)))
+                    })?;
+                    if let Err(e) = patcher.write_literal(&bytes) {
+                        failed.get_or_insert(e.to_string());
+                    }
+                    stats.literal += bytes.len() as u64;
+                } else {
+                    let block = u64::from(t.unsigned_abs() - 1);
+                    let before = patcher.written();
+                    if let Err(e) = patcher.copy_block(block) {
+                        failed.get_or_insert(e.to_string());
+                    }
+                    stats.matched += patcher.written() - before;
+                }
+            }
+            let sum = reader.recv_data(&mut data, messages, |b| {
+                Ok(b.get(..digest).map(|s| (s.to_vec(), digest)))
+            })?;
+            let written = match (failed, patcher.finish(&sum)) {
+                (None, Ok(mut w)) => w.flush().map_err(|e| e.to_string()),
+                (Some(e), _) => Err(e),
+                (None, Err(e)) => Err(e.to_string()),
+            };
+            match written {
+                Ok(()) => match tmp.commit(&meta_of(entry, &o)) {
+                    Ok(()) => stats.transferred += 1,
+                    Err(e) => {
+                        stats.errors += 1;
+                        errors_out.push(e.to_string());
+                    }
+                },
+                Err(e) => {
+                    stats.errors += 1;
+                    errors_out.push(format!("{}: {e}", String::from_utf8_lossy(&entry.name)));
+                }
+            }
+        }
+    })();
+    drop(phase_tx);
+    let (gen_result, gen_errors) = generator
+        .join()
+        .map_err(|_| ClientError::Socket(std::io::Error::other("generator thread panicked")))?;
+    stats.errors += gen_errors.len() as u64;
+    errors_out.extend(gen_errors);
+    result?;
+    gen_result?;
+    // Directory attributes last: writing into a directory changes its times.
+    for e in entries.iter().rev().filter(|e| e.is_dir()) {
+        let m = meta_of(e, &o);
+        let r = if e.name == b"." {
+            root.top().set_own_meta(&m)
+        } else {
+            let (parent, name) = split(&e.name);
+            root.open_dir(parent)
+                .and_then(|d| d.set_meta(name, Kind::Dir, &m))
+        };
+        if let Err(err) = r {
+            stats.errors += 1;
+            errors_out.push(err.to_string());
+        }
+    }
+    Ok(stats)
+}
