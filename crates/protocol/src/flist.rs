@@ -349,6 +349,168 @@ impl FlistDecoder {
     }
 }
 
+/// Encodes entries one by one, with rsync's "same as previous" compression.
+#[derive(Debug, Clone)]
+pub struct FlistEncoder {
+    opts: FlistOptions,
+    prev: Entry,
+    prev_major: Option<u32>,
+}
+
+impl FlistEncoder {
+    /// An encoder for a list sent with `opts`.
+    #[must_use]
+    pub fn new(opts: FlistOptions) -> Self {
+        FlistEncoder {
+            opts,
+            prev: Entry::default(),
+            prev_major: None,
+        }
+    }
+
+    /// Appends entry `e`; `top_dir` marks a directory named on the command line.
+    ///
+    /// # Errors
+    /// A name longer than rsync accepts, or empty.
+    pub fn encode(
+        &mut self,
+        out: &mut Vec<u8>,
+        e: &Entry,
+        top_dir: bool,
+    ) -> Result<(), ProtoError> {
+        if e.name.is_empty() || e.name.len() > 4095 {
+            return Err(bad(format!("cannot send a name of {} bytes", e.name.len())));
+        }
+        let mut flags = 0u32;
+        if top_dir {
+            flags |= TOP_DIR;
+        }
+        if e.mode == self.prev.mode {
+            flags |= SAME_MODE;
+        }
+        if e.mtime == self.prev.mtime {
+            flags |= SAME_TIME;
+        }
+        if e.mtime_nsec != 0 && self.opts.protocol >= 31 {
+            flags |= MOD_NSEC;
+        }
+        if self.opts.uid && e.uid == self.prev.uid {
+            flags |= SAME_UID;
+        }
+        if self.opts.gid && e.gid == self.prev.gid {
+            flags |= SAME_GID;
+        }
+        let same = e
+            .name
+            .iter()
+            .zip(&self.prev.name)
+            .take(255)
+            .take_while(|(a, b)| a == b)
+            .count();
+        if same > 0 {
+            flags |= SAME_NAME;
+        }
+        let suffix = e.name.get(same..).unwrap_or_default();
+        if suffix.len() > 255 {
+            flags |= LONG_NAME;
+        }
+        let ft = e.file_type();
+        let device = ft == S_IFCHR || ft == S_IFBLK;
+        let send_rdev = self.opts.devices && device;
+        if send_rdev && e.rdev.map(|r| r.0) == self.prev_major {
+            flags |= SAME_RDEV_MAJOR;
+        }
+        if flags == 0 {
+            // Zero ends the list: use a filler flag.
+            flags = if self.opts.varint_flags {
+                EXTENDED_FLAGS
+            } else {
+                TOP_DIR
+            };
+        }
+        if self.opts.varint_flags {
+            crate::wire::put_varint(out, flags.cast_signed());
+        } else if flags & 0xff00 != 0 || flags & 0xff == 0 {
+            let f = flags | EXTENDED_FLAGS;
+            out.push((f & 0xff) as u8);
+            out.push((f >> 8) as u8);
+        } else {
+            out.push(flags as u8);
+        }
+        if flags & SAME_NAME != 0 {
+            out.push(same as u8);
+        }
+        if flags & LONG_NAME != 0 {
+            crate::wire::put_varint(out, i32::try_from(suffix.len()).unwrap_or(0));
+        } else {
+            out.push(suffix.len() as u8);
+        }
+        out.extend_from_slice(suffix);
+        crate::wire::put_varlong(out, e.size, 3);
+        if flags & SAME_TIME == 0 {
+            crate::wire::put_varlong(out, e.mtime, 4);
+        }
+        if flags & MOD_NSEC != 0 {
+            crate::wire::put_varint(out, i32::try_from(e.mtime_nsec).unwrap_or(0));
+        }
+        if flags & SAME_MODE == 0 {
+            crate::wire::put_int(out, e.mode.cast_signed());
+        }
+        if self.opts.uid && flags & SAME_UID == 0 {
+            crate::wire::put_varint(out, e.uid.unwrap_or(0).cast_signed());
+        }
+        if self.opts.gid && flags & SAME_GID == 0 {
+            crate::wire::put_varint(out, e.gid.unwrap_or(0).cast_signed());
+        }
+        if send_rdev {
+            let (major, minor) = e.rdev.unwrap_or((0, 0));
+            if flags & SAME_RDEV_MAJOR == 0 {
+                crate::wire::put_varint(out, major.cast_signed());
+            }
+            crate::wire::put_varint(out, minor.cast_signed());
+            self.prev_major = Some(major);
+        }
+        if self.opts.links && ft == S_IFLNK {
+            let target = e.link_target.as_deref().unwrap_or_default();
+            crate::wire::put_varint(out, i32::try_from(target.len()).unwrap_or(0));
+            out.extend_from_slice(target);
+        }
+        if let (Some(n), true) = (self.opts.checksum_len, ft == S_IFREG) {
+            let sum = e.checksum.as_deref().unwrap_or_default();
+            out.extend((0..n).map(|i| sum.get(i).copied().unwrap_or(0)));
+        }
+        self.prev = e.clone();
+        Ok(())
+    }
+
+    /// Appends the end of the list with the sender's I/O error code.
+    pub fn finish(&self, out: &mut Vec<u8>, io_error: i32) {
+        if self.opts.varint_flags {
+            out.push(0);
+            crate::wire::put_varint(out, io_error);
+        } else {
+            out.push(0);
+        }
+    }
+}
+
+/// Appends a uid or gid name list (`uidlist.c send_one_list`); with `id0_names` the
+/// terminator carries the name of id 0.
+pub fn encode_id_list(out: &mut Vec<u8>, ids: &[(u32, Vec<u8>)], id0_names: bool, id0_name: &[u8]) {
+    for (id, name) in ids.iter().filter(|(id, _)| *id != 0) {
+        crate::wire::put_varint(out, id.cast_signed());
+        let name = name.get(..255).unwrap_or(name);
+        out.push(name.len() as u8);
+        out.extend_from_slice(name);
+    }
+    crate::wire::put_varint(out, 0);
+    if id0_names {
+        let name = id0_name.get(..255).unwrap_or(id0_name);
+        out.push(name.len() as u8);
+        out.extend_from_slice(name);
+    }
+}
+
 /// (id, name) pairs of a uid or gid list.
 pub type IdList = Vec<(u32, Vec<u8>)>;
 
@@ -473,6 +635,86 @@ mod tests {
         let mut d = FlistDecoder::new(opts);
         for cut in 0..32 {
             assert_eq!(d.decode(&CAPTURED[..cut]).unwrap(), None, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn encoded_lists_decode_to_the_same_entries() {
+        let opts = FlistOptions {
+            protocol: 31,
+            varint_flags: true,
+            uid: true,
+            gid: true,
+            links: true,
+            devices: true,
+            specials: true,
+            ..FlistOptions::default()
+        };
+        let mut d = FlistDecoder::new(opts);
+        let mut at = 0;
+        let mut entries = Vec::new();
+        while let (Item::Entry(e), used) = d.decode(&CAPTURED[at..]).unwrap().unwrap() {
+            at += used;
+            entries.push(e);
+        }
+        let long = Entry {
+            name: vec![b'x'; 300],
+            mode: 0o100_600,
+            size: 5 << 32,
+            mtime: 3,
+            uid: Some(7),
+            gid: Some(9),
+            ..Entry::default()
+        };
+        let dev = Entry {
+            name: b"dev/null".to_vec(),
+            mode: 0o020_666,
+            rdev: Some((1, 3)),
+            uid: Some(0),
+            gid: Some(0),
+            ..Entry::default()
+        };
+        entries.push(long);
+        entries.push(dev);
+        for varint_flags in [true, false] {
+            let opts = FlistOptions {
+                varint_flags,
+                ..opts
+            };
+            let mut enc = FlistEncoder::new(opts);
+            let mut out = Vec::new();
+            for (i, e) in entries.iter().enumerate() {
+                enc.encode(&mut out, e, i == 0).unwrap();
+            }
+            enc.finish(&mut out, 0);
+            let mut d = FlistDecoder::new(opts);
+            let mut at = 0;
+            let mut back = Vec::new();
+            loop {
+                let (item, used) = d.decode(&out[at..]).unwrap().unwrap();
+                at += used;
+                match item {
+                    Item::Entry(mut e) => {
+                        e.flags = 0;
+                        e.user_name = None;
+                        e.group_name = None;
+                        back.push(e);
+                    }
+                    Item::End { .. } => break,
+                }
+            }
+            let expected: Vec<Entry> = entries
+                .iter()
+                .cloned()
+                .map(|mut e| {
+                    e.flags = 0;
+                    e.user_name = None;
+                    e.group_name = None;
+                    e
+                })
+                .collect();
+            assert_eq!(back, expected, "varint flags {varint_flags}");
+            assert_eq!(at, out.len());
         }
     }
 
