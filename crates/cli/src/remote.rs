@@ -131,10 +131,18 @@ pub fn main(m: &ArgMatches, paths: &[OsString]) -> ExitCode {
             Err(e) => fail(&e),
         };
     }
-    eprintln!(
-        "rtsync: module {module} on {host} is open, but pushing over the rsync protocol is not built yet"
-    );
-    exit::fail(exit::UNSUPPORTED)
+    let dest_is_remote = paths
+        .last()
+        .is_some_and(|p| Remote::parse(p.as_bytes()).is_some());
+    if dest_is_remote && !source_is_remote {
+        return match push_module(conn, m, module, path) {
+            Ok(0) => ExitCode::SUCCESS,
+            Ok(code) => exit::fail(code),
+            Err(e) => fail(&e),
+        };
+    }
+    eprintln!("rtsync: copying between two remote hosts is not supported");
+    exit::fail(exit::SYNTAX)
 }
 
 /// The options that shape the file list, as the command line sets them.
@@ -406,4 +414,198 @@ fn pull_module(
         );
     }
     Ok(if stats.errors > 0 { 23 } else { 0 })
+}
+
+/// Names for the ids in use, from `/etc/passwd` or `/etc/group` (id lists on the wire let the
+/// daemon map owners by name, as rsync does without `--numeric-ids`).
+fn id_names(file: &str, ids: &std::collections::BTreeSet<u32>) -> Vec<(u32, Vec<u8>)> {
+    let content = std::fs::read(file).unwrap_or_default();
+    let mut out = Vec::new();
+    for line in content.split(|&b| b == b'\n') {
+        let mut fields = line.split(|&b| b == b':');
+        let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        let Some(id) = std::str::from_utf8(id)
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if ids.contains(&id) && !out.iter().any(|(i, _)| *i == id) {
+            out.push((id, name.to_vec()));
+        }
+    }
+    out
+}
+
+/// The type bits of `st_mode` for a kind.
+fn type_bits(kind: fsx::Kind) -> u32 {
+    match kind {
+        fsx::Kind::File => 0o100_000,
+        fsx::Kind::Dir => 0o040_000,
+        fsx::Kind::Symlink => 0o120_000,
+        fsx::Kind::Fifo => 0o010_000,
+        fsx::Kind::Socket => 0o140_000,
+        fsx::Kind::CharDev => 0o020_000,
+        fsx::Kind::BlockDev => 0o060_000,
+    }
+}
+
+/// Pushes the local sources to `module/path` on the daemon.
+fn push_module(
+    mut conn: DaemonConnection,
+    m: &ArgMatches,
+    module: &str,
+    path: &[u8],
+) -> Result<u8, ClientError> {
+    let unsupported = [
+        "hard-links",
+        "compress",
+        "checksum",
+        "delete-missing-args",
+        "dry-run",
+        "files-from",
+        "relative",
+    ];
+    if let Some(opt) = unsupported
+        .iter()
+        .find(|id| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+    {
+        eprintln!("rtsync: option --{opt} is not supported yet when pushing to a daemon");
+        return Ok(exit::UNSUPPORTED);
+    }
+    let settings = crate::sync::Settings::from_matches(m)
+        .map_err(|crate::sync::Refusal(msg, _)| ClientError::Password(msg))?;
+    let opts = &settings.options;
+    let list = mirror::flist::build(
+        &settings.sources,
+        settings.files_from.as_deref(),
+        opts,
+        &settings.filters,
+    );
+    for e in &list.errors {
+        eprintln!("rtsync: {e}");
+    }
+    let shape = ListShape::from_matches(m);
+    let mut args: Vec<Vec<u8>> = vec![b"--server".to_vec(), shape.cluster().into_bytes()];
+    let delete = opts.delete.map(|t| match t {
+        mirror::DeleteTiming::Before => "--delete-before",
+        mirror::DeleteTiming::During => "--delete-during",
+        mirror::DeleteTiming::After => "--delete-after",
+    });
+    if let Some(d) = delete {
+        args.push(d.as_bytes().to_vec());
+    }
+    if m.get_flag("delete-excluded") {
+        args.push(b"--delete-excluded".to_vec());
+    }
+    if m.get_flag("force") {
+        args.push(b"--force".to_vec());
+    }
+    if shape.numeric {
+        args.push(b"--numeric-ids".to_vec());
+    }
+    args.push(b".".to_vec());
+    let mut target = module.as_bytes().to_vec();
+    target.push(b'/');
+    target.extend_from_slice(path);
+    args.push(target);
+    let setup = conn.start(&args)?;
+
+    let mut uids = std::collections::BTreeSet::new();
+    let mut gids = std::collections::BTreeSet::new();
+    let files: Vec<client::push::PushFile> = list
+        .entries
+        .iter()
+        .filter_map(|e| {
+            let kind = e.kind?;
+            uids.insert(e.uid);
+            gids.insert(e.gid);
+            let rdev = e.rdev;
+            let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
+            let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
+            let entry = protocol::flist::Entry {
+                name: e.name.clone(),
+                size: i64::try_from(e.size).unwrap_or(i64::MAX),
+                mtime: e.mtime.sec,
+                mtime_nsec: e.mtime.nsec,
+                mode: type_bits(kind) | e.perms,
+                uid: Some(e.uid),
+                gid: Some(e.gid),
+                rdev: kind.is_device().then_some((
+                    u32::try_from(major).unwrap_or(0),
+                    u32::try_from(minor).unwrap_or(0),
+                )),
+                link_target: e.link_target.clone(),
+                ..protocol::flist::Entry::default()
+            };
+            let top_dir = kind == fsx::Kind::Dir && (e.name == b"." || !e.name.contains(&b'/'));
+            Some(client::push::PushFile {
+                entry,
+                source: list.source_path(e),
+                top_dir,
+            })
+        })
+        .collect();
+    let receiver_rules = opts.delete.map(|_| {
+        settings
+            .filters
+            .rules()
+            .iter()
+            .filter(|r| r.receiver)
+            .map(filter::Rule::to_rule_text)
+            .collect()
+    });
+    let o = client::push::PushOptions {
+        flist: protocol::flist::FlistOptions {
+            protocol: conn.protocol,
+            varint_flags: setup.compat & client::daemon::CF_VARINT_FLIST_FLAGS != 0,
+            uid: shape.owner,
+            gid: shape.group,
+            links: shape.links,
+            devices: shape.devices,
+            specials: shape.devices,
+            ..protocol::flist::FlistOptions::default()
+        },
+        receiver_rules,
+        checksum: setup.checksum,
+        seed: setup.seed,
+        compat: setup.compat,
+        user_names: if shape.numeric {
+            Vec::new()
+        } else {
+            id_names("/etc/passwd", &uids)
+        },
+        group_names: if shape.numeric {
+            Vec::new()
+        } else {
+            id_names("/etc/group", &gids)
+        },
+    };
+    let (reader, writer) = conn.into_halves();
+    let mut errors = Vec::new();
+    let stats = client::push::push(reader, writer, &files, &o, &mut errors)?;
+    for e in &errors {
+        eprintln!("rtsync: {e}");
+    }
+    if settings.stats {
+        println!(
+            "Number of regular files transferred: {}",
+            mirror::stats::commas(stats.transferred)
+        );
+        println!(
+            "Literal data: {} bytes",
+            mirror::stats::commas(stats.literal)
+        );
+        println!(
+            "Matched data: {} bytes",
+            mirror::stats::commas(stats.matched)
+        );
+    }
+    Ok(if stats.errors > 0 || !list.errors.is_empty() {
+        23
+    } else {
+        0
+    })
 }

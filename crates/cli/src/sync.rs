@@ -410,7 +410,7 @@ pub(crate) fn resolve(m: &ArgMatches, on_ids: &[&str], off_ids: &[&str]) -> bool
 }
 
 /// A command-line problem: its message and rsync's exit code for it.
-struct Refusal(String, u8);
+pub(crate) struct Refusal(pub(crate) String, pub(crate) u8);
 
 fn read_arg_file(path: &std::ffi::OsStr) -> Result<Vec<u8>, Refusal> {
     if path == "-" {
@@ -473,18 +473,18 @@ fn filters(m: &ArgMatches, from0: bool) -> Result<FilterList, Refusal> {
 }
 
 /// Everything `rtsync sync` needs, resolved from the command line.
-struct Settings {
-    options: Options,
-    filters: FilterList,
-    sources: Vec<SourceArg>,
+pub(crate) struct Settings {
+    pub(crate) options: Options,
+    pub(crate) filters: FilterList,
+    pub(crate) sources: Vec<SourceArg>,
     dest: PathBuf,
-    files_from: Option<Vec<Vec<u8>>>,
+    pub(crate) files_from: Option<Vec<Vec<u8>>>,
     verbosity: Verbosity,
-    stats: bool,
+    pub(crate) stats: bool,
 }
 
 impl Settings {
-    fn from_matches(m: &ArgMatches) -> Result<Settings, Refusal> {
+    pub(crate) fn from_matches(m: &ArgMatches) -> Result<Settings, Refusal> {
         for (name, _, _) in UNSUPPORTED {
             if m.value_source(name) == Some(clap::parser::ValueSource::CommandLine) {
                 let what = match *name {

@@ -84,15 +84,19 @@ fn wrong_password_unknown_module_and_refused_connection_exit_as_rsync() {
             "{program}"
         );
     }
-    // The right password opens the module (the transfer itself is not built yet: exit 4).
+    // The right password opens the module and the push goes through.
+    std::fs::write(src.path().join("pushed"), b"through auth").unwrap();
     let out = run("rtsync", SECRET_PASSWORD, &target);
     assert_eq!(
         code(&out),
-        Some(4),
+        Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("module secret on 127.0.0.1 is open"));
+    assert_eq!(
+        std::fs::read(d.module_path("secret").join("pushed")).unwrap(),
+        b"through auth"
+    );
     // A password file readable by others is refused, as rsync refuses it.
     let pwfile = src.path().join("pw");
     std::fs::write(&pwfile, SECRET_PASSWORD).unwrap();
@@ -268,4 +272,85 @@ fn pulling_the_tricky_tree_matches_rsync_through_edits() {
     );
     assert!(c.join("a/text.txt").exists());
     assert!(!c.join("big.bin").exists());
+}
+
+#[test]
+fn pushing_the_tricky_tree_matches_rsync_through_edits_and_deletes() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    testkit::tricky_tree(&src);
+    let src_arg = format!("{}/", src.display());
+    let push = |extra: &[&str]| {
+        let mut args: Vec<String> = vec!["-a".into(), "--delete".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let theirs = rsync(
+            args.iter()
+                .cloned()
+                .chain([src_arg.clone(), d.url("open/")]),
+        );
+        assert_eq!(
+            code(&theirs),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&theirs.stderr)
+        );
+        let ours = rtsync(
+            ["sync".to_string()]
+                .into_iter()
+                .chain(args.iter().cloned())
+                .chain([src_arg.clone(), d.url("push/")]),
+        );
+        assert_eq!(
+            code(&ours),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        testkit::assert_same_tree(&d.module_path("open"), &d.module_path("push"));
+        String::from_utf8_lossy(&ours.stdout).into_owned()
+    };
+    push(&[]);
+    // Edits, renames and deletions at the source: the daemon deletes what is gone, and the
+    // changed part of the 10 MiB file is all that travels as literal data.
+    testkit::mutate(&src);
+    let stats = push(&["--stats"]);
+    let value = |key: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| {
+                v.trim_end_matches(" bytes")
+                    .replace(',', "")
+                    .parse()
+                    .unwrap()
+            })
+            .unwrap()
+    };
+    assert!(value("Matched data: ") > 9_000_000, "{stats}");
+    assert!(value("Literal data: ") < 1_000_000, "{stats}");
+    assert!(!d.module_path("push").join("with space").exists());
+    // A read-only module refuses a push with the daemon's words and exit 5.
+    let out = rtsync([
+        "sync".to_string(),
+        "-a".into(),
+        src_arg.clone(),
+        d.url("ro/"),
+    ]);
+    let theirs = rsync(["-a".to_string(), src_arg.clone(), d.url("ro/")]);
+    assert_eq!(
+        code(&out),
+        code(&theirs),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("read only"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -61,10 +61,32 @@ impl MuxWriter {
         self.send(&out)
     }
 
+    /// Sends bytes that are already framed (a message other than data).
+    ///
+    /// # Errors
+    /// Socket errors.
+    pub fn send_raw(&mut self, framed: &[u8]) -> Result<(), ClientError> {
+        self.send(framed)
+    }
+
     /// Closes our sending side (after the goodbye), so the daemon sees the end cleanly.
     pub fn shutdown(&self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
     }
+}
+
+/// The exit code an `MSG_ERROR_EXIT` carries (protocol 31+), else rsync's "error in rsync
+/// protocol data stream".
+fn remote_exit(payload: &[u8]) -> ClientError {
+    let code = payload
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(i32::from_le_bytes);
+    ClientError::RemoteExit(
+        code.and_then(|c| u8::try_from(c).ok())
+            .filter(|&c| c != 0)
+            .unwrap_or(12),
+    )
 }
 
 fn io(e: std::io::Error, timeout: Option<Duration>) -> ClientError {
@@ -362,6 +384,41 @@ impl MuxReader {
         }
     }
 
+    /// The payload of the next data frame (messages met on the way go to `messages`); `None` when
+    /// the daemon closed the connection.
+    ///
+    /// # Errors
+    /// Socket errors, malformed frames, or the server's error exit.
+    pub fn next_data(
+        &mut self,
+        messages: &mut MessageSink<'_>,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        use protocol::mux::MsgCode;
+        loop {
+            if let Some((code, len)) = protocol::mux::decode_header(&self.pending)?
+                && self.pending.len() >= 4 + len
+            {
+                let payload: Vec<u8> = self.pending.drain(..4 + len).skip(4).collect();
+                match code {
+                    MsgCode::Data => return Ok(Some(payload)),
+                    MsgCode::ErrorExit => return Err(remote_exit(&payload)),
+                    other => messages(other, &payload),
+                }
+                continue;
+            }
+            let mut buf = [0u8; 64 * 1024];
+            let n = self
+                .stream
+                .read(&mut buf)
+                .map_err(|e| io(e, self.io_timeout))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.pending
+                .extend_from_slice(buf.get(..n).unwrap_or_default());
+        }
+    }
+
     /// Reads the next value of the multiplexed data stream with `decode`; messages met on the
     /// way go to `messages`. An error exit from the server ends the session.
     ///
@@ -391,13 +448,7 @@ impl MuxReader {
             let payload: Vec<u8> = self.pending.drain(..4 + len).skip(4).collect();
             match code {
                 MsgCode::Data => data.extend_from_slice(&payload),
-                MsgCode::ErrorExit => {
-                    return Err(protocol::ProtoError::protocol_text(
-                        "transfer",
-                        "the server exited with an error",
-                    )
-                    .into());
-                }
+                MsgCode::ErrorExit => return Err(remote_exit(&payload)),
                 other => messages(other, &payload),
             }
         }

@@ -10,6 +10,7 @@
 
 pub mod daemon;
 pub mod pull;
+pub mod push;
 mod remote;
 
 pub use remote::Remote;
@@ -44,6 +45,9 @@ pub enum ClientError {
     /// The daemon refused us or the protocol broke.
     #[error(transparent)]
     Protocol(#[from] protocol::ProtoError),
+    /// The daemon ended the session with an error exit (its message came before).
+    #[error("the daemon ended the session (its exit code {0})")]
+    RemoteExit(u8),
     /// The daemon asked for a password we do not have, or the password file is unusable.
     #[error("{0}")]
     Password(String),
@@ -57,6 +61,7 @@ impl ClientError {
             ClientError::Connect { .. } | ClientError::Socket(_) => 10,
             ClientError::ConnectTimeout { .. } => 35,
             ClientError::Timeout(_) => 30,
+            ClientError::RemoteExit(code) => *code,
             ClientError::Protocol(protocol::ProtoError::VersionMismatch { .. }) => 2,
             ClientError::Protocol(protocol::ProtoError::Protocol { .. }) => 12,
             ClientError::Protocol(_) | ClientError::Password(_) => 5,

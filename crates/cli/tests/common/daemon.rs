@@ -18,12 +18,12 @@ pub const SECRET_USER: &str = "alice";
 pub const SECRET_PASSWORD: &str = "s3cret pass";
 
 impl StockDaemon {
-    /// Starts rsync's daemon with modules `open` (read-write, no auth), `secret` (auth users =
-    /// alice) and `ro` (read only).
+    /// Starts rsync's daemon with modules `open` and `push` (read-write, no auth), `secret`
+    /// (auth users = alice) and `ro` (read only); symlinks are not munged.
     pub fn start() -> StockDaemon {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        for m in ["open", "secret", "ro"] {
+        for m in ["open", "secret", "ro", "push"] {
             std::fs::create_dir(d.join(m)).unwrap();
         }
         std::fs::write(
@@ -39,7 +39,9 @@ impl StockDaemon {
         let root = rustix_is_root();
         let conf = format!(
             "pid file = {d}/rsyncd.pid\nuse chroot = no\nhosts allow = 127.0.0.1\n{ids}\
+             munge symlinks = no\n\
              [open]\n  path = {d}/open\n  read only = no\n  comment = open to all\n\
+             [push]\n  path = {d}/push\n  read only = no\n  comment = second open module\n\
              [secret]\n  path = {d}/secret\n  read only = no\n  auth users = {SECRET_USER}\n  secrets file = {d}/secrets\n  comment = needs a password\n\
              [ro]\n  path = {d}/ro\n  read only = yes\n",
             d = d.display(),

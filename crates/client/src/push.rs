@@ -1,0 +1,327 @@
+//! The sending side of a transfer to a daemon (`flist.c send_file_list`, `sender.c send_files`):
+//! send the file list, then answer each file the daemon's generator requests with a delta
+//! against the block signature it sent — literal records of at most 32 KiB and block copies —
+//! followed by the whole-file sum. A reader thread drains the socket into a channel the whole
+//! time, so a daemon busy writing to us can never stall our writing (rsync's classic deadlock).
+
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use delta::{BlockSum, ChecksumKind, DeltaSink, Matcher, Signature, StrongSum, SumSizes};
+use protocol::flist::{Entry, FlistEncoder, FlistOptions, encode_id_list};
+use protocol::wire::{
+    NDX_DEL_STATS, NDX_DONE, NdxCodec, get_int, get_short, get_varint, get_vstring, put_int,
+};
+
+use crate::ClientError;
+use crate::daemon::{MuxReader, MuxWriter};
+
+const ITEM_TRANSFER: u16 = 1 << 15;
+const ITEM_BASIS_TYPE_FOLLOWS: u16 = 1 << 11;
+const ITEM_XNAME_FOLLOWS: u16 = 1 << 12;
+const CF_CHKSUM_SEED_FIX: u32 = 0x20;
+const CF_ID0_NAMES: u32 = 0x100;
+
+/// One entry to send and where its content is read from.
+#[derive(Debug, Clone)]
+pub struct PushFile {
+    /// The entry as the list carries it.
+    pub entry: Entry,
+    /// Its path here.
+    pub source: PathBuf,
+    /// A directory named on the command line (`XMIT_TOP_DIR`).
+    pub top_dir: bool,
+}
+
+/// How the session was set up and what the list carries.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// What each entry carries.
+    pub flist: FlistOptions,
+    /// Filter rules the daemon applies when it deletes; `None` sends no list (no deletion).
+    pub receiver_rules: Option<Vec<Vec<u8>>>,
+    /// Negotiated checksum.
+    pub checksum: ChecksumKind,
+    /// Session seed.
+    pub seed: i32,
+    /// Compat flags.
+    pub compat: u32,
+    /// Owner names by id (empty with `--numeric-ids`).
+    pub user_names: Vec<(u32, Vec<u8>)>,
+    /// Group names by id.
+    pub group_names: Vec<(u32, Vec<u8>)>,
+}
+
+/// Totals of a push.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PushStats {
+    /// Files whose content was sent.
+    pub transferred: u64,
+    /// Literal bytes sent.
+    pub literal: u64,
+    /// Bytes the daemon rebuilt from its old versions.
+    pub matched: u64,
+    /// Files that could not be read.
+    pub errors: u64,
+}
+
+/// The daemon's data, fed by the reader thread.
+struct Incoming {
+    rx: mpsc::Receiver<Result<Vec<u8>, ClientError>>,
+    buf: Vec<u8>,
+}
+
+impl Incoming {
+    fn next<T>(
+        &mut self,
+        mut decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, protocol::ProtoError>,
+    ) -> Result<T, ClientError> {
+        loop {
+            if let Some((v, used)) = decode(&self.buf)? {
+                self.buf.drain(..used);
+                return Ok(v);
+            }
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(ClientError::Socket(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "connection closed by the daemon",
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// Writes the token stream into multiplexed frames as the matcher produces it.
+struct TokenWriter<'w> {
+    writer: &'w mut MuxWriter,
+    out: Vec<u8>,
+}
+
+impl TokenWriter<'_> {
+    fn flush_if_big(&mut self) -> std::io::Result<()> {
+        if self.out.len() >= 256 * 1024 {
+            self.writer
+                .send_data(&self.out)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+}
+
+impl DeltaSink for TokenWriter<'_> {
+    fn literal(&mut self, data: &[u8]) -> std::io::Result<()> {
+        put_int(&mut self.out, i32::try_from(data.len()).unwrap_or(i32::MAX));
+        self.out.extend_from_slice(data);
+        self.flush_if_big()
+    }
+
+    fn copy(&mut self, block: u32) -> std::io::Result<()> {
+        put_int(&mut self.out, -i32::try_from(block).unwrap_or(i32::MAX) - 1);
+        self.flush_if_big()
+    }
+}
+
+/// Sends `files` (sorted as rsync sorts them: indexes refer to this order) to the daemon and
+/// serves its requests until the goodbye.
+///
+/// # Errors
+/// Socket or protocol errors; unreadable files are counted in the stats.
+pub fn push(
+    mut reader: MuxReader,
+    mut writer: MuxWriter,
+    files: &[PushFile],
+    o: &PushOptions,
+    errors: &mut Vec<String>,
+) -> Result<PushStats, ClientError> {
+    let mut out = Vec::new();
+    if let Some(rules) = &o.receiver_rules {
+        for rule in rules {
+            put_int(&mut out, i32::try_from(rule.len()).unwrap_or(0));
+            out.extend_from_slice(rule);
+        }
+        put_int(&mut out, 0);
+    }
+    let mut enc = FlistEncoder::new(o.flist);
+    for f in files {
+        enc.encode(&mut out, &f.entry, f.top_dir)?;
+        if out.len() > 64 * 1024 {
+            writer.send_data(&out)?;
+            out.clear();
+        }
+    }
+    enc.finish(&mut out, 0);
+    let id0 = o.compat & CF_ID0_NAMES != 0;
+    if o.flist.uid {
+        encode_id_list(&mut out, &o.user_names, id0, b"root");
+    }
+    if o.flist.gid {
+        encode_id_list(&mut out, &o.group_names, id0, b"root");
+    }
+    writer.send_data(&out)?;
+    out.clear();
+
+    // From now on the socket is drained by its own thread.
+    let (tx, rx) = mpsc::channel();
+    let drain = std::thread::spawn(move || {
+        let mut messages = |code: protocol::mux::MsgCode, text: &[u8]| {
+            if code == protocol::mux::MsgCode::Info {
+                print!("{}", String::from_utf8_lossy(text));
+            } else if code != protocol::mux::MsgCode::Deleted {
+                eprint!("{}", String::from_utf8_lossy(text));
+            }
+        };
+        loop {
+            match reader.next_data(&mut messages) {
+                Ok(Some(chunk)) => {
+                    if tx.send(Ok(chunk)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    let mut incoming = Incoming {
+        rx,
+        buf: Vec::new(),
+    };
+    let mut ndx_in = NdxCodec::default();
+    let mut ndx_out = NdxCodec::default();
+    let mut stats = PushStats::default();
+    let digest = o.checksum.digest_len();
+    let seed_fix = o.compat & CF_CHKSUM_SEED_FIX != 0;
+    let mut phase = 0;
+    loop {
+        let ndx = incoming.next(|b| ndx_in.decode(b))?;
+        if ndx == NDX_DONE {
+            phase += 1;
+            if phase > 2 {
+                break;
+            }
+            writer.send_data(&[0])?;
+            continue;
+        }
+        if ndx == NDX_DEL_STATS {
+            for _ in 0..5 {
+                incoming.next(get_varint)?;
+            }
+            continue;
+        }
+        let file = usize::try_from(ndx)
+            .ok()
+            .and_then(|i| files.get(i))
+            .ok_or_else(|| {
+                protocol::ProtoError::protocol_text(
+                    "sender",
+                    "the daemon asked for a file that is not in the list",
+                )
+            })?;
+        let iflags = incoming.next(|b| Ok(get_short(b)))?;
+        let mut echo = Vec::new();
+        ndx_out.encode(&mut echo, ndx);
+        echo.extend_from_slice(&iflags.to_le_bytes());
+        if iflags & ITEM_BASIS_TYPE_FOLLOWS != 0 {
+            let t = incoming.next(|b| Ok(b.first().map(|&x| (x, 1))))?;
+            echo.push(t);
+        }
+        if iflags & ITEM_XNAME_FOLLOWS != 0 {
+            let x = incoming.next(|b| Ok(get_vstring(b).map(|(s, n)| (s.to_vec(), n))))?;
+            protocol::wire::put_vstring(&mut echo, &x)?;
+        }
+        if iflags & ITEM_TRANSFER == 0 {
+            writer.send_data(&echo)?;
+            continue;
+        }
+        let mut head = [0i32; 4];
+        for v in &mut head {
+            *v = incoming.next(|b| Ok(get_int(b)))?;
+        }
+        let sizes = SumSizes::checked(head[0], head[1], head[2], head[3], digest)
+            .map_err(|e| protocol::ProtoError::protocol_text("sum header", &e.to_string()))?;
+        let s2 = sizes.s2_len as usize;
+        let mut blocks = Vec::with_capacity(sizes.count.min(1 << 20) as usize);
+        for _ in 0..sizes.count {
+            let (sum1, strong) = incoming.next(|b| {
+                Ok(b.get(..4 + s2).map(|s| {
+                    let sum1 = u32::from_le_bytes(
+                        s.get(..4).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]),
+                    );
+                    (
+                        (sum1, StrongSum::from_slice(s.get(4..).unwrap_or_default())),
+                        4 + s2,
+                    )
+                }))
+            })?;
+            blocks.push(BlockSum { sum1, strong });
+        }
+        let sig = Signature::from_blocks(sizes, o.checksum, o.seed, seed_fix, blocks);
+        let source = match fsx::open_nofollow(&file.source) {
+            Ok(f) => f,
+            Err(e) => {
+                // rsync's MSG_NO_SEND: the generator will not wait for this file.
+                errors.push(format!("send_files failed to open {:?}: {e}", file.source));
+                stats.errors += 1;
+                let mut msg = Vec::new();
+                protocol::mux::encode(
+                    &mut msg,
+                    protocol::mux::MsgCode::NoSend,
+                    &ndx.to_le_bytes(),
+                )?;
+                writer.send_raw(&msg)?;
+                continue;
+            }
+        };
+        for v in head {
+            put_int(&mut echo, v);
+        }
+        let mut tokens = TokenWriter {
+            writer: &mut writer,
+            out: echo,
+        };
+        let (mstats, sum) = Matcher::new(&sig)
+            .run(
+                &mut BufReader::with_capacity(256 * 1024, source),
+                &mut tokens,
+            )
+            .map_err(|e| ClientError::Socket(std::io::Error::other(e.to_string())))?;
+        put_int(&mut tokens.out, 0);
+        tokens.out.extend_from_slice(sum.as_bytes());
+        let rest = std::mem::take(&mut tokens.out);
+        writer.send_data(&rest)?;
+        stats.transferred += 1;
+        stats.literal += mstats.literal_bytes;
+        stats.matched += mstats.matched_bytes;
+    }
+    // End of our files, then the goodbye (deletion statistics may come first).
+    writer.send_data(&[0])?;
+    let mut next_ndx = |incoming: &mut Incoming| -> Result<i32, ClientError> {
+        loop {
+            let n = incoming.next(|b| ndx_in.decode(b))?;
+            if n != NDX_DEL_STATS {
+                return Ok(n);
+            }
+            for _ in 0..5 {
+                incoming.next(get_varint)?;
+            }
+        }
+    };
+    let n = next_ndx(&mut incoming)?;
+    if n == NDX_DONE && o.flist.protocol >= 31 {
+        writer.send_data(&[0])?;
+        next_ndx(&mut incoming)?;
+    }
+    writer.shutdown();
+    drop(incoming);
+    let _ = drain.join();
+    Ok(stats)
+}
