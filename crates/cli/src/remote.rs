@@ -396,23 +396,13 @@ fn pull_module(
     let mut errors = Vec::new();
     let mut messages = print_message;
     let stats = client::pull::pull(reader, writer, entries, dest, o, &mut messages, &mut errors)?;
-    for e in &errors {
-        eprintln!("rtsync: {e}");
-    }
-    if m.get_flag("stats") {
-        println!(
-            "Number of regular files transferred: {}",
-            mirror::stats::commas(stats.transferred)
-        );
-        println!(
-            "Literal data: {} bytes",
-            mirror::stats::commas(stats.literal)
-        );
-        println!(
-            "Matched data: {} bytes",
-            mirror::stats::commas(stats.matched)
-        );
-    }
+    report(
+        &errors,
+        m.get_flag("stats"),
+        stats.transferred,
+        stats.literal,
+        stats.matched,
+    );
     Ok(if stats.errors > 0 { 23 } else { 0 })
 }
 
@@ -586,26 +576,31 @@ fn push_module(
     let (reader, writer) = conn.into_halves();
     let mut errors = Vec::new();
     let stats = client::push::push(reader, writer, &files, &o, &mut errors)?;
-    for e in &errors {
-        eprintln!("rtsync: {e}");
-    }
-    if settings.stats {
-        println!(
-            "Number of regular files transferred: {}",
-            mirror::stats::commas(stats.transferred)
-        );
-        println!(
-            "Literal data: {} bytes",
-            mirror::stats::commas(stats.literal)
-        );
-        println!(
-            "Matched data: {} bytes",
-            mirror::stats::commas(stats.matched)
-        );
-    }
+    report(
+        &errors,
+        settings.stats,
+        stats.transferred,
+        stats.literal,
+        stats.matched,
+    );
     Ok(if stats.errors > 0 || !list.errors.is_empty() {
         23
     } else {
         0
     })
+}
+
+/// Per-file errors, then, with `--stats`, the transfer totals in rsync's wording.
+fn report(errors: &[String], stats: bool, transferred: u64, literal: u64, matched: u64) {
+    for e in errors {
+        eprintln!("rtsync: {e}");
+    }
+    if stats {
+        println!(
+            "Number of regular files transferred: {}",
+            mirror::stats::commas(transferred)
+        );
+        println!("Literal data: {} bytes", mirror::stats::commas(literal));
+        println!("Matched data: {} bytes", mirror::stats::commas(matched));
+    }
 }

@@ -214,19 +214,7 @@ impl MuxReader {
             if let Some(line) = daemon::take_line(&mut self.pending, 4096)? {
                 return Ok(line);
             }
-            let mut buf = [0u8; 4096];
-            let n = self
-                .stream
-                .read(&mut buf)
-                .map_err(|e| io(e, self.io_timeout))?;
-            if n == 0 {
-                return Err(ClientError::Socket(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "connection closed by the daemon",
-                )));
-            }
-            self.pending
-                .extend_from_slice(buf.get(..n).unwrap_or_default());
+            self.fill()?;
         }
     }
 }
@@ -353,21 +341,27 @@ pub struct ServerSetup {
 pub type MessageSink<'a> = dyn FnMut(protocol::mux::MsgCode, &[u8]) + 'a;
 
 impl MuxReader {
-    fn fill(&mut self) -> Result<(), ClientError> {
+    /// Reads more bytes from the socket into `pending`; `false` when the daemon closed it.
+    fn read_more(&mut self) -> Result<bool, ClientError> {
         let mut buf = [0u8; 64 * 1024];
         let n = self
             .stream
             .read(&mut buf)
             .map_err(|e| io(e, self.io_timeout))?;
-        if n == 0 {
-            return Err(ClientError::Socket(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "connection closed by the daemon",
-            )));
-        }
         self.pending
             .extend_from_slice(buf.get(..n).unwrap_or_default());
-        Ok(())
+        Ok(n > 0)
+    }
+
+    /// Like [`MuxReader::read_more`], where the end of the connection is an error.
+    fn fill(&mut self) -> Result<(), ClientError> {
+        if self.read_more()? {
+            return Ok(());
+        }
+        Err(ClientError::Socket(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed by the daemon",
+        )))
     }
 
     /// Reads one value from the raw (not yet multiplexed) stream with `decode`.
@@ -406,16 +400,9 @@ impl MuxReader {
                 }
                 continue;
             }
-            let mut buf = [0u8; 64 * 1024];
-            let n = self
-                .stream
-                .read(&mut buf)
-                .map_err(|e| io(e, self.io_timeout))?;
-            if n == 0 {
+            if !self.read_more()? {
                 return Ok(None);
             }
-            self.pending
-                .extend_from_slice(buf.get(..n).unwrap_or_default());
         }
     }
 
