@@ -422,6 +422,47 @@ impl InotifyWatcher {
         rel.strip_suffix(b"/").unwrap_or(rel)
     }
 
+    /// One entry `child` of directory `path` met by a walk: recorded in `found`, and watched
+    /// (with everything below it) if it is a directory. Returns its watch.
+    fn visit(
+        &mut self,
+        path: &mut PathBuf,
+        child: &[u8],
+        is_dir: bool,
+        parent: Option<i32>,
+        root: u32,
+        found: Option<&mut Found>,
+    ) -> Result<Option<i32>, WatchError> {
+        path.push(OsStr::from_bytes(child));
+        let mut wd = None;
+        if !self
+            .opts
+            .selector
+            .is_excluded(path, self.rel(root, path), is_dir)
+        {
+            let mut found = found;
+            if let Some(found) = found.as_deref_mut() {
+                found.push((
+                    with_slash(path.parent().unwrap_or(Path::new(""))),
+                    child.to_vec(),
+                    is_dir,
+                ));
+            }
+            if is_dir {
+                let result = self.watch_tree(path, child.into(), parent, root, false, found);
+                wd = match result {
+                    Ok(w) => w,
+                    Err(e) => {
+                        path.pop();
+                        return Err(e);
+                    }
+                };
+            }
+        }
+        path.pop();
+        Ok(wd)
+    }
+
     /// Watches directory `path` and, if recursive, everything below it, deepest first. `name`
     /// and `parent` place it in the tree. Entries met are recorded in `found`. Returns its
     /// watch, or `None` if it vanished.
@@ -443,33 +484,9 @@ impl InotifyWatcher {
         };
         let mut children = Vec::new();
         for (child, is_dir) in entries.clone() {
-            path.push(OsStr::from_bytes(&child));
-            if !self
-                .opts
-                .selector
-                .is_excluded(path, self.rel(root, path), is_dir)
-            {
-                if let Some(found) = found.as_deref_mut() {
-                    found.push((
-                        with_slash(path.parent().unwrap_or(Path::new(""))),
-                        child.clone(),
-                        is_dir,
-                    ));
-                }
-                if is_dir
-                    && let Some(wd) = self.watch_tree(
-                        path,
-                        child.into(),
-                        None,
-                        root,
-                        false,
-                        found.as_deref_mut(),
-                    )?
-                {
-                    children.push(wd);
-                }
+            if let Some(wd) = self.visit(path, &child, is_dir, None, root, found.as_deref_mut())? {
+                children.push(wd);
             }
-            path.pop();
         }
         let Some(wd) = self.add_watch(
             path,
@@ -495,31 +512,7 @@ impl InotifyWatcher {
                 if entries.iter().any(|(n, _)| *n == child) {
                     continue;
                 }
-                path.push(OsStr::from_bytes(&child));
-                if !self
-                    .opts
-                    .selector
-                    .is_excluded(path, self.rel(root, path), is_dir)
-                {
-                    if let Some(found) = found.as_deref_mut() {
-                        found.push((
-                            with_slash(path.parent().unwrap_or(Path::new(""))),
-                            child.clone(),
-                            is_dir,
-                        ));
-                    }
-                    if is_dir {
-                        self.watch_tree(
-                            path,
-                            child.clone().into(),
-                            Some(wd),
-                            root,
-                            false,
-                            found.as_deref_mut(),
-                        )?;
-                    }
-                }
-                path.pop();
+                self.visit(path, &child, is_dir, Some(wd), root, found.as_deref_mut())?;
                 entries.push((child, is_dir));
             }
         }
