@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::ArgMatches;
-use client::daemon::{ConnectOptions, DaemonConnection, read_password_file};
+use client::daemon::{ConnectOptions, Connection, read_password_file};
 use client::{ClientError, Remote};
 
 use crate::exit;
@@ -38,111 +38,200 @@ fn login_name(user: Option<&String>) -> String {
         .unwrap_or_else(|| "nobody".into())
 }
 
+/// Where the rsync server is: a daemon module already opened, or a remote shell to start it.
+enum Server {
+    /// A daemon connection with its module open.
+    Daemon(Option<Connection>),
+    /// `RSH [-l USER] HOST RSYNC_PATH --server …`.
+    Shell {
+        command: Vec<String>,
+        user: Option<String>,
+        host: String,
+        rsync_path: Vec<String>,
+        child: Option<std::process::Child>,
+    },
+}
+
+impl Server {
+    /// The connection for a server started with `args`.
+    fn open(&mut self, args: &[Vec<u8>]) -> Result<Connection, ClientError> {
+        match self {
+            Server::Daemon(conn) => conn
+                .take()
+                .ok_or_else(|| ClientError::Socket(std::io::ErrorKind::NotConnected.into())),
+            Server::Shell {
+                command,
+                user,
+                host,
+                rsync_path,
+                child,
+            } => {
+                let (program, rest) = command
+                    .split_first()
+                    .ok_or_else(|| ClientError::Password("empty --rsh command".into()))?;
+                let mut cmd = std::process::Command::new(program);
+                cmd.args(rest);
+                if let Some(u) = user {
+                    cmd.args(["-l", u.as_str()]);
+                }
+                cmd.arg(host.as_str()).args(rsync_path.iter());
+                cmd.args(args.iter().map(|a| std::ffi::OsStr::from_bytes(a)));
+                cmd.stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped());
+                let mut spawned = cmd.spawn().map_err(|e| ClientError::Connect {
+                    host: format!("{host} (via {program})"),
+                    source: e,
+                })?;
+                let (Some(to), Some(from)) = (spawned.stdin.take(), spawned.stdout.take()) else {
+                    return Err(ClientError::Socket(std::io::ErrorKind::BrokenPipe.into()));
+                };
+                *child = Some(spawned);
+                Connection::over_pipes(Box::new(to), Box::new(from))
+            }
+        }
+    }
+
+    /// Waits for a remote shell to end (its code, when it failed).
+    fn finish(&mut self) -> Option<u8> {
+        if let Server::Shell { child: Some(c), .. } = self {
+            let status = c.wait().ok()?;
+            if !status.success() {
+                return Some(
+                    status
+                        .code()
+                        .and_then(|c| u8::try_from(c).ok())
+                        .unwrap_or(12),
+                );
+            }
+        }
+        None
+    }
+}
+
 /// Handles a command line in which some path is remote.
 pub fn main(m: &ArgMatches, paths: &[OsString]) -> ExitCode {
-    let remotes: Vec<Remote> = paths
-        .iter()
-        .filter_map(|p| Remote::parse(p.as_bytes()))
-        .collect();
-    let Some(remote) = remotes.first() else {
+    let Some(remote) = paths.iter().find_map(|p| Remote::parse(p.as_bytes())) else {
         return exit::fail(exit::SYNTAX);
     };
-    let Remote::Daemon {
-        user,
-        host,
-        port,
-        module,
-        ..
-    } = remote
-    else {
-        eprintln!("rtsync: transfers over a remote shell (host:path) are not supported yet");
-        return exit::fail(exit::UNSUPPORTED);
-    };
-    let opts = ConnectOptions {
-        host: host.clone(),
-        port: m
-            .get_one::<u16>("port")
-            .copied()
-            .or(*port)
-            .unwrap_or(protocol::RSYNC_PORT),
-        connect_timeout: m
-            .get_one::<u64>("contimeout")
-            .copied()
-            .filter(|&s| s > 0)
-            .map(Duration::from_secs),
-        io_timeout: m
-            .get_one::<u64>("timeout")
-            .copied()
-            .filter(|&s| s > 0)
-            .map(Duration::from_secs),
-    };
-    let mut conn = match DaemonConnection::connect(&opts) {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
-    let mut out = std::io::stdout().lock();
-    let mut text = |line: &[u8]| {
-        let _ = out.write_all(line);
-        let _ = out.write_all(b"\n");
-    };
-    let Some(module) = module else {
-        // rsync lists the modules when no module is named (one argument, or --list-only).
-        return match conn.list_modules(&mut text) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&e),
-        };
-    };
-    let password_file = m.get_one::<OsString>("password-file").cloned();
-    let mut password = || -> Result<Vec<u8>, ClientError> {
-        if let Some(file) = &password_file {
-            return read_password_file(Path::new(file));
+    let (mut server, target) = match &remote {
+        Remote::Shell { user, host, path } => {
+            let words = |id: &str, default: &str| -> Vec<String> {
+                m.get_one::<String>(id)
+                    .map_or(default, String::as_str)
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            };
+            let rsh = m
+                .get_one::<String>("rsh")
+                .cloned()
+                .or_else(|| std::env::var("RSYNC_RSH").ok());
+            let command = rsh
+                .as_deref()
+                .unwrap_or("ssh")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            let target = if path.is_empty() {
+                b".".to_vec()
+            } else {
+                path.clone()
+            };
+            let server = Server::Shell {
+                command,
+                user: user.clone(),
+                host: host.clone(),
+                rsync_path: words("rsync-path", "rsync"),
+                child: None,
+            };
+            (server, target)
         }
-        if let Some(pw) = std::env::var_os("RSYNC_PASSWORD") {
-            return Ok(pw.as_bytes().to_vec());
+        Remote::Daemon {
+            user,
+            host,
+            port,
+            module,
+            path,
+        } => {
+            let opts = ConnectOptions {
+                host: host.clone(),
+                port: m
+                    .get_one::<u16>("port")
+                    .copied()
+                    .or(*port)
+                    .unwrap_or(protocol::RSYNC_PORT),
+                connect_timeout: m
+                    .get_one::<u64>("contimeout")
+                    .copied()
+                    .filter(|&s| s > 0)
+                    .map(Duration::from_secs),
+                io_timeout: m
+                    .get_one::<u64>("timeout")
+                    .copied()
+                    .filter(|&s| s > 0)
+                    .map(Duration::from_secs),
+            };
+            let mut conn = match Connection::connect(&opts) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            let mut out = std::io::stdout().lock();
+            let mut text = |line: &[u8]| {
+                let _ = out.write_all(line);
+                let _ = out.write_all(b"\n");
+            };
+            let Some(module) = module else {
+                // rsync lists the modules when no module is named (one argument, or --list-only).
+                return match conn.list_modules(&mut text) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => fail(&e),
+                };
+            };
+            let password_file = m.get_one::<OsString>("password-file").cloned();
+            let mut password = || -> Result<Vec<u8>, ClientError> {
+                if let Some(file) = &password_file {
+                    return read_password_file(Path::new(file));
+                }
+                if let Some(pw) = std::env::var_os("RSYNC_PASSWORD") {
+                    return Ok(pw.as_bytes().to_vec());
+                }
+                Err(ClientError::Password(
+                    "the daemon asks for a password: give --password-file=FILE or set RSYNC_PASSWORD".into(),
+                ))
+            };
+            if let Err(e) =
+                conn.open_module(module, &login_name(user.as_ref()), &mut password, &mut text)
+            {
+                return fail(&e);
+            }
+            let mut target = module.as_bytes().to_vec();
+            target.push(b'/');
+            target.extend_from_slice(path);
+            (Server::Daemon(Some(conn)), target)
         }
-        Err(ClientError::Password(
-            "the daemon asks for a password: give --password-file=FILE or set RSYNC_PASSWORD"
-                .into(),
-        ))
     };
-    if let Err(e) = conn.open_module(module, &login_name(user.as_ref()), &mut password, &mut text) {
-        return fail(&e);
-    }
-    let listing = m.get_flag("list-only") || paths.len() == 1;
-    let Remote::Daemon { path, .. } = remote else {
-        return exit::fail(exit::SYNTAX);
+    let is_remote = |p: &OsString| Remote::parse(p.as_bytes()).is_some();
+    let source_is_remote = paths.first().is_some_and(is_remote);
+    let dest_is_remote = paths.last().is_some_and(is_remote);
+    let result = if m.get_flag("list-only") || paths.len() == 1 {
+        list_module(&mut server, m, &target).map(|()| 0)
+    } else if source_is_remote && !dest_is_remote && paths.len() == 2 {
+        let dest = paths.last().map(Path::new).unwrap_or(Path::new("."));
+        pull_module(&mut server, m, &target, dest)
+    } else if dest_is_remote && !source_is_remote {
+        push_module(&mut server, m, &target)
+    } else {
+        eprintln!(
+            "rtsync: copying between two remote hosts, or from several remote sources, is not supported"
+        );
+        Ok(exit::SYNTAX)
     };
-    if listing {
-        return match list_module(&mut conn, m, module, path) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&e),
-        };
+    let shell_code = server.finish();
+    match result {
+        Ok(0) => shell_code.map_or(ExitCode::SUCCESS, exit::fail),
+        Ok(code) => exit::fail(code),
+        Err(e) => fail(&e),
     }
-    let source_is_remote = paths
-        .first()
-        .is_some_and(|p| Remote::parse(p.as_bytes()).is_some());
-    let dest = paths
-        .last()
-        .filter(|p| Remote::parse(p.as_bytes()).is_none());
-    if let (true, Some(dest), 2) = (source_is_remote, dest, paths.len()) {
-        return match pull_module(conn, m, module, path, Path::new(dest)) {
-            Ok(0) => ExitCode::SUCCESS,
-            Ok(code) => exit::fail(code),
-            Err(e) => fail(&e),
-        };
-    }
-    let dest_is_remote = paths
-        .last()
-        .is_some_and(|p| Remote::parse(p.as_bytes()).is_some());
-    if dest_is_remote && !source_is_remote {
-        return match push_module(conn, m, module, path) {
-            Ok(0) => ExitCode::SUCCESS,
-            Ok(code) => exit::fail(code),
-            Err(e) => fail(&e),
-        };
-    }
-    eprintln!("rtsync: copying between two remote hosts is not supported");
-    exit::fail(exit::SYNTAX)
 }
 
 /// The options that shape the file list, as the command line sets them.
@@ -205,19 +294,22 @@ fn print_message(code: protocol::mux::MsgCode, text: &[u8]) {
 /// Starts the daemon as the sender of `module/path`, sends our filter rules, and receives its
 /// file list, sorted and without duplicates as rsync sorts it (indexes refer to this order).
 fn receive_file_list(
-    conn: &mut DaemonConnection,
+    server: &mut Server,
     shape: &ListShape,
-    module: &str,
-    path: &[u8],
+    target: &[u8],
     extra_args: &[&str],
     rules: &[Vec<u8>],
     data: &mut Vec<u8>,
-) -> Result<(client::daemon::ServerSetup, Vec<protocol::flist::Entry>), ClientError> {
+) -> Result<
+    (
+        Connection,
+        client::daemon::ServerSetup,
+        Vec<protocol::flist::Entry>,
+    ),
+    ClientError,
+> {
     use protocol::flist::{FlistDecoder, FlistOptions, Item, decode_id_list};
 
-    let mut target = module.as_bytes().to_vec();
-    target.push(b'/');
-    target.extend_from_slice(path);
     let mut args: Vec<Vec<u8>> = vec![
         b"--server".to_vec(),
         b"--sender".to_vec(),
@@ -228,7 +320,8 @@ fn receive_file_list(
         args.push(b"--numeric-ids".to_vec());
     }
     args.push(b".".to_vec());
-    args.push(target);
+    args.push(target.to_vec());
+    let mut conn = server.open(&args)?;
     let setup = conn.start(&args)?;
     let mut filter = Vec::new();
     for rule in rules {
@@ -261,24 +354,19 @@ fn receive_file_list(
     }
     entries.sort_by(|a, b| mirror::flist::compare(&a.name, a.is_dir(), &b.name, b.is_dir()));
     entries.dedup_by(|a, b| a.name == b.name);
-    Ok((setup, entries))
+    Ok((conn, setup, entries))
 }
 
 /// Lists `module/path` as `rsync --list-only` does: the daemon is the sender, we receive its
 /// file list, then close the session through its phases.
-fn list_module(
-    conn: &mut DaemonConnection,
-    m: &ArgMatches,
-    module: &str,
-    path: &[u8],
-) -> Result<(), ClientError> {
+fn list_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<(), ClientError> {
     use protocol::flist::mode_string;
     use protocol::wire::{NDX_DONE, NdxCodec, get_varlong};
 
     let shape = ListShape::from_matches(m);
     let mut data = Vec::new();
-    let (_, entries) =
-        receive_file_list(conn, &shape, module, path, &["--list-only"], &[], &mut data)?;
+    let (mut conn, _, entries) =
+        receive_file_list(server, &shape, target, &["--list-only"], &[], &mut data)?;
     let mut messages = print_message;
     // Closing phases: three NDX_DONEs (the sender echoes the first two, then ends with its own
     // NDX_DONE and its statistics), then the goodbye.
@@ -331,10 +419,9 @@ fn list_module(
 
 /// Pulls `module/path` into the local `dest` (created if missing, one level, as rsync does).
 fn pull_module(
-    mut conn: DaemonConnection,
+    server: &mut Server,
     m: &ArgMatches,
-    module: &str,
-    path: &[u8],
+    target: &[u8],
     dest: &Path,
 ) -> Result<u8, ClientError> {
     // Options a pull does not honour yet are refused rather than silently ignored.
@@ -374,8 +461,7 @@ fn pull_module(
         .map(filter::Rule::to_rule_text)
         .collect();
     let mut data = Vec::new();
-    let (setup, entries) =
-        receive_file_list(&mut conn, &shape, module, path, &[], &rules, &mut data)?;
+    let (conn, setup, entries) = receive_file_list(server, &shape, target, &[], &rules, &mut data)?;
     if !dest.exists() {
         std::fs::create_dir(dest).map_err(ClientError::Socket)?;
     }
@@ -443,12 +529,7 @@ fn type_bits(kind: fsx::Kind) -> u32 {
 }
 
 /// Pushes the local sources to `module/path` on the daemon.
-fn push_module(
-    mut conn: DaemonConnection,
-    m: &ArgMatches,
-    module: &str,
-    path: &[u8],
-) -> Result<u8, ClientError> {
+fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8, ClientError> {
     let unsupported = [
         "hard-links",
         "compress",
@@ -497,10 +578,8 @@ fn push_module(
         args.push(b"--numeric-ids".to_vec());
     }
     args.push(b".".to_vec());
-    let mut target = module.as_bytes().to_vec();
-    target.push(b'/');
-    target.extend_from_slice(path);
-    args.push(target);
+    args.push(target.to_vec());
+    let mut conn = server.open(&args)?;
     let setup = conn.start(&args)?;
 
     let mut uids = std::collections::BTreeSet::new();

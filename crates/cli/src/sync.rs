@@ -57,8 +57,6 @@ const UNSUPPORTED: &[(&str, Option<char>, bool)] = &[
     ("prune-empty-dirs", Some('m'), false),
     ("partial-dir", None, true),
     ("temp-dir", Some('T'), true),
-    ("rsh", Some('e'), true),
-    ("rsync-path", None, true),
     ("atimes", Some('U'), false),
     ("crtimes", Some('N'), false),
     ("executability", Some('E'), false),
@@ -357,6 +355,19 @@ fn command() -> Command {
                 .value_parser(clap::value_parser!(u64))
                 .help("daemon connection timeout in seconds"),
         )
+        .arg(
+            Arg::new("rsh")
+                .short('e')
+                .long("rsh")
+                .value_name("COMMAND")
+                .help("remote shell for host:path (default ssh, or RSYNC_RSH)"),
+        )
+        .arg(
+            Arg::new("rsync-path")
+                .long("rsync-path")
+                .value_name("PROGRAM")
+                .help("the rsync to run on the remote host (default rsync)"),
+        )
         .arg(no("no-whole-file", "no-whole-file"))
         .arg(no("no-W", "no-W"))
         .arg(no("no-recursive", "no-recursive"))
@@ -487,12 +498,8 @@ impl Settings {
     pub(crate) fn from_matches(m: &ArgMatches) -> Result<Settings, Refusal> {
         for (name, _, _) in UNSUPPORTED {
             if m.value_source(name) == Some(clap::parser::ValueSource::CommandLine) {
-                let what = match *name {
-                    "rsh" | "rsync-path" => "remote-shell transfers are not supported yet",
-                    _ => "not supported yet",
-                };
                 return Err(Refusal(
-                    format!("option --{name}: {what}"),
+                    format!("option --{name}: not supported yet"),
                     exit::UNSUPPORTED,
                 ));
             }

@@ -15,7 +15,7 @@ fn unknown_options_are_syntax_errors() {
 
 #[test]
 fn unsupported_rsync_options_exit_4() {
-    for opt in ["-A", "-X", "--inplace", "--link-dest=/x", "-F", "--rsh=ssh"] {
+    for opt in ["-A", "-X", "--inplace", "--link-dest=/x", "-F"] {
         let out = rtsync(["sync", opt, "a", "b"]);
         assert_eq!(
             out.status.code(),
@@ -24,8 +24,8 @@ fn unsupported_rsync_options_exit_4() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    // Remote-shell transfers are not built yet.
-    let out = rtsync(["sync", "-a", "src/", "host:path"]);
+    // Options a push does not honour yet are refused, not ignored.
+    let out = rtsync(["sync", "-aH", "-e", "/nonexistent/ssh", "src/", "host:path"]);
     assert_eq!(out.status.code(), Some(4));
     let out = rtsync(["sync", "--list-only", "src/", "dst/"]);
     assert_eq!(out.status.code(), Some(4));

@@ -24,31 +24,42 @@ pub struct ConnectOptions {
     pub io_timeout: Option<Duration>,
 }
 
-/// An open daemon connection after the greetings.
-pub struct DaemonConnection {
+/// An open connection to an rsync server: a daemon after the greetings, or `rsync --server`
+/// started through a remote shell after the protocol exchange.
+pub struct Connection {
     reader: MuxReader,
     writer: MuxWriter,
-    /// The server's greeting.
+    /// The daemon's greeting (empty over a remote shell).
     pub greeting: Greeting,
     /// The protocol version in use.
     pub protocol: u32,
+    /// Over a remote shell the server's arguments went on its command line, not in-band.
+    args_in_band: bool,
 }
 
 /// The reading half of a connection: raw bytes first, multiplexed frames later.
 pub struct MuxReader {
-    stream: TcpStream,
+    stream: Box<dyn Read + Send>,
     pending: Vec<u8>,
     io_timeout: Option<Duration>,
 }
 
 /// The writing half of a connection.
 pub struct MuxWriter {
-    stream: TcpStream,
+    stream: Option<Box<dyn Write + Send>>,
+    /// The socket, to shut down its sending side (a pipe is closed by dropping it instead).
+    tcp: Option<TcpStream>,
 }
 
 impl MuxWriter {
     fn send(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        self.stream.write_all(bytes).map_err(ClientError::Socket)
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(ClientError::Socket(std::io::ErrorKind::BrokenPipe.into()));
+        };
+        stream
+            .write_all(bytes)
+            .and_then(|()| stream.flush())
+            .map_err(ClientError::Socket)
     }
 
     /// Sends protocol data in multiplexed frames.
@@ -69,9 +80,14 @@ impl MuxWriter {
         self.send(framed)
     }
 
-    /// Closes our sending side (after the goodbye), so the daemon sees the end cleanly.
-    pub fn shutdown(&self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+    /// Closes our sending side (after the goodbye), so the server sees the end cleanly.
+    pub fn shutdown(&mut self) {
+        match &self.tcp {
+            Some(tcp) => {
+                let _ = tcp.shutdown(std::net::Shutdown::Write);
+            }
+            None => self.stream = None,
+        }
     }
 }
 
@@ -98,7 +114,7 @@ fn io(e: std::io::Error, timeout: Option<Duration>) -> ClientError {
     }
 }
 
-impl DaemonConnection {
+impl Connection {
     /// Connects and swaps greetings. Our greeting goes out first, without waiting, as rsync's.
     ///
     /// # Errors
@@ -148,11 +164,12 @@ impl DaemonConnection {
             .map_err(ClientError::Socket)?;
         stream.set_nodelay(true).map_err(ClientError::Socket)?;
         let writer = MuxWriter {
-            stream: stream.try_clone().map_err(ClientError::Socket)?,
+            stream: Some(Box::new(stream.try_clone().map_err(ClientError::Socket)?)),
+            tcp: Some(stream.try_clone().map_err(ClientError::Socket)?),
         };
-        let mut conn = DaemonConnection {
+        let mut conn = Connection {
             reader: MuxReader {
-                stream,
+                stream: Box::new(stream),
                 pending: Vec::new(),
                 io_timeout: opts.io_timeout,
             },
@@ -163,6 +180,7 @@ impl DaemonConnection {
                 digests: None,
             },
             protocol: 0,
+            args_in_band: true,
         };
         conn.send(&daemon::greeting())?;
         let line = conn.read_line()?;
@@ -219,7 +237,7 @@ impl MuxReader {
     }
 }
 
-impl DaemonConnection {
+impl Connection {
     /// Asks for the module list. `text` receives every line as the daemon sent it (the MOTD,
     /// then `name<TAB>comment` lines), which is what rsync prints.
     ///
@@ -442,20 +460,22 @@ impl MuxReader {
     }
 }
 
-impl DaemonConnection {
+impl Connection {
     /// Sends the server's argument vector (NUL-terminated words, then an empty one) and reads
     /// the binary setup: compat flags, checksum negotiation, seed.
     ///
     /// # Errors
     /// Socket errors, or a checksum list with nothing in common.
     pub fn start(&mut self, args: &[Vec<u8>]) -> Result<ServerSetup, ClientError> {
-        let mut out = Vec::new();
-        for a in args {
-            out.extend_from_slice(a);
+        if self.args_in_band {
+            let mut out = Vec::new();
+            for a in args {
+                out.extend_from_slice(a);
+                out.push(0);
+            }
             out.push(0);
+            self.send(&out)?;
         }
-        out.push(0);
-        self.send(&out)?;
         let compat = self
             .reader
             .read_raw(protocol::wire::get_varint)?
@@ -487,5 +507,48 @@ impl DaemonConnection {
             checksum,
             seed,
         })
+    }
+}
+
+impl Connection {
+    /// Talks to an `rsync --server` whose standard input and output are `to` and `from`
+    /// (a remote shell, or any program that runs it): both sides send their protocol version as
+    /// a 4-byte int, and the server's arguments were on its command line.
+    ///
+    /// # Errors
+    /// Pipe errors, or a server older than protocol 30.
+    pub fn over_pipes(
+        to: Box<dyn Write + Send>,
+        from: Box<dyn Read + Send>,
+    ) -> Result<Self, ClientError> {
+        let mut conn = Connection {
+            reader: MuxReader {
+                stream: from,
+                pending: Vec::new(),
+                io_timeout: None,
+            },
+            writer: MuxWriter {
+                stream: Some(to),
+                tcp: None,
+            },
+            greeting: Greeting {
+                version: 0,
+                sub: None,
+                digests: None,
+            },
+            protocol: 0,
+            args_in_band: false,
+        };
+        let mut v = Vec::new();
+        protocol::wire::put_int(&mut v, protocol::PROTOCOL_VERSION.cast_signed());
+        conn.send(&v)?;
+        let theirs = conn.reader.read_raw(|b| Ok(protocol::wire::get_int(b)))?;
+        let peer = u32::try_from(theirs).unwrap_or(0);
+        conn.protocol = daemon::negotiate_version(&Greeting {
+            version: peer,
+            sub: Some(0),
+            digests: None,
+        })?;
+        Ok(conn)
     }
 }
