@@ -426,12 +426,6 @@ fn pull_module(
 ) -> Result<u8, ClientError> {
     // Options a pull does not honour yet are refused rather than silently ignored.
     let unsupported = [
-        "delete",
-        "delete-before",
-        "delete-during",
-        "delete-after",
-        "delete-delay",
-        "delete-excluded",
         "delete-missing-args",
         "hard-links",
         "compress",
@@ -453,8 +447,21 @@ fn pull_module(
         return Ok(exit::UNSUPPORTED);
     }
     let shape = ListShape::from_matches(m);
-    let rules: Vec<Vec<u8>> = crate::sync::filter_rules(m)
-        .map_err(ClientError::Password)?
+    let mut filters = crate::sync::filter_rules(m).map_err(ClientError::Password)?;
+    if m.get_flag("delete-excluded") {
+        filters.delete_excluded();
+    }
+    let delete = [
+        "delete",
+        "delete-before",
+        "delete-during",
+        "delete-after",
+        "delete-delay",
+        "delete-excluded",
+    ]
+    .iter()
+    .any(|id| m.get_flag(id));
+    let rules: Vec<Vec<u8>> = filters
         .rules()
         .iter()
         .filter(|r| r.sender)
@@ -477,11 +484,32 @@ fn pull_module(
         seed: setup.seed,
         compat: setup.compat,
         protocol: conn.protocol,
+        delete,
+        recursive: shape.recursive,
     };
+    let protect: std::sync::Arc<client::pull::Protect> =
+        std::sync::Arc::new(move |path: &[u8], is_dir: bool| {
+            filters.is_excluded(
+                path,
+                is_dir,
+                filter::Side::Receiver {
+                    in_deleted_dir: false,
+                },
+            )
+        });
     let (reader, writer) = conn.into_halves();
     let mut errors = Vec::new();
     let mut messages = print_message;
-    let stats = client::pull::pull(reader, writer, entries, dest, o, &mut messages, &mut errors)?;
+    let stats = client::pull::pull(
+        reader,
+        writer,
+        entries,
+        dest,
+        o,
+        protect,
+        &mut messages,
+        &mut errors,
+    )?;
     report(
         &errors,
         m.get_flag("stats"),

@@ -354,3 +354,62 @@ fn pushing_the_tricky_tree_matches_rsync_through_edits_and_deletes() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn pull_with_delete_matches_rsync() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    testkit::tricky_tree(&d.module_path("open"));
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    for variant in [
+        &["--delete"][..],
+        &["--delete", "--exclude=*.keep"][..],
+        &["--delete-after", "--exclude=*.keep", "--delete-excluded"][..],
+    ] {
+        for dest in [&a, &b] {
+            let _ = std::fs::remove_dir_all(dest);
+            std::fs::create_dir_all(dest.join("a/stale-dir/deep")).unwrap();
+            std::fs::write(dest.join("a/stale-dir/deep/f"), b"x").unwrap();
+            std::fs::write(dest.join("stale"), b"x").unwrap();
+            std::fs::write(dest.join("a/old.keep"), b"x").unwrap();
+            for p in [
+                "a/stale-dir/deep/f",
+                "a/stale-dir/deep",
+                "a/stale-dir",
+                "stale",
+                "a/old.keep",
+            ] {
+                testkit::set_mtime(&dest.join(p), 1_500_000_000, 0);
+            }
+        }
+        let mut args: Vec<String> = vec!["-a".into()];
+        args.extend(variant.iter().map(|s| s.to_string()));
+        let theirs = rsync(
+            args.iter()
+                .cloned()
+                .chain([d.url("open/"), format!("{}/", a.display())]),
+        );
+        assert_eq!(
+            code(&theirs),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&theirs.stderr)
+        );
+        let ours = rtsync(
+            ["sync".to_string()]
+                .into_iter()
+                .chain(args.iter().cloned())
+                .chain([d.url("open/"), format!("{}/", b.display())]),
+        );
+        assert_eq!(
+            code(&ours),
+            Some(0),
+            "{variant:?}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        testkit::assert_same_tree(&a, &b);
+    }
+}

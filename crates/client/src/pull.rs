@@ -55,6 +55,73 @@ pub struct PullOptions {
     pub compat: u32,
     /// Negotiated protocol.
     pub protocol: u32,
+    /// `--delete`: remove destination entries the list does not have, in the directories
+    /// whose contents it covers.
+    pub delete: bool,
+    /// `-r`: directories in the list carry their contents (unless marked otherwise).
+    pub recursive: bool,
+}
+
+/// Which destination paths `--delete` must leave alone (receiver-side filter rules).
+pub type Protect = dyn Fn(&[u8], bool) -> bool + Send + Sync;
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    if dir == b"." {
+        return name.to_vec();
+    }
+    let mut v = dir.to_vec();
+    v.push(b'/');
+    v.extend_from_slice(name);
+    v
+}
+
+/// `--delete`, before any transfer: in every directory whose contents the list covers, remove
+/// what the list does not name, except what `protect` spares.
+fn delete_extraneous(
+    entries: &[Entry],
+    root: &Root,
+    o: &PullOptions,
+    protect: &Protect,
+    errors: &mut Vec<String>,
+) {
+    use std::collections::{HashMap, HashSet};
+    let mut children: HashMap<&[u8], HashSet<&[u8]>> = HashMap::new();
+    for e in entries.iter().filter(|e| e.name != b".") {
+        let (parent, name) = split(&e.name);
+        children.entry(parent).or_default().insert(name);
+    }
+    let no_content = protocol::flist::SAME_RDEV_MAJOR;
+    for dir_entry in entries
+        .iter()
+        .filter(|e| e.is_dir() && o.recursive && e.flags & no_content == 0)
+    {
+        let Ok(dir) = root.open_dir(&dir_entry.name) else {
+            continue;
+        };
+        let Ok(names) = dir.names() else { continue };
+        let wanted = children.get(dir_entry.name.as_slice());
+        for name in names {
+            if wanted.is_some_and(|w| w.contains(name.as_slice())) {
+                continue;
+            }
+            let path = join(&dir_entry.name, &name);
+            let is_dir = dir
+                .stat(&name)
+                .ok()
+                .flatten()
+                .is_some_and(|st| st.kind == Kind::Dir);
+            if protect(&path, is_dir) {
+                continue;
+            }
+            let base = dir_entry.name.clone();
+            let removed = dir.remove_tree(&name, &mut |rel, kind| {
+                protect(&join(&base, rel), kind == Kind::Dir)
+            });
+            if let Err(e) = removed {
+                errors.push(e.to_string());
+            }
+        }
+    }
 }
 
 /// Totals of a pull.
@@ -102,10 +169,14 @@ fn generate(
     entries: &[Entry],
     root: &Root,
     o: &PullOptions,
+    protect: &Protect,
     writer: &mut MuxWriter,
     phases: &mpsc::Receiver<u32>,
     errors: &mut Vec<String>,
 ) -> Result<(), ClientError> {
+    if o.delete {
+        delete_extraneous(entries, root, o, protect, errors);
+    }
     let mut ndx = NdxCodec::default();
     let mut out = Vec::new();
     let rule = BlockSizeRule {
@@ -265,6 +336,7 @@ pub fn pull(
     entries: Vec<Entry>,
     dest: &Path,
     o: PullOptions,
+    protect: std::sync::Arc<Protect>,
     messages: &mut MessageSink<'_>,
     errors_out: &mut Vec<String>,
 ) -> Result<PullStats, ClientError> {
@@ -279,6 +351,7 @@ pub fn pull(
             &gen_entries,
             &gen_root,
             &o,
+            &*protect,
             &mut writer,
             &phase_rx,
             &mut errors,
