@@ -325,21 +325,30 @@ fn rustix_makedev(major: u32, minor: u32) -> u64 {
         | u64::from(minor & 0xff)
 }
 
-/// Receives the daemon's files into `dest` (which must exist), as the file list `entries`
-/// (sorted as rsync sorts it) describes them.
+/// Where a pull writes: the destination directory (which must exist) and the entries in it
+/// that `--delete` must spare.
+pub struct Destination<'a> {
+    /// The destination directory.
+    pub dir: &'a Path,
+    /// Receiver-side filter rules.
+    pub protect: Arc<Protect>,
+}
+
+/// Receives the server's files into `dest`, as the file list `entries` (sorted as rsync sorts
+/// it) describes them.
 ///
 /// # Errors
 /// Socket or protocol errors; per-file problems are counted in the stats.
 pub fn pull(
-    mut reader: MuxReader,
-    mut writer: MuxWriter,
+    (mut reader, mut writer): (MuxReader, MuxWriter),
     entries: Vec<Entry>,
-    dest: &Path,
+    dest: &Destination<'_>,
     o: PullOptions,
-    protect: std::sync::Arc<Protect>,
     messages: &mut MessageSink<'_>,
     errors_out: &mut Vec<String>,
 ) -> Result<PullStats, ClientError> {
+    let protect = Arc::clone(&dest.protect);
+    let dest = dest.dir;
     let root = Root::open(dest, Persist::Buffered).map_err(|e| fs_err(&e))?;
     let entries = Arc::new(entries);
     let (phase_tx, phase_rx) = mpsc::channel::<u32>();
