@@ -497,16 +497,14 @@ fn pull_module(
                 },
             )
         });
-    let (reader, writer) = conn.into_halves();
     let mut errors = Vec::new();
     let mut messages = print_message;
+    let target = client::pull::Destination { dir: dest, protect };
     let stats = client::pull::pull(
-        reader,
-        writer,
+        conn.into_halves(),
         entries,
-        dest,
+        &target,
         o,
-        protect,
         &mut messages,
         &mut errors,
     )?;
