@@ -245,6 +245,7 @@ struct ListShape {
     perms: bool,
     times: bool,
     numeric: bool,
+    compress: bool,
 }
 
 impl ListShape {
@@ -259,6 +260,7 @@ impl ListShape {
             perms: on(&["perms", "archive"], &["no-perms", "no-p"]),
             times: on(&["times", "archive"], &["no-times", "no-t"]),
             numeric: m.get_flag("numeric-ids"),
+            compress: m.get_flag("compress"),
         }
     }
 
@@ -276,6 +278,9 @@ impl ListShape {
             if on {
                 c.push(letter);
             }
+        }
+        if self.compress {
+            c.push('z');
         }
         c.push('e');
         c.push_str(client::daemon::CAPABILITIES);
@@ -322,7 +327,7 @@ fn receive_file_list(
     args.push(b".".to_vec());
     args.push(target.to_vec());
     let mut conn = server.open(&args)?;
-    let setup = conn.start(&args)?;
+    let setup = conn.start(&args, shape.compress)?;
     let mut filter = Vec::new();
     for rule in rules {
         protocol::wire::put_int(&mut filter, i32::try_from(rule.len()).unwrap_or(0));
@@ -428,7 +433,6 @@ fn pull_module(
     let unsupported = [
         "delete-missing-args",
         "hard-links",
-        "compress",
         "checksum",
         "files-from",
         "relative",
@@ -486,6 +490,7 @@ fn pull_module(
         protocol: conn.protocol,
         delete,
         recursive: shape.recursive,
+        compress: setup.compress,
     };
     let protect: std::sync::Arc<client::pull::Protect> =
         std::sync::Arc::new(move |path: &[u8], is_dir: bool| {
@@ -558,7 +563,6 @@ fn type_bits(kind: fsx::Kind) -> u32 {
 fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8, ClientError> {
     let unsupported = [
         "hard-links",
-        "compress",
         "checksum",
         "delete-missing-args",
         "dry-run",
@@ -606,7 +610,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
     args.push(b".".to_vec());
     args.push(target.to_vec());
     let mut conn = server.open(&args)?;
-    let setup = conn.start(&args)?;
+    let setup = conn.start(&args, shape.compress)?;
 
     let mut uids = std::collections::BTreeSet::new();
     let mut gids = std::collections::BTreeSet::new();
@@ -672,6 +676,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
         } else {
             id_names("/etc/passwd", &uids)
         },
+        compress: setup.compress,
         group_names: if shape.numeric {
             Vec::new()
         } else {

@@ -413,3 +413,76 @@ fn pull_with_delete_matches_rsync() {
         testkit::assert_same_tree(&a, &b);
     }
 }
+
+#[test]
+fn compressed_transfers_with_zstd_match_rsync() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    testkit::tricky_tree(&src);
+    let src_arg = format!("{}/", src.display());
+    let push = || {
+        let theirs = rsync(["-az", "--delete", &src_arg, &d.url("open/")]);
+        assert_eq!(
+            code(&theirs),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&theirs.stderr)
+        );
+        let ours = rtsync([
+            "sync",
+            "-az",
+            "--delete",
+            "--stats",
+            &src_arg,
+            &d.url("push/"),
+        ]);
+        assert_eq!(
+            code(&ours),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        testkit::assert_same_tree(&d.module_path("open"), &d.module_path("push"));
+        String::from_utf8_lossy(&ours.stdout).into_owned()
+    };
+    push();
+    testkit::mutate(&src);
+    let stats = push();
+    assert!(stats.contains("Matched data: "), "{stats}");
+    // Pull it back compressed, into one copy by rsync and one by rtsync, twice.
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    for _ in 0..2 {
+        let theirs = rsync([
+            "-az".to_string(),
+            d.url("push/"),
+            format!("{}/", a.display()),
+        ]);
+        assert_eq!(code(&theirs), Some(0));
+        let ours = rtsync([
+            "sync".to_string(),
+            "-az".into(),
+            d.url("push/"),
+            format!("{}/", b.display()),
+        ]);
+        assert_eq!(
+            code(&ours),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        testkit::assert_same_tree(&a, &b);
+        // Change the middle of the 10 MiB file on the daemon's side: the next pull is a delta.
+        let big = d.module_path("push").join("big.bin");
+        let mut data = std::fs::read(&big).unwrap();
+        for byte in &mut data[3_000_000..3_100_000] {
+            *byte ^= 0xa5;
+        }
+        std::fs::write(&big, &data).unwrap();
+        testkit::set_mtime(&big, 1_800_000_000, 7);
+    }
+}

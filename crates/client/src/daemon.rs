@@ -353,6 +353,8 @@ pub struct ServerSetup {
     pub checksum: delta::ChecksumKind,
     /// Session checksum seed.
     pub seed: i32,
+    /// Tokens are compressed with zstd.
+    pub compress: bool,
 }
 
 /// Messages other than data that the server sent, for the user.
@@ -466,7 +468,7 @@ impl Connection {
     ///
     /// # Errors
     /// Socket errors, or a checksum list with nothing in common.
-    pub fn start(&mut self, args: &[Vec<u8>]) -> Result<ServerSetup, ClientError> {
+    pub fn start(&mut self, args: &[Vec<u8>], compress: bool) -> Result<ServerSetup, ClientError> {
         if self.args_in_band {
             let mut out = Vec::new();
             for a in args {
@@ -482,14 +484,15 @@ impl Connection {
             .cast_unsigned();
         let mut checksum = delta::ChecksumKind::Md5;
         if compat & CF_VARINT_FLIST_FLAGS != 0 {
+            // Both lists go out before either comes in, as rsync does.
             let ours = ["xxh128", "xxh3", "xxh64", "md5"];
-            let mut list = Vec::new();
-            protocol::wire::put_vstring(&mut list, ours.join(" ").as_bytes())?;
-            self.send(&list)?;
-            let theirs = self
-                .reader
-                .read_raw(|b| Ok(protocol::wire::get_vstring(b).map(|(s, n)| (s.to_vec(), n))))?;
-            let theirs = String::from_utf8_lossy(&theirs).into_owned();
+            let mut lists = Vec::new();
+            protocol::wire::put_vstring(&mut lists, ours.join(" ").as_bytes())?;
+            if compress {
+                protocol::wire::put_vstring(&mut lists, b"zstd")?;
+            }
+            self.send(&lists)?;
+            let theirs = self.read_list()?;
             let chosen = ours
                 .iter()
                 .find(|o| theirs.split_whitespace().any(|t| t == **o))
@@ -500,13 +503,33 @@ impl Connection {
                     )
                 })?;
             checksum = delta::ChecksumKind::from_name(chosen).unwrap_or(delta::ChecksumKind::Md5);
+            if compress {
+                let theirs = self.read_list()?;
+                if !theirs.split_whitespace().any(|t| t == "zstd") {
+                    return Err(ClientError::Unsupported(format!(
+                        "no compression in common: the server offers {theirs:?}, rtsync compresses with zstd only"
+                    )));
+                }
+            }
+        } else if compress {
+            return Err(ClientError::Unsupported(
+                "the server cannot negotiate compression (it would use zlib): rtsync compresses with zstd only".into(),
+            ));
         }
         let seed = self.reader.read_raw(|b| Ok(protocol::wire::get_int(b)))?;
         Ok(ServerSetup {
             compat,
             checksum,
             seed,
+            compress,
         })
+    }
+
+    fn read_list(&mut self) -> Result<String, ClientError> {
+        let list = self
+            .reader
+            .read_raw(|b| Ok(protocol::wire::get_vstring(b).map(|(s, n)| (s.to_vec(), n))))?;
+        Ok(String::from_utf8_lossy(&list).into_owned())
     }
 }
 

@@ -45,6 +45,9 @@ pub enum ClientError {
     /// The daemon refused us or the protocol broke.
     #[error(transparent)]
     Protocol(#[from] protocol::ProtoError),
+    /// Something rtsync does not do yet.
+    #[error("{0}")]
+    Unsupported(String),
     /// The daemon ended the session with an error exit (its message came before).
     #[error("the daemon ended the session (its exit code {0})")]
     RemoteExit(u8),
@@ -62,6 +65,7 @@ impl ClientError {
             ClientError::ConnectTimeout { .. } => 35,
             ClientError::Timeout(_) => 30,
             ClientError::RemoteExit(code) => *code,
+            ClientError::Unsupported(_) => 4,
             ClientError::Protocol(protocol::ProtoError::VersionMismatch { .. }) => 2,
             ClientError::Protocol(protocol::ProtoError::Protocol { .. }) => 12,
             ClientError::Protocol(_) | ClientError::Password(_) => 5,

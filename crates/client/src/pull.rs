@@ -13,6 +13,7 @@ use std::sync::mpsc;
 use delta::{BlockSizeRule, ChecksumKind, Patcher, Signature, SumSizes};
 use fsx::{Kind, Meta, Persist, Root, Timespec};
 use protocol::flist::Entry;
+use protocol::token::{Token, TokenDecoder};
 use protocol::wire::{NDX_DONE, NdxCodec, get_int, get_short, get_varlong, get_vstring, put_int};
 
 use crate::ClientError;
@@ -60,6 +61,8 @@ pub struct PullOptions {
     pub delete: bool,
     /// `-r`: directories in the list carry their contents (unless marked otherwise).
     pub recursive: bool,
+    /// `-z`: tokens come compressed (zstd).
+    pub compress: bool,
 }
 
 /// Which destination paths `--delete` must leave alone (receiver-side filter rules).
@@ -373,6 +376,12 @@ pub fn pull(
     let mut ndx_in = NdxCodec::default();
     let mut phase = 0;
     let digest = o.checksum.digest_len();
+    // With -z the token stream is one zstd stream for the whole session.
+    let mut decoder = if o.compress {
+        Some(TokenDecoder::new()?)
+    } else {
+        None
+    };
     let result: Result<(), ClientError> = (|| {
         loop {
             let n = reader.recv_data(&mut data, messages, |b| ndx_in.decode(b))?;
@@ -427,34 +436,48 @@ pub fn pull(
             let mut patcher =
                 Patcher::new(basis, sizes, o.checksum, BufWriter::new(tmp.file_mut()));
             let mut failed = None;
+            if let Some(dec) = decoder.as_mut() {
+                dec.start_file();
+            }
             loop {
-                let t = reader.recv_data(&mut data, messages, |b| Ok(get_int(b)))?;
-                if t == 0 {
-                    break;
-                }
-                if t > 0 {
-                    let len = usize::try_from(t).unwrap_or(0);
-                    if len > 1 << 24 {
-                        return Err(protocol::ProtoError::protocol_text(
-                            "token stream",
-                            "literal record too long",
-                        )
-                        .into());
+                let token = match decoder.as_mut() {
+                    Some(dec) => reader.recv_data(&mut data, messages, |b| dec.decode(b))?,
+                    None => {
+                        let t = reader.recv_data(&mut data, messages, |b| Ok(get_int(b)))?;
+                        if t > 0 {
+                            let len = usize::try_from(t).unwrap_or(0);
+                            if len > 1 << 24 {
+                                return Err(protocol::ProtoError::protocol_text(
+                                    "token stream",
+                                    "literal record too long",
+                                )
+                                .into());
+                            }
+                            Token::Literal(reader.recv_data(&mut data, messages, |b| {
+                                Ok(b.get(..len).map(|s| (s.to_vec(), len)))
+                            })?)
+                        } else if t < 0 {
+                            Token::Copy(t.unsigned_abs() - 1)
+                        } else {
+                            Token::End
+                        }
                     }
-                    let bytes = reader.recv_data(&mut data, messages, |b| {
-                        Ok(b.get(..len).map(|s| (s.to_vec(), len)))
-                    })?;
-                    if let Err(e) = patcher.write_literal(&bytes) {
-                        failed.get_or_insert(e.to_string());
+                };
+                match token {
+                    Token::End => break,
+                    Token::Literal(bytes) => {
+                        if let Err(e) = patcher.write_literal(&bytes) {
+                            failed.get_or_insert(e.to_string());
+                        }
+                        stats.literal += bytes.len() as u64;
                     }
-                    stats.literal += bytes.len() as u64;
-                } else {
-                    let block = u64::from(t.unsigned_abs() - 1);
-                    let before = patcher.written();
-                    if let Err(e) = patcher.copy_block(block) {
-                        failed.get_or_insert(e.to_string());
+                    Token::Copy(block) => {
+                        let before = patcher.written();
+                        if let Err(e) = patcher.copy_block(u64::from(block)) {
+                            failed.get_or_insert(e.to_string());
+                        }
+                        stats.matched += patcher.written() - before;
                     }
-                    stats.matched += patcher.written() - before;
                 }
             }
             let sum = reader.recv_data(&mut data, messages, |b| {

@@ -10,6 +10,7 @@ use std::sync::mpsc;
 
 use delta::{BlockSum, ChecksumKind, DeltaSink, Matcher, Signature, StrongSum, SumSizes};
 use protocol::flist::{Entry, FlistEncoder, FlistOptions, encode_id_list};
+use protocol::token::TokenEncoder;
 use protocol::wire::{
     NDX_DEL_STATS, NDX_DONE, NdxCodec, get_int, get_short, get_varint, get_vstring, put_int,
 };
@@ -51,6 +52,8 @@ pub struct PushOptions {
     pub user_names: Vec<(u32, Vec<u8>)>,
     /// Group names by id.
     pub group_names: Vec<(u32, Vec<u8>)>,
+    /// `-z`: compress tokens with zstd.
+    pub compress: bool,
 }
 
 /// Totals of a push.
@@ -96,10 +99,12 @@ impl Incoming {
     }
 }
 
-/// Writes the token stream into multiplexed frames as the matcher produces it.
+/// Writes the token stream into multiplexed frames as the matcher produces it: plain int
+/// records, or with `-z` the compressed framing.
 struct TokenWriter<'w> {
     writer: &'w mut MuxWriter,
     out: Vec<u8>,
+    encoder: Option<&'w mut TokenEncoder>,
 }
 
 impl TokenWriter<'_> {
@@ -116,13 +121,25 @@ impl TokenWriter<'_> {
 
 impl DeltaSink for TokenWriter<'_> {
     fn literal(&mut self, data: &[u8]) -> std::io::Result<()> {
-        put_int(&mut self.out, i32::try_from(data.len()).unwrap_or(i32::MAX));
-        self.out.extend_from_slice(data);
+        match self.encoder.as_mut() {
+            Some(enc) => enc
+                .literal(&mut self.out, data)
+                .map_err(std::io::Error::other)?,
+            None => {
+                put_int(&mut self.out, i32::try_from(data.len()).unwrap_or(i32::MAX));
+                self.out.extend_from_slice(data);
+            }
+        }
         self.flush_if_big()
     }
 
     fn copy(&mut self, block: u32) -> std::io::Result<()> {
-        put_int(&mut self.out, -i32::try_from(block).unwrap_or(i32::MAX) - 1);
+        match self.encoder.as_mut() {
+            Some(enc) => enc
+                .copy(&mut self.out, block)
+                .map_err(std::io::Error::other)?,
+            None => put_int(&mut self.out, -i32::try_from(block).unwrap_or(i32::MAX) - 1),
+        }
         self.flush_if_big()
     }
 }
@@ -201,6 +218,12 @@ pub fn push(
     let digest = o.checksum.digest_len();
     let seed_fix = o.compat & CF_CHKSUM_SEED_FIX != 0;
     let mut phase = 0;
+    // With -z the token stream is one zstd stream for the whole session.
+    let mut encoder = if o.compress {
+        Some(TokenEncoder::new(3)?)
+    } else {
+        None
+    };
     loop {
         let ndx = incoming.next(|b| ndx_in.decode(b))?;
         if ndx == NDX_DONE {
@@ -284,9 +307,13 @@ pub fn push(
         for v in head {
             put_int(&mut echo, v);
         }
+        if let Some(enc) = encoder.as_mut() {
+            enc.start_file();
+        }
         let mut tokens = TokenWriter {
             writer: &mut writer,
             out: echo,
+            encoder: encoder.as_mut(),
         };
         let (mstats, sum) = Matcher::new(&sig)
             .run(
@@ -294,7 +321,10 @@ pub fn push(
                 &mut tokens,
             )
             .map_err(|e| ClientError::Socket(std::io::Error::other(e.to_string())))?;
-        put_int(&mut tokens.out, 0);
+        match tokens.encoder.as_mut() {
+            Some(enc) => enc.end_file(&mut tokens.out)?,
+            None => put_int(&mut tokens.out, 0),
+        }
         tokens.out.extend_from_slice(sum.as_bytes());
         let rest = std::mem::take(&mut tokens.out);
         writer.send_data(&rest)?;

@@ -18,6 +18,7 @@
 pub mod daemon;
 pub mod flist;
 pub mod mux;
+pub mod token;
 pub mod wire;
 
 /// The protocol version rtsync speaks.
