@@ -246,6 +246,7 @@ struct ListShape {
     times: bool,
     numeric: bool,
     compress: bool,
+    hard_links: bool,
 }
 
 impl ListShape {
@@ -261,6 +262,7 @@ impl ListShape {
             times: on(&["times", "archive"], &["no-times", "no-t"]),
             numeric: m.get_flag("numeric-ids"),
             compress: m.get_flag("compress"),
+            hard_links: m.get_flag("hard-links"),
         }
     }
 
@@ -281,6 +283,9 @@ impl ListShape {
         }
         if self.compress {
             c.push('z');
+        }
+        if self.hard_links {
+            c.push('H');
         }
         c.push('e');
         c.push_str(client::daemon::CAPABILITIES);
@@ -562,7 +567,6 @@ fn type_bits(kind: fsx::Kind) -> u32 {
 /// Pushes the local sources to `module/path` on the daemon.
 fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8, ClientError> {
     let unsupported = [
-        "hard-links",
         "checksum",
         "delete-missing-args",
         "dry-run",
@@ -614,7 +618,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
 
     let mut uids = std::collections::BTreeSet::new();
     let mut gids = std::collections::BTreeSet::new();
-    let files: Vec<client::push::PushFile> = list
+    let mut files: Vec<client::push::PushFile> = list
         .entries
         .iter()
         .filter_map(|e| {
@@ -647,6 +651,23 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
             })
         })
         .collect();
+    // -H: the first of each group of links is sent in full, the others name it by index.
+    let mut firsts: std::collections::HashMap<(u64, u64), u32> = std::collections::HashMap::new();
+    for (i, (file, e)) in files
+        .iter_mut()
+        .zip(list.entries.iter().filter(|e| e.kind.is_some()))
+        .enumerate()
+    {
+        if let Some(key) = e.hardlink {
+            match firsts.get(&key) {
+                Some(&leader) => file.entry.hardlink_leader = Some(leader),
+                None => {
+                    firsts.insert(key, u32::try_from(i).unwrap_or(u32::MAX));
+                    file.entry.hardlink_first = true;
+                }
+            }
+        }
+    }
     let receiver_rules = opts.delete.map(|_| {
         settings
             .filters
@@ -665,6 +686,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
             links: shape.links,
             devices: shape.devices,
             specials: shape.devices,
+            hard_links: opts.hard_links,
             ..protocol::flist::FlistOptions::default()
         },
         receiver_rules,

@@ -486,3 +486,46 @@ fn compressed_transfers_with_zstd_match_rsync() {
         testkit::set_mtime(&big, 1_800_000_000, 7);
     }
 }
+
+#[test]
+fn the_tutorial_push_with_hard_links_matches_rsync() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    testkit::tricky_tree(&src);
+    let port = format!("--port={}", d.port);
+    for round in 0..2 {
+        // `rsync -avH --port N --delete SRC 127.0.0.1::module`, as the tutorials write it.
+        let src_arg = src.display().to_string();
+        let theirs = rsync(["-avH", &port, "--delete", &src_arg, "127.0.0.1::open"]);
+        assert_eq!(
+            code(&theirs),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&theirs.stderr)
+        );
+        let ours = rtsync([
+            "sync",
+            "-avH",
+            &port,
+            "--delete",
+            &src_arg,
+            "127.0.0.1::push",
+        ]);
+        assert_eq!(
+            code(&ours),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        // The module roots are not part of the transfer (no trailing slash on SRC).
+        testkit::assert_same_tree_below(&d.module_path("open"), &d.module_path("push"), true);
+        if round == 0 {
+            testkit::mutate(&src);
+        }
+    }
+}

@@ -101,6 +101,8 @@ pub struct Entry {
     pub checksum: Option<Vec<u8>>,
     /// For a hard-link follower: the index of its leader.
     pub hardlink_leader: Option<u32>,
+    /// The first entry of a group of hard links (the one the others point to).
+    pub hardlink_first: bool,
 }
 
 impl Entry {
@@ -145,6 +147,8 @@ pub struct FlistDecoder {
     prev: Entry,
     prev_major: u32,
     entries: u32,
+    /// Hard-link leaders by index: a follower takes their attributes.
+    leaders: std::collections::HashMap<u32, Entry>,
 }
 
 fn bad(detail: impl Into<String>) -> ProtoError {
@@ -208,6 +212,7 @@ impl FlistDecoder {
             prev: Entry::default(),
             prev_major: 0,
             entries: 0,
+            leaders: std::collections::HashMap::new(),
         }
     }
 
@@ -263,14 +268,22 @@ impl FlistDecoder {
         }
         if flags & HLINKED != 0 && flags & HLINK_FIRST == 0 && self.opts.hard_links {
             let leader = need!(c.varint()?);
-            let leader = u32::try_from(leader)
+            let first = u32::try_from(leader)
                 .ok()
-                .filter(|&l| l < self.entries)
+                .and_then(|l| self.leaders.get(&l).map(|f| (l, f)))
                 .ok_or_else(|| bad("hard-link leader out of range"))?;
-            e.hardlink_leader = Some(leader);
-            // Without incremental recursion the leader is in this list: the entry ends here and
-            // takes the leader's attributes (the caller copies them).
-            self.prev.name.clone_from(&e.name);
+            // Without incremental recursion the leader is in this list: the entry ends here, takes
+            // the leader's attributes, and they become the "previous" ones, as on the sender.
+            let (index, first) = first;
+            let name = std::mem::take(&mut e.name);
+            e = Entry {
+                name,
+                flags,
+                hardlink_leader: Some(index),
+                hardlink_first: false,
+                ..first.clone()
+            };
+            self.prev = e.clone();
             self.entries += 1;
             return Ok(Some((Item::Entry(e), c.at)));
         }
@@ -343,6 +356,10 @@ impl FlistDecoder {
         if let (Some(n), true) = (self.opts.checksum_len, ft == S_IFREG) {
             e.checksum = Some(need!(c.bytes(n)).to_vec());
         }
+        if flags & HLINKED != 0 && flags & HLINK_FIRST != 0 {
+            e.hardlink_first = true;
+            self.leaders.insert(self.entries, e.clone());
+        }
         self.prev = e.clone();
         self.entries += 1;
         Ok(Some((Item::Entry(e), c.at)))
@@ -384,6 +401,13 @@ impl FlistEncoder {
         let mut flags = 0u32;
         if top_dir {
             flags |= TOP_DIR;
+        }
+        let follower = self.opts.hard_links.then_some(e.hardlink_leader).flatten();
+        if self.opts.hard_links && (e.hardlink_first || follower.is_some()) {
+            flags |= HLINKED;
+            if follower.is_none() {
+                flags |= HLINK_FIRST;
+            }
         }
         if e.mode == self.prev.mode {
             flags |= SAME_MODE;
@@ -446,6 +470,12 @@ impl FlistEncoder {
             out.push(suffix.len() as u8);
         }
         out.extend_from_slice(suffix);
+        if let Some(leader) = follower {
+            // A follower is its leader's index; its attributes are the leader's.
+            crate::wire::put_varint(out, leader.cast_signed());
+            self.prev = e.clone();
+            return Ok(());
+        }
         crate::wire::put_varlong(out, e.size, 3);
         if flags & SAME_TIME == 0 {
             crate::wire::put_varlong(out, e.mtime, 4);
@@ -716,6 +746,89 @@ mod tests {
             assert_eq!(back, expected, "varint flags {varint_flags}");
             assert_eq!(at, out.len());
         }
+    }
+
+    #[test]
+    fn hard_link_followers_carry_only_their_leader() {
+        let opts = FlistOptions {
+            protocol: 31,
+            varint_flags: true,
+            hard_links: true,
+            uid: true,
+            gid: true,
+            ..FlistOptions::default()
+        };
+        let leader = Entry {
+            name: b"a".to_vec(),
+            mode: 0o100_644,
+            size: 5,
+            mtime: 10,
+            uid: Some(1),
+            gid: Some(2),
+            hardlink_first: true,
+            ..Entry::default()
+        };
+        let other = Entry {
+            name: b"b".to_vec(),
+            mode: 0o100_600,
+            size: 7,
+            mtime: 11,
+            uid: Some(3),
+            gid: Some(4),
+            ..Entry::default()
+        };
+        let follower = Entry {
+            name: b"c".to_vec(),
+            hardlink_leader: Some(0),
+            ..leader.clone()
+        };
+        let after = Entry {
+            name: b"d".to_vec(),
+            ..leader.clone()
+        };
+        let mut enc = FlistEncoder::new(opts);
+        let mut out = Vec::new();
+        for e in [&leader, &other, &follower, &after] {
+            enc.encode(&mut out, e, false).unwrap();
+        }
+        enc.finish(&mut out, 0);
+        let mut d = FlistDecoder::new(opts);
+        let mut at = 0;
+        let mut got = Vec::new();
+        loop {
+            let item = d.decode(&out[at..]).unwrap();
+            let Some((Item::Entry(e), used)) = item else {
+                panic!("at {at} of {}: {item:?} {out:02x?}", out.len())
+            };
+            at += used;
+            got.push(e);
+            if got.len() == 4 {
+                break;
+            }
+        }
+        assert_eq!(got[2].hardlink_leader, Some(0));
+        assert_eq!(
+            (got[2].size, got[2].mode, got[2].uid),
+            (5, 0o100_644, Some(1))
+        );
+        // The entry after a follower is compared with the follower's (the leader's) attributes.
+        assert_eq!(
+            (got[3].size, got[3].mode, got[3].mtime, got[3].uid),
+            (5, 0o100_644, 10, Some(1))
+        );
+        // A follower naming no leader is refused.
+        let mut bad_list = Vec::new();
+        FlistEncoder::new(opts)
+            .encode(
+                &mut bad_list,
+                &Entry {
+                    hardlink_leader: Some(7),
+                    ..follower.clone()
+                },
+                false,
+            )
+            .unwrap();
+        assert!(FlistDecoder::new(opts).decode(&bad_list).is_err());
     }
 
     #[test]
