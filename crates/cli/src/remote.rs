@@ -566,13 +566,7 @@ fn type_bits(kind: fsx::Kind) -> u32 {
 
 /// Pushes the local sources to `module/path` on the daemon.
 fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8, ClientError> {
-    let unsupported = [
-        "checksum",
-        "delete-missing-args",
-        "dry-run",
-        "files-from",
-        "relative",
-    ];
+    let unsupported = ["checksum", "dry-run"];
     if let Some(opt) = unsupported
         .iter()
         .find(|id| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
@@ -592,8 +586,16 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
     for e in &list.errors {
         eprintln!("rtsync: {e}");
     }
-    let shape = ListShape::from_matches(m);
-    let mut args: Vec<Vec<u8>> = vec![b"--server".to_vec(), shape.cluster().into_bytes()];
+    let shape = ListShape {
+        // --files-from turns -a's recursion off, as in rsync.
+        recursive: opts.recursive,
+        ..ListShape::from_matches(m)
+    };
+    let mut cluster = shape.cluster();
+    if opts.relative {
+        cluster.insert(cluster.find('e').unwrap_or(cluster.len()), 'R');
+    }
+    let mut args: Vec<Vec<u8>> = vec![b"--server".to_vec(), cluster.into_bytes()];
     let delete = opts.delete.map(|t| match t {
         mirror::DeleteTiming::Before => "--delete-before",
         mirror::DeleteTiming::During => "--delete-during",
@@ -601,6 +603,10 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
     });
     if let Some(d) = delete {
         args.push(d.as_bytes().to_vec());
+        if !opts.recursive {
+            // rsync's client says this so that the server deletes with -d alone.
+            args.push(b"--no-r".to_vec());
+        }
     }
     if m.get_flag("delete-excluded") {
         args.push(b"--delete-excluded".to_vec());
@@ -610,6 +616,10 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
     }
     if shape.numeric {
         args.push(b"--numeric-ids".to_vec());
+    }
+    if opts.delete_missing_args {
+        // Both sides must agree: the daemon deletes what arrives with mode 0.
+        args.push(b"--delete-missing-args".to_vec());
     }
     args.push(b".".to_vec());
     args.push(target.to_vec());
@@ -621,8 +631,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
     let mut files: Vec<client::push::PushFile> = list
         .entries
         .iter()
-        .filter_map(|e| {
-            let kind = e.kind?;
+        .map(|e| {
             uids.insert(e.uid);
             gids.insert(e.gid);
             let rdev = e.rdev;
@@ -633,31 +642,34 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
                 size: i64::try_from(e.size).unwrap_or(i64::MAX),
                 mtime: e.mtime.sec,
                 mtime_nsec: e.mtime.nsec,
-                mode: type_bits(kind) | e.perms,
+                // A missing argument with --delete-missing-args goes as mode 0.
+                mode: e.kind.map_or(0, |kind| type_bits(kind) | e.perms),
                 uid: Some(e.uid),
                 gid: Some(e.gid),
-                rdev: kind.is_device().then_some((
+                rdev: e.kind.is_some_and(fsx::Kind::is_device).then_some((
                     u32::try_from(major).unwrap_or(0),
                     u32::try_from(minor).unwrap_or(0),
                 )),
                 link_target: e.link_target.clone(),
                 ..protocol::flist::Entry::default()
             };
-            let top_dir = kind == fsx::Kind::Dir && (e.name == b"." || !e.name.contains(&b'/'));
-            Some(client::push::PushFile {
+            let role = if e.content_dir {
+                protocol::flist::DirRole::Content { top: e.top_dir }
+            } else if e.implied_dir {
+                protocol::flist::DirRole::Implied
+            } else {
+                protocol::flist::DirRole::Listed
+            };
+            client::push::PushFile {
                 entry,
                 source: list.source_path(e),
-                top_dir,
-            })
+                role,
+            }
         })
         .collect();
     // -H: the first of each group of links is sent in full, the others name it by index.
     let mut firsts: std::collections::HashMap<(u64, u64), u32> = std::collections::HashMap::new();
-    for (i, (file, e)) in files
-        .iter_mut()
-        .zip(list.entries.iter().filter(|e| e.kind.is_some()))
-        .enumerate()
-    {
+    for (i, (file, e)) in files.iter_mut().zip(list.entries.iter()).enumerate() {
         if let Some(key) = e.hardlink {
             match firsts.get(&key) {
                 Some(&leader) => file.entry.hardlink_leader = Some(leader),

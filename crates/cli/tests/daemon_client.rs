@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::os::unix::ffi::OsStrExt;
 use std::process::Command;
 
 use common::daemon::{SECRET_PASSWORD, SECRET_USER, StockDaemon};
@@ -599,4 +600,103 @@ fn the_tutorial_compressed_push_with_excludes_and_a_password_file() {
         eprintln!("MT {:?}", std::fs::metadata(&p).unwrap().modified());
     }
     testkit::assert_same_tree_below(&d.module_path("open"), &module, true);
+}
+
+/// The event-driven push `rtsync run` is built on: only the listed paths travel, a listed path
+/// that is gone is deleted on the daemon, and the parents sent for `-R` keep their other contents.
+#[test]
+fn files_from_push_with_delete_missing_args_matches_rsync() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    testkit::tricky_tree(&src);
+    let src_arg = format!("{}/", src.display());
+    let both = |args: &[String], level_dir_times: bool| {
+        for (module, ours) in [("open/", false), ("push/", true)] {
+            let all: Vec<String> = args
+                .iter()
+                .cloned()
+                .chain([src_arg.clone(), d.url(module)])
+                .collect();
+            let out = if ours {
+                rtsync(["sync".to_string()].into_iter().chain(all))
+            } else {
+                rsync(all)
+            };
+            assert_eq!(
+                code(&out),
+                Some(0),
+                "{} {module}: {}",
+                if ours { "rtsync" } else { "rsync" },
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // A directory that loses a listed name gets the time of the deletion, which the
+        // stock receiver does not put back (and the root is not in a --files-from list at
+        // all): directory times differ by when each run happened, so they are levelled.
+        for m in ["open", "push"].into_iter().filter(|_| level_dir_times) {
+            for (rel, meta) in testkit::list(&d.module_path(m)) {
+                if meta.is_dir() {
+                    let path = d.module_path(m).join(std::ffi::OsStr::from_bytes(&rel));
+                    testkit::set_mtime(&path, 1_000_000_000, 0);
+                }
+            }
+        }
+        testkit::assert_same_tree(&d.module_path("open"), &d.module_path("push"));
+    };
+    both(&["-a".into()], false);
+    // Files only the daemon has: a push of a few paths below their directories leaves them.
+    for m in ["open", "push"] {
+        std::fs::write(d.module_path(m).join("a/b/only-on-daemon"), b"keep").unwrap();
+    }
+    std::fs::write(src.join("a/text.txt"), b"edited\n").unwrap();
+    std::fs::remove_file(src.join("a/b/file")).unwrap();
+    std::fs::remove_file(src.join("with space")).unwrap();
+    std::fs::create_dir_all(src.join("new dir/deeper")).unwrap();
+    std::fs::write(src.join("new dir/deeper/f"), b"new").unwrap();
+    testkit::stamp_times(&src);
+    let list = t.path().join("changed");
+    std::fs::write(
+        &list,
+        "a/text.txt\na/b/file\nwith space\nnew dir/deeper/f\nnever-existed\n",
+    )
+    .unwrap();
+    let files_from = format!("--files-from={}", list.display());
+    both(
+        &[
+            "-a".into(),
+            files_from.clone(),
+            "--delete-missing-args".into(),
+        ],
+        true,
+    );
+    let push = d.module_path("push");
+    assert!(!push.join("a/b/file").exists() && !push.join("with space").exists());
+    assert_eq!(std::fs::read(push.join("a/text.txt")).unwrap(), b"edited\n");
+    assert_eq!(
+        std::fs::read(push.join("new dir/deeper/f")).unwrap(),
+        b"new"
+    );
+    assert!(push.join("a/b/only-on-daemon").exists());
+    // With --delete as well (sent as -d --no-r): still only the listed names are touched.
+    std::fs::remove_file(src.join("new dir/deeper/f")).unwrap();
+    std::fs::write(&list, "new dir/deeper/f\nrun.sh\n").unwrap();
+    for m in ["open", "push"] {
+        std::fs::write(d.module_path(m).join("new dir/only-on-daemon"), b"keep").unwrap();
+    }
+    both(
+        &[
+            "-a".into(),
+            "--delete".into(),
+            files_from,
+            "--delete-missing-args".into(),
+        ],
+        true,
+    );
+    assert!(!push.join("new dir/deeper/f").exists());
+    assert!(push.join("new dir/only-on-daemon").exists());
 }

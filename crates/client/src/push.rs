@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 
 use delta::{BlockSum, ChecksumKind, DeltaSink, Matcher, Signature, StrongSum, SumSizes};
-use protocol::flist::{Entry, FlistEncoder, FlistOptions, encode_id_list};
+use protocol::flist::{DirRole, Entry, FlistEncoder, FlistOptions, encode_id_list};
 use protocol::token::TokenEncoder;
 use protocol::wire::{
     NDX_DEL_STATS, NDX_DONE, NdxCodec, get_int, get_short, get_varint, get_vstring, put_int,
@@ -31,8 +31,8 @@ pub struct PushFile {
     pub entry: Entry,
     /// Its path here.
     pub source: PathBuf,
-    /// A directory named on the command line (`XMIT_TOP_DIR`).
-    pub top_dir: bool,
+    /// For a directory: what its entry covers.
+    pub role: DirRole,
 }
 
 /// How the session was set up and what the list carries.
@@ -166,7 +166,7 @@ pub fn push(
     }
     let mut enc = FlistEncoder::new(o.flist);
     for f in files {
-        enc.encode(&mut out, &f.entry, f.top_dir)?;
+        enc.encode(&mut out, &f.entry, f.role)?;
         if out.len() > 64 * 1024 {
             writer.send_data(&out)?;
             out.clear();

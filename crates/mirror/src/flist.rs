@@ -42,6 +42,10 @@ pub struct FileEntry {
     pub link_target: Option<Vec<u8>>,
     /// Whether `--delete` may scan this directory (false for implied and unrecursed ones).
     pub content_dir: bool,
+    /// A directory named on the command line (or in `--files-from`) whose contents are listed.
+    pub top_dir: bool,
+    /// A parent directory sent only because a `-R` name lies below it.
+    pub implied_dir: bool,
     /// `(dev, ino)` of a file with several links, with `-H`.
     pub hardlink: Option<(u64, u64)>,
 }
@@ -60,6 +64,8 @@ impl FileEntry {
             rdev: st.rdev,
             link_target: None,
             content_dir: false,
+            top_dir: false,
+            implied_dir: false,
             hardlink: None,
         }
     }
@@ -313,7 +319,10 @@ impl Builder<'_> {
         for dir in implied {
             match lstat_path(&base.join(OsStr::from_bytes(dir))) {
                 Ok(st) if st.kind == Kind::Dir => {
-                    self.add_entry(base_idx, dir.clone(), &st, None);
+                    let idx = self.add_entry(base_idx, dir.clone(), &st, None);
+                    if let Some(e) = self.list.entries.get_mut(idx) {
+                        e.implied_dir = true;
+                    }
                 }
                 _ => {}
             }
@@ -362,6 +371,7 @@ impl Builder<'_> {
         if st.kind == Kind::Dir && self.recurse {
             if let Some(e) = self.list.entries.get_mut(idx) {
                 e.content_dir = true;
+                e.top_dir = true;
             }
             match Root::open(&path, Persist::Buffered) {
                 Ok(root) => self.walk(base_idx, root.top(), &name),
@@ -492,11 +502,16 @@ pub fn build(
         list.entries
             .sort_by(|x, y| compare(&x.name, x.is_dir(), &y.name, y.is_dir()));
     }
-    // rsync keeps one entry per name; a directory that is also implied keeps its content flag.
+    // rsync keeps one entry per name; a directory that is also named keeps the named one's
+    // flags and is implied only if every mention was (`flist.c flist_sort_and_clean`).
     let mut deduped: Vec<FileEntry> = Vec::with_capacity(list.entries.len());
     for e in list.entries {
         match deduped.last_mut() {
-            Some(prev) if prev.name == e.name => prev.content_dir |= e.content_dir,
+            Some(prev) if prev.name == e.name => {
+                prev.content_dir |= e.content_dir;
+                prev.top_dir |= e.top_dir;
+                prev.implied_dir &= e.implied_dir;
+            }
             _ => deduped.push(e),
         }
     }

@@ -27,6 +27,8 @@ pub const LONG_NAME: u32 = 1 << 6;
 pub const SAME_TIME: u32 = 1 << 7;
 /// `XMIT_SAME_RDEV_MAJOR` (devices) / `XMIT_NO_CONTENT_DIR` (directories).
 pub const SAME_RDEV_MAJOR: u32 = 1 << 8;
+/// `XMIT_NO_CONTENT_DIR`: a directory whose contents the list does not cover (protocol ≥ 30).
+pub const NO_CONTENT_DIR: u32 = 1 << 8;
 /// `XMIT_HLINKED`.
 pub const HLINKED: u32 = 1 << 9;
 /// `XMIT_USER_NAME_FOLLOWS`.
@@ -68,6 +70,33 @@ pub struct FlistOptions {
     pub hard_links: bool,
     /// `-c`: bytes of whole-file checksum per regular file.
     pub checksum_len: Option<usize>,
+}
+
+/// What a directory entry tells the receiver about the directory's contents; `--delete` scans
+/// only directories whose contents the list covers (`flist.c send_file_entry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirRole {
+    /// Everything in it is in the list; `top` marks one named on the command line.
+    Content {
+        /// Named on the command line (`XMIT_TOP_DIR`).
+        top: bool,
+    },
+    /// A parent sent so that a deeper `-R` name has a place to go; its other contents stay.
+    Implied,
+    /// Sent without its contents (`-d`, `--files-from` without `-r`); they stay.
+    Listed,
+}
+
+impl DirRole {
+    /// The `XMIT_*` bits a directory with this role starts with.
+    fn flags(self, protocol: u32) -> u32 {
+        match (self, protocol >= 30) {
+            (DirRole::Content { top: true }, _) => TOP_DIR,
+            (DirRole::Content { top: false }, _) | (_, false) => 0,
+            (DirRole::Implied, true) => TOP_DIR | NO_CONTENT_DIR,
+            (DirRole::Listed, true) => NO_CONTENT_DIR,
+        }
+    }
 }
 
 /// One file-list entry.
@@ -385,7 +414,7 @@ impl FlistEncoder {
         }
     }
 
-    /// Appends entry `e`; `top_dir` marks a directory named on the command line.
+    /// Appends entry `e`; `role` says what a directory's entry covers (ignored for others).
     ///
     /// # Errors
     /// A name longer than rsync accepts, or empty.
@@ -393,15 +422,16 @@ impl FlistEncoder {
         &mut self,
         out: &mut Vec<u8>,
         e: &Entry,
-        top_dir: bool,
+        role: DirRole,
     ) -> Result<(), ProtoError> {
         if e.name.is_empty() || e.name.len() > 4095 {
             return Err(bad(format!("cannot send a name of {} bytes", e.name.len())));
         }
-        let mut flags = 0u32;
-        if top_dir {
-            flags |= TOP_DIR;
-        }
+        let mut flags = if e.is_dir() {
+            role.flags(self.opts.protocol)
+        } else {
+            0
+        };
         let follower = self.opts.hard_links.then_some(e.hardlink_leader).flatten();
         if self.opts.hard_links && (e.hardlink_first || follower.is_some()) {
             flags |= HLINKED;
@@ -714,7 +744,8 @@ mod tests {
             let mut enc = FlistEncoder::new(opts);
             let mut out = Vec::new();
             for (i, e) in entries.iter().enumerate() {
-                enc.encode(&mut out, e, i == 0).unwrap();
+                enc.encode(&mut out, e, DirRole::Content { top: i == 0 })
+                    .unwrap();
             }
             enc.finish(&mut out, 0);
             let mut d = FlistDecoder::new(opts);
@@ -746,6 +777,51 @@ mod tests {
             assert_eq!(back, expected, "varint flags {varint_flags}");
             assert_eq!(at, out.len());
         }
+    }
+
+    #[test]
+    fn directory_roles_set_rsyncs_flags() {
+        // flist.c send_file_entry: content dirs carry only TOP_DIR; implied parents
+        // TOP_DIR|NO_CONTENT_DIR; listed-only dirs NO_CONTENT_DIR; before 30 only TOP_DIR.
+        let cases = [
+            (DirRole::Content { top: true }, 31, TOP_DIR),
+            (DirRole::Content { top: false }, 31, 0),
+            (DirRole::Implied, 31, TOP_DIR | NO_CONTENT_DIR),
+            (DirRole::Listed, 31, NO_CONTENT_DIR),
+            (DirRole::Implied, 29, 0),
+        ];
+        for (role, protocol, want) in cases {
+            assert_eq!(role.flags(protocol), want, "{role:?} at {protocol}");
+        }
+        let opts = FlistOptions {
+            protocol: 31,
+            varint_flags: true,
+            ..FlistOptions::default()
+        };
+        let dir = Entry {
+            name: b"a".to_vec(),
+            mode: 0o040_755,
+            ..Entry::default()
+        };
+        let file = Entry {
+            name: b"a/f".to_vec(),
+            mode: 0o100_644,
+            ..Entry::default()
+        };
+        let mut enc = FlistEncoder::new(opts);
+        let mut out = Vec::new();
+        enc.encode(&mut out, &dir, DirRole::Implied).unwrap();
+        enc.encode(&mut out, &file, DirRole::Implied).unwrap();
+        enc.finish(&mut out, 0);
+        let mut d = FlistDecoder::new(opts);
+        let mut at = 0;
+        let mut flags = Vec::new();
+        while let Some((Item::Entry(e), used)) = d.decode(&out[at..]).unwrap() {
+            at += used;
+            flags.push(e.flags & (TOP_DIR | NO_CONTENT_DIR));
+        }
+        // The role means nothing for a file.
+        assert_eq!(flags, [TOP_DIR | NO_CONTENT_DIR, 0]);
     }
 
     #[test]
@@ -789,7 +865,8 @@ mod tests {
         let mut enc = FlistEncoder::new(opts);
         let mut out = Vec::new();
         for e in [&leader, &other, &follower, &after] {
-            enc.encode(&mut out, e, false).unwrap();
+            enc.encode(&mut out, e, DirRole::Content { top: false })
+                .unwrap();
         }
         enc.finish(&mut out, 0);
         let mut d = FlistDecoder::new(opts);
@@ -825,7 +902,7 @@ mod tests {
                     hardlink_leader: Some(7),
                     ..follower.clone()
                 },
-                false,
+                DirRole::Content { top: false },
             )
             .unwrap();
         assert!(FlistDecoder::new(opts).decode(&bad_list).is_err());
