@@ -700,3 +700,50 @@ fn files_from_push_with_delete_missing_args_matches_rsync() {
     assert!(!push.join("new dir/deeper/f").exists());
     assert!(push.join("new dir/only-on-daemon").exists());
 }
+
+/// A list of 100,000 names each way, with the daemon writing back while we write (the
+/// classic rsync deadlock, if reads and writes were not independent).
+#[test]
+fn a_hundred_thousand_files_each_way_without_deadlock() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    for dir in 0..100 {
+        let dir_path = src.join(format!("d{dir:03}"));
+        std::fs::create_dir_all(&dir_path).unwrap();
+        for f in 0..1000 {
+            std::fs::write(dir_path.join(format!("f{f:04}")), format!("{dir}/{f}")).unwrap();
+        }
+    }
+    let bounded = |args: Vec<String>| {
+        let started = std::time::Instant::now();
+        let out = rtsync(args.into_iter().chain(["--timeout=120".to_string()]));
+        assert_eq!(
+            code(&out),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        started.elapsed()
+    };
+    let push = bounded(vec![
+        "sync".into(),
+        "-a".into(),
+        "--delete".into(),
+        format!("{}/", src.display()),
+        d.url("push/"),
+    ]);
+    testkit::assert_same_tree_below(&src, &d.module_path("push"), true);
+    let back = t.path().join("back");
+    let pull = bounded(vec![
+        "sync".into(),
+        "-a".into(),
+        d.url("push/"),
+        format!("{}/", back.display()),
+    ]);
+    testkit::assert_same_tree_below(&src, &back, true);
+    eprintln!("100k files: push {push:?}, pull {pull:?}");
+}
