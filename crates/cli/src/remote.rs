@@ -496,6 +496,7 @@ fn pull_module(
         delete,
         recursive: shape.recursive,
         compress: setup.compress,
+        verbose: m.get_count("verbose") > 0 || m.get_count("itemize-changes") > 0,
     };
     let protect: std::sync::Arc<client::pull::Protect> =
         std::sync::Arc::new(move |path: &[u8], is_dir: bool| {

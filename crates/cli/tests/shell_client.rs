@@ -92,3 +92,94 @@ fn push_and_pull_over_a_remote_shell_match_rsync() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A remote shell that damages the first copy of a file on its way (`CORRUPT-ME` becomes
+/// `CORRUPTED!`, same length, so the framing holds): the whole-file sum catches it, and the
+/// redo pass fetches the file again, as rsync's receiver does.
+fn damaging_ssh(dir: &Path) -> String {
+    let path = dir.join("damaging-ssh");
+    std::fs::write(
+        &path,
+        r#"#!/usr/bin/perl
+# Drops -l USER and the host, runs the rest here, and damages the first marker it passes on.
+use IO::Select;
+if ($ARGV[0] eq '-l') { shift; shift; }
+shift;
+open(my $child, '-|', @ARGV) or die "cannot run $ARGV[0]: $!";
+binmode $child; binmode STDOUT;
+my $sel = IO::Select->new($child);
+my ($held, $done) = ('', 0);
+while (1) {
+    if (!$sel->can_read(0.05)) {
+        # Idle: the peer may be waiting for what is held back.
+        syswrite(STDOUT, $held); $held = '';
+        next;
+    }
+    my $n = sysread($child, my $chunk, 65536);
+    last if !$n;
+    $held .= $chunk;
+    $done = 1 if !$done && $held =~ s/CORRUPT-ME/CORRUPTED!/;
+    # Keep back what could be the start of a marker split between reads.
+    my $keep = $done ? 0 : 9;
+    my $out = length($held) > $keep ? length($held) - $keep : 0;
+    syswrite(STDOUT, substr($held, 0, $out));
+    $held = substr($held, $out);
+}
+syswrite(STDOUT, $held);
+close($child);
+exit($? >> 8);
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_file_damaged_in_transit_is_fetched_again_in_the_redo_pass() {
+    if !have_rsync() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let rsh = damaging_ssh(t.path());
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("before"), b"untouched").unwrap();
+    std::fs::write(
+        src.join("victim"),
+        b"CORRUPT-ME, then the rest of the file\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("zafter"), b"untouched too").unwrap();
+    // Old times: stock rsync leaves a directory's time alone when it falls in the second it
+    // created the directory.
+    testkit::stamp_times(&src);
+    let (theirs_dir, ours_dir) = (t.path().join("theirs"), t.path().join("ours"));
+    // -v: rsync names the damaged file only when verbose.
+    let theirs = rsync([
+        "-av",
+        "-e",
+        &rsh,
+        &format!("host:{}", slash(&src)),
+        &slash(&theirs_dir),
+    ]);
+    let ours = rtsync([
+        "sync",
+        "-av",
+        "-e",
+        &rsh,
+        &format!("host:{}", slash(&src)),
+        &slash(&ours_dir),
+    ]);
+    for (who, out) in [("rsync", &theirs), ("rtsync", &ours)] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{who}: {stderr}");
+        assert!(
+            stderr.contains("victim failed verification -- update discarded (will try again)"),
+            "{who}: {stderr} / {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    testkit::assert_same_tree(&src, &ours_dir);
+    testkit::assert_same_tree(&theirs_dir, &ours_dir);
+}

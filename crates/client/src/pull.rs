@@ -6,6 +6,7 @@
 //! and writing run in separate threads, so neither side of the socket can block the other.
 
 use std::io::{BufWriter, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -63,6 +64,16 @@ pub struct PullOptions {
     pub recursive: bool,
     /// `-z`: tokens come compressed (zstd).
     pub compress: bool,
+    /// `-v` or `-i`: say which files failed verification and will be fetched again.
+    pub verbose: bool,
+}
+
+/// What the receiver tells the generator as it goes.
+enum Progress {
+    /// File `ndx` failed its whole-file check in the first pass: ask for it again.
+    Redo(usize),
+    /// The sender ended a phase with `NDX_DONE`.
+    PhaseEnded,
 }
 
 /// Which destination paths `--delete` must leave alone (receiver-side filter rules).
@@ -174,7 +185,7 @@ fn generate(
     o: &PullOptions,
     protect: &Protect,
     writer: &mut MuxWriter,
-    phases: &mpsc::Receiver<u32>,
+    progress: &mpsc::Receiver<Progress>,
     errors: &mut Vec<String>,
 ) -> Result<(), ClientError> {
     if o.delete {
@@ -187,7 +198,6 @@ fn generate(
         digest_len: o.checksum.digest_len() as u32,
         ..BlockSizeRule::default()
     };
-    let seed_fix = o.compat & CF_CHKSUM_SEED_FIX != 0;
     for (i, e) in entries.iter().enumerate() {
         let (parent, name) = split(&e.name);
         if e.name == b"." {
@@ -242,41 +252,7 @@ fn generate(
                 if existing.is_some_and(|st| st.kind == Kind::Dir) {
                     dir.remove_tree(name, &mut |_, _| false)?;
                 }
-                let basis =
-                    existing.filter(|st| st.kind == Kind::File && st.size > 0 && !o.whole_file);
-                ndx.encode(&mut out, i32::try_from(i).unwrap_or(i32::MAX));
-                let iflags = ITEM_TRANSFER | if existing.is_none() { ITEM_IS_NEW } else { 0 };
-                out.extend_from_slice(&iflags.to_le_bytes());
-                match basis {
-                    Some(st) => {
-                        let sizes = SumSizes::for_file(st.size, rule);
-                        let file = dir.open_file(name)?;
-                        let sig = Signature::generate(
-                            &mut std::io::BufReader::new(file),
-                            sizes,
-                            o.checksum,
-                            o.seed,
-                            seed_fix,
-                        )
-                        .map_err(|err| fsx::FsError::Io {
-                            op: "read basis",
-                            path: dir.path().join(std::ffi::OsStr::new("")),
-                            source: std::io::Error::other(err.to_string()),
-                        })?;
-                        for v in [sizes.count, sizes.block_len, sizes.s2_len, sizes.remainder] {
-                            put_int(&mut out, i32::try_from(v).unwrap_or(0));
-                        }
-                        for b in &sig.blocks {
-                            out.extend_from_slice(&b.sum1.to_le_bytes());
-                            out.extend_from_slice(b.strong.as_bytes());
-                        }
-                    }
-                    None => {
-                        for _ in 0..4 {
-                            put_int(&mut out, 0);
-                        }
-                    }
-                }
+                request(&mut out, &mut ndx, i, &dir, name, existing, o, rule)?;
             } else if o.devices {
                 let kind = match e.mode & 0o170_000 {
                     0o020_000 => Kind::CharDev,
@@ -307,17 +283,87 @@ fn generate(
             out.clear();
         }
     }
-    // End of phase 1; then follow the receiver through the redo phase (empty), the last phase,
-    // and the goodbye.
+    // End of the first pass. When the sender ends it too, the receiver has checked every
+    // file: those that failed are asked for once more (`generator.c`, phase 2), with full
+    // strong sums so that a block is never wrongly matched twice.
     out.push(0);
     writer.send_data(&out)?;
-    for _ in 0..4 {
-        if phases.recv().is_err() {
-            return Ok(());
+    out.clear();
+    let redo_rule = BlockSizeRule {
+        csum_length: delta::sizes::SUM_LENGTH,
+        ..rule
+    };
+    let mut phases_seen = 0;
+    while phases_seen < 4 {
+        match progress.recv() {
+            Err(_) => return Ok(()),
+            Ok(Progress::Redo(i)) => {
+                let Some(e) = entries.get(i) else { continue };
+                let (parent, name) = split(&e.name);
+                let result = root.open_dir(parent).and_then(|dir| {
+                    let existing = dir.stat(name)?;
+                    request(&mut out, &mut ndx, i, &dir, name, existing, o, redo_rule)
+                });
+                if let Err(err) = result {
+                    errors.push(err.to_string());
+                }
+            }
+            Ok(Progress::PhaseEnded) => {
+                phases_seen += 1;
+                out.push(0);
+                writer.send_data(&out)?;
+                out.clear();
+            }
         }
-        writer.send_data(&[0])?;
     }
     writer.shutdown();
+    Ok(())
+}
+
+/// Asks the sender for file `i`: its index, the item flags, and the block signature of the
+/// version here (none when there is none, or with `-W`).
+#[allow(clippy::too_many_arguments)]
+fn request(
+    out: &mut Vec<u8>,
+    ndx: &mut NdxCodec,
+    i: usize,
+    dir: &fsx::Dir,
+    name: &[u8],
+    existing: Option<fsx::Stat>,
+    o: &PullOptions,
+    rule: BlockSizeRule,
+) -> Result<(), fsx::FsError> {
+    let basis = existing.filter(|st| st.kind == Kind::File && st.size > 0 && !o.whole_file);
+    ndx.encode(out, i32::try_from(i).unwrap_or(i32::MAX));
+    let iflags = ITEM_TRANSFER | if existing.is_none() { ITEM_IS_NEW } else { 0 };
+    out.extend_from_slice(&iflags.to_le_bytes());
+    let Some(st) = basis else {
+        for _ in 0..4 {
+            put_int(out, 0);
+        }
+        return Ok(());
+    };
+    let sizes = SumSizes::for_file(st.size, rule);
+    let file = dir.open_file(name)?;
+    let sig = Signature::generate(
+        &mut std::io::BufReader::new(file),
+        sizes,
+        o.checksum,
+        o.seed,
+        o.compat & CF_CHKSUM_SEED_FIX != 0,
+    )
+    .map_err(|err| fsx::FsError::Io {
+        op: "read basis",
+        path: dir.path().join(std::ffi::OsStr::from_bytes(name)),
+        source: std::io::Error::other(err.to_string()),
+    })?;
+    for v in [sizes.count, sizes.block_len, sizes.s2_len, sizes.remainder] {
+        put_int(out, i32::try_from(v).unwrap_or(0));
+    }
+    for b in &sig.blocks {
+        out.extend_from_slice(&b.sum1.to_le_bytes());
+        out.extend_from_slice(b.strong.as_bytes());
+    }
     Ok(())
 }
 
@@ -354,7 +400,7 @@ pub fn pull(
     let dest = dest.dir;
     let root = Root::open(dest, Persist::Buffered).map_err(|e| fs_err(&e))?;
     let entries = Arc::new(entries);
-    let (phase_tx, phase_rx) = mpsc::channel::<u32>();
+    let (progress_tx, progress_rx) = mpsc::channel::<Progress>();
     let gen_entries = Arc::clone(&entries);
     let gen_root = Root::open(dest, Persist::Buffered).map_err(|e| fs_err(&e))?;
     let generator = std::thread::spawn(move || {
@@ -365,7 +411,7 @@ pub fn pull(
             &o,
             &*protect,
             &mut writer,
-            &phase_rx,
+            &progress_rx,
             &mut errors,
         );
         (r, errors)
@@ -392,21 +438,19 @@ pub fn pull(
                         reader.recv_data(&mut data, messages, |b| get_varlong(b, 3))?;
                     }
                 }
-                let _ = phase_tx.send(phase);
+                let _ = progress_tx.send(Progress::PhaseEnded);
                 if phase == 4 || (phase == 3 && o.protocol < 31) {
                     return Ok(());
                 }
                 continue;
             }
-            let entry = usize::try_from(n)
-                .ok()
-                .and_then(|i| entries.get(i))
-                .ok_or_else(|| {
-                    protocol::ProtoError::protocol_text(
-                        "receiver",
-                        "the sender named a file that is not in the list",
-                    )
-                })?;
+            let index = usize::try_from(n).unwrap_or(usize::MAX);
+            let entry = entries.get(index).ok_or_else(|| {
+                protocol::ProtoError::protocol_text(
+                    "receiver",
+                    "the sender named a file that is not in the list",
+                )
+            })?;
             let iflags = reader.recv_data(&mut data, messages, |b| Ok(get_short(b)))?;
             if iflags & ITEM_BASIS_TYPE_FOLLOWS != 0 {
                 reader.recv_data(&mut data, messages, |b| Ok(b.first().map(|&x| (x, 1))))?;
@@ -486,6 +530,22 @@ pub fn pull(
             let written = match (failed, patcher.finish(&sum)) {
                 (None, Ok(mut w)) => w.flush().map_err(|e| e.to_string()),
                 (Some(e), _) => Err(e),
+                (None, Err(delta::DeltaError::ChecksumMismatch { .. })) if phase == 0 => {
+                    // The file changed under the sender, or the basis under us: the
+                    // generator asks again once the first pass is over.
+                    if o.verbose {
+                        let text = format!(
+                            "WARNING: {} failed verification -- update discarded (will try again).\n",
+                            String::from_utf8_lossy(&entry.name)
+                        );
+                        messages(protocol::mux::MsgCode::Warning, text.as_bytes());
+                    }
+                    let _ = progress_tx.send(Progress::Redo(index));
+                    continue;
+                }
+                (None, Err(e @ delta::DeltaError::ChecksumMismatch { .. })) => {
+                    Err(format!("failed verification -- update discarded ({e})"))
+                }
                 (None, Err(e)) => Err(e.to_string()),
             };
             match written {
@@ -503,7 +563,7 @@ pub fn pull(
             }
         }
     })();
-    drop(phase_tx);
+    drop(progress_tx);
     let (gen_result, gen_errors) = generator
         .join()
         .map_err(|_| ClientError::Socket(std::io::Error::other("generator thread panicked")))?;
