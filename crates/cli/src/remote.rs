@@ -247,6 +247,7 @@ struct ListShape {
     numeric: bool,
     compress: bool,
     hard_links: bool,
+    checksum: bool,
 }
 
 impl ListShape {
@@ -263,6 +264,7 @@ impl ListShape {
             numeric: m.get_flag("numeric-ids"),
             compress: m.get_flag("compress"),
             hard_links: m.get_flag("hard-links"),
+            checksum: m.get_flag("checksum"),
         }
     }
 
@@ -286,6 +288,9 @@ impl ListShape {
         }
         if self.hard_links {
             c.push('H');
+        }
+        if self.checksum {
+            c.push('c');
         }
         c.push('e');
         c.push_str(client::daemon::CAPABILITIES);
@@ -348,6 +353,7 @@ fn receive_file_list(
         links: shape.links,
         devices: shape.devices,
         specials: shape.devices,
+        checksum_len: shape.checksum.then(|| setup.checksum.digest_len()),
         ..FlistOptions::default()
     };
     let mut decoder = FlistDecoder::new(opts);
@@ -438,7 +444,6 @@ fn pull_module(
     let unsupported = [
         "delete-missing-args",
         "hard-links",
-        "checksum",
         "files-from",
         "relative",
         "dry-run",
@@ -497,6 +502,7 @@ fn pull_module(
         recursive: shape.recursive,
         compress: setup.compress,
         verbose: m.get_count("verbose") > 0 || m.get_count("itemize-changes") > 0,
+        always_checksum: shape.checksum,
     };
     let protect: std::sync::Arc<client::pull::Protect> =
         std::sync::Arc::new(move |path: &[u8], is_dir: bool| {
@@ -567,7 +573,7 @@ fn type_bits(kind: fsx::Kind) -> u32 {
 
 /// Pushes the local sources to `module/path` on the daemon.
 fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8, ClientError> {
-    let unsupported = ["checksum", "dry-run"];
+    let unsupported = ["dry-run"];
     if let Some(opt) = unsupported
         .iter()
         .find(|id| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
@@ -652,6 +658,11 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
                     u32::try_from(minor).unwrap_or(0),
                 )),
                 link_target: e.link_target.clone(),
+                // -c: the daemon compares this with its own file's sum, not size and time.
+                checksum: (opts.checksum && e.kind == Some(fsx::Kind::File)).then(|| {
+                    mirror::whole_file_sum(&list.source_path(e), setup.checksum)
+                        .unwrap_or_else(|| vec![0; setup.checksum.digest_len()])
+                }),
                 ..protocol::flist::Entry::default()
             };
             let role = if e.content_dir {
@@ -700,7 +711,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
             devices: shape.devices,
             specials: shape.devices,
             hard_links: opts.hard_links,
-            ..protocol::flist::FlistOptions::default()
+            checksum_len: opts.checksum.then(|| setup.checksum.digest_len()),
         },
         receiver_rules,
         checksum: setup.checksum,

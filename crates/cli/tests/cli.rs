@@ -25,7 +25,7 @@ fn unsupported_rsync_options_exit_4() {
         );
     }
     // Options a push does not honour yet are refused, not ignored.
-    let out = rtsync(["sync", "-ac", "-e", "/nonexistent/ssh", "src/", "host:path"]);
+    let out = rtsync(["sync", "-an", "-e", "/nonexistent/ssh", "src/", "host:path"]);
     assert_eq!(out.status.code(), Some(4));
     let out = rtsync(["sync", "--list-only", "src/", "dst/"]);
     assert_eq!(out.status.code(), Some(4));

@@ -747,3 +747,119 @@ fn a_hundred_thousand_files_each_way_without_deadlock() {
     testkit::assert_same_tree_below(&src, &back, true);
     eprintln!("100k files: push {push:?}, pull {pull:?}");
 }
+
+/// `-c`: the daemon decides by whole-file sums from the list, so a file changed behind the
+/// mirror's back with its size and time kept is repaired, and unchanged files are left alone.
+#[test]
+fn checksum_transfers_repair_what_size_and_time_miss() {
+    use std::os::unix::fs::MetadataExt;
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    testkit::tricky_tree(&src);
+    let src_arg = format!("{}/", src.display());
+    let both = |opts: &str| {
+        let theirs = rsync([opts, &src_arg, &d.url("open/")]);
+        assert_eq!(
+            code(&theirs),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&theirs.stderr)
+        );
+        let ours = rtsync(["sync", opts, &src_arg, &d.url("push/")]);
+        assert_eq!(
+            code(&ours),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        testkit::assert_same_tree(&d.module_path("open"), &d.module_path("push"));
+    };
+    both("-a");
+    let inode_of = |rel: &str| {
+        std::fs::metadata(d.module_path("push").join(rel))
+            .unwrap()
+            .ino()
+    };
+    let big_before = inode_of("big.bin");
+    for m in ["open", "push"] {
+        let path = d.module_path(m).join("a/text.txt");
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::write(&path, b"HELLO\nWORLD\n").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+    // Size and time agree, so a plain -a push leaves the damage in place...
+    both("-a");
+    assert_eq!(
+        std::fs::read(d.module_path("push").join("a/text.txt")).unwrap(),
+        b"HELLO\nWORLD\n"
+    );
+    // ...and -ac repairs it, rewriting nothing else.
+    both("-ac");
+    assert_eq!(
+        std::fs::read(d.module_path("push").join("a/text.txt")).unwrap(),
+        b"hello\nworld\n"
+    );
+    assert_eq!(inode_of("big.bin"), big_before);
+
+    // The same for pulls: our generator compares sums the daemon's list carries.
+    let (theirs, ours) = (t.path().join("theirs"), t.path().join("ours"));
+    let pull_both = |opts: &str| {
+        let out = rsync([opts, &d.url("open/"), &format!("{}/", theirs.display())]);
+        assert_eq!(
+            code(&out),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = rtsync([
+            "sync",
+            opts,
+            &d.url("open/"),
+            &format!("{}/", ours.display()),
+        ]);
+        assert_eq!(
+            code(&out),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        testkit::assert_same_tree(&theirs, &ours);
+    };
+    pull_both("-a");
+    let big_before = std::fs::metadata(ours.join("big.bin")).unwrap().ino();
+    for dir in [&theirs, &ours] {
+        let path = dir.join("a/text.txt");
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::write(&path, b"HELLO\nWORLD\n").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+    pull_both("-a");
+    assert_eq!(
+        std::fs::read(ours.join("a/text.txt")).unwrap(),
+        b"HELLO\nWORLD\n"
+    );
+    pull_both("-ac");
+    assert_eq!(
+        std::fs::read(ours.join("a/text.txt")).unwrap(),
+        b"hello\nworld\n"
+    );
+    assert_eq!(
+        std::fs::metadata(ours.join("big.bin")).unwrap().ino(),
+        big_before
+    );
+}

@@ -66,6 +66,9 @@ pub struct PullOptions {
     pub compress: bool,
     /// `-v` or `-i`: say which files failed verification and will be fetched again.
     pub verbose: bool,
+    /// `-c`: a file of the same size is unchanged when its whole-file sum matches the list's,
+    /// whatever its time.
+    pub always_checksum: bool,
 }
 
 /// What the receiver tells the generator as it goes.
@@ -237,16 +240,24 @@ fn generate(
                     }
                 }
             } else if e.is_file() {
+                let mtime = Timespec {
+                    sec: e.mtime,
+                    nsec: e.mtime_nsec,
+                };
                 let unchanged = existing.is_some_and(|st| {
                     st.kind == Kind::File
                         && st.size == e.size.cast_unsigned()
-                        && st.mtime
-                            == Timespec {
-                                sec: e.mtime,
-                                nsec: e.mtime_nsec,
-                            }
+                        && if o.always_checksum {
+                            same_sum(&dir, name, e, o.checksum)
+                        } else {
+                            st.mtime == mtime
+                        }
                 });
                 if unchanged {
+                    // Same content: only a time that differs (possible with -c) is put right.
+                    if existing.is_some_and(|st| o.times && st.mtime != mtime) {
+                        dir.set_meta(name, Kind::File, &meta_of(e, o))?;
+                    }
                     return Ok(());
                 }
                 if existing.is_some_and(|st| st.kind == Kind::Dir) {
@@ -318,6 +329,26 @@ fn generate(
     }
     writer.shutdown();
     Ok(())
+}
+
+/// Whether the file here has the whole-file sum the list carries (`-c`).
+fn same_sum(dir: &fsx::Dir, name: &[u8], e: &Entry, kind: ChecksumKind) -> bool {
+    let Some(expected) = e.checksum.as_deref() else {
+        return false;
+    };
+    let Ok(mut file) = dir.open_file(name) else {
+        return false;
+    };
+    let mut h = delta::FileHasher::new(kind);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match std::io::Read::read(&mut file, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => h.update(buf.get(..n).unwrap_or_default()),
+            Err(_) => return false,
+        }
+    }
+    h.finish().as_bytes() == expected
 }
 
 /// Asks the sender for file `i`: its index, the item flags, and the block signature of the

@@ -27,7 +27,7 @@ pub use flist::{FileEntry, FileList, SourceArg};
 pub use item::{Item, Update};
 pub use options::{DeleteTiming, Options};
 pub use stats::Stats;
-pub use transfer::{Outcome, Reporter, run};
+pub use transfer::{Outcome, Reporter, run, whole_file_sum};
 
 use std::path::PathBuf;
 

@@ -1189,8 +1189,15 @@ impl delta::DeltaSink for LocalPatch<'_> {
 }
 
 fn file_sum(path: &Path, opts: &Options) -> Option<Vec<u8>> {
+    whole_file_sum(path, opts.checksum_kind)
+}
+
+/// The whole-file sum `-c` compares, as rsync's `file_checksum` computes it; `None` when the
+/// file cannot be read (rsync then sends zeros, which match nothing).
+#[must_use]
+pub fn whole_file_sum(path: &Path, kind: delta::ChecksumKind) -> Option<Vec<u8>> {
     let mut f = fsx::open_nofollow(path).ok()?;
-    let mut h = FileHasher::new(opts.checksum_kind);
+    let mut h = FileHasher::new(kind);
     let mut buf = vec![0u8; IO_BUF];
     loop {
         let n = std::io::Read::read(&mut f, &mut buf).ok()?;
