@@ -573,14 +573,8 @@ fn type_bits(kind: fsx::Kind) -> u32 {
 
 /// Pushes the local sources to `module/path` on the daemon.
 fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8, ClientError> {
-    let unsupported = ["dry-run"];
-    if let Some(opt) = unsupported
-        .iter()
-        .find(|id| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
-    {
-        eprintln!("rtsync: option --{opt} is not supported yet when pushing to a daemon");
-        return Ok(exit::UNSUPPORTED);
-    }
+    let started = std::time::Instant::now();
+    let verbose = m.get_count("verbose") > 0;
     let settings = crate::sync::Settings::from_matches(m)
         .map_err(|crate::sync::Refusal(msg, _)| ClientError::Password(msg))?;
     let opts = &settings.options;
@@ -599,8 +593,10 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
         ..ListShape::from_matches(m)
     };
     let mut cluster = shape.cluster();
-    if opts.relative {
-        cluster.insert(cluster.find('e').unwrap_or(cluster.len()), 'R');
+    for (on, letter) in [(opts.relative, 'R'), (opts.dry_run, 'n')] {
+        if on {
+            cluster.insert(cluster.find('e').unwrap_or(cluster.len()), letter);
+        }
     }
     let mut args: Vec<Vec<u8>> = vec![b"--server".to_vec(), cluster.into_bytes()];
     let delete = opts.delete.map(|t| match t {
@@ -723,15 +719,33 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
             id_names("/etc/passwd", &uids)
         },
         compress: setup.compress,
+        dry_run: opts.dry_run,
+        log_deletions: verbose,
         group_names: if shape.numeric {
             Vec::new()
         } else {
             id_names("/etc/group", &gids)
         },
     };
+    if verbose {
+        // Without incremental recursion rsync's client says this, not "sending incremental".
+        println!("building file list ... done");
+    }
+    let traffic = conn.traffic();
     let (reader, writer) = conn.into_halves();
     let mut errors = Vec::new();
-    let stats = client::push::push(reader, writer, &files, &o, &mut errors)?;
+    let mut total_size = 0u64;
+    for f in &files {
+        if f.entry.is_file() || f.entry.is_symlink() {
+            total_size += f.entry.size.cast_unsigned();
+        }
+    }
+    let mut items = |f: &client::push::PushFile, iflags: u16| {
+        if verbose && client::push::named_under_verbose(iflags, f.entry.is_dir()) {
+            println!("{}", verbose_name(&f.entry));
+        }
+    };
+    let stats = client::push::push(reader, writer, &files, &o, &mut errors, &mut items)?;
     report(
         &errors,
         settings.stats,
@@ -739,11 +753,36 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
         stats.literal,
         stats.matched,
     );
+    if verbose || settings.stats {
+        let summary = mirror::Stats {
+            sent: traffic.sent(),
+            received: traffic.received(),
+            total_size,
+            ..mirror::Stats::default()
+        };
+        let dry = if opts.dry_run { " (DRY RUN)" } else { "" };
+        print!("\n{}", summary.summary(started.elapsed()).trim_end());
+        println!("{dry}");
+    }
     Ok(if stats.errors > 0 || !list.errors.is_empty() {
         23
     } else {
         0
     })
+}
+
+/// An entry as rsync's `-v` names it (`%n%L`): directories end in `/`, symlinks show their
+/// target.
+fn verbose_name(e: &protocol::flist::Entry) -> String {
+    let mut line = escape_name(&e.name);
+    if e.is_dir() {
+        line.push('/');
+    }
+    if let (true, Some(t)) = (e.is_symlink(), &e.link_target) {
+        line.push_str(" -> ");
+        line.push_str(&escape_name(t));
+    }
+    line
 }
 
 /// Per-file errors, then, with `--stats`, the transfer totals in rsync's wording.

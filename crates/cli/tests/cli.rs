@@ -24,8 +24,8 @@ fn unsupported_rsync_options_exit_4() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    // Options a push does not honour yet are refused, not ignored.
-    let out = rtsync(["sync", "-an", "-e", "/nonexistent/ssh", "src/", "host:path"]);
+    // Options a pull does not honour yet are refused, not ignored.
+    let out = rtsync(["sync", "-aH", "-e", "/nonexistent/ssh", "host:path", "dst/"]);
     assert_eq!(out.status.code(), Some(4));
     let out = rtsync(["sync", "--list-only", "src/", "dst/"]);
     assert_eq!(out.status.code(), Some(4));

@@ -652,6 +652,11 @@ fn files_from_push_with_delete_missing_args_matches_rsync() {
     // Files only the daemon has: a push of a few paths below their directories leaves them.
     for m in ["open", "push"] {
         std::fs::write(d.module_path(m).join("a/b/only-on-daemon"), b"keep").unwrap();
+        testkit::set_mtime(
+            &d.module_path(m).join("a/b/only-on-daemon"),
+            1_500_000_000,
+            0,
+        );
     }
     std::fs::write(src.join("a/text.txt"), b"edited\n").unwrap();
     std::fs::remove_file(src.join("a/b/file")).unwrap();
@@ -687,6 +692,11 @@ fn files_from_push_with_delete_missing_args_matches_rsync() {
     std::fs::write(&list, "new dir/deeper/f\nrun.sh\n").unwrap();
     for m in ["open", "push"] {
         std::fs::write(d.module_path(m).join("new dir/only-on-daemon"), b"keep").unwrap();
+        testkit::set_mtime(
+            &d.module_path(m).join("new dir/only-on-daemon"),
+            1_500_000_000,
+            0,
+        );
     }
     both(
         &[
@@ -862,4 +872,74 @@ fn checksum_transfers_repair_what_size_and_time_miss() {
         std::fs::metadata(ours.join("big.bin")).unwrap().ino(),
         big_before
     );
+}
+
+/// `-v` on a push names what rsync's client names, and `-n` changes nothing on the daemon.
+#[test]
+fn verbose_and_dry_run_pushes_print_what_rsync_prints() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    testkit::tricky_tree(&src);
+    let src_arg = format!("{}/", src.display());
+    // The lines naming entries, without the byte counts, which differ by design.
+    let names = |out: &std::process::Output| -> Vec<String> {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("sent ") && !l.starts_with("total size is "))
+            .map(str::to_string)
+            .collect()
+    };
+    let both = |opts: &[&str], sorted: bool| {
+        // rtsync does not use incremental recursion; rsync is asked not to either, so that
+        // both say "building file list ... done".
+        let theirs = rsync(
+            ["--no-inc-recursive"]
+                .iter()
+                .chain(opts)
+                .map(|s| s.to_string())
+                .chain([src_arg.clone(), d.url("open/")]),
+        );
+        assert_eq!(
+            code(&theirs),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&theirs.stderr)
+        );
+        let ours = rtsync(
+            ["sync"]
+                .iter()
+                .chain(opts)
+                .map(|s| s.to_string())
+                .chain([src_arg.clone(), d.url("push/")]),
+        );
+        assert_eq!(
+            code(&ours),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        let (mut a, mut b) = (names(&theirs), names(&ours));
+        if sorted {
+            // Deletions reach us on their own thread, so only the set of lines is compared.
+            a.sort();
+            b.sort();
+        }
+        assert_eq!(a, b);
+        String::from_utf8_lossy(&ours.stdout).into_owned()
+    };
+    let first = both(&["-av"], false);
+    assert!(first.contains("big.bin\n") && first.contains("rel-link -> a/b/file\n"));
+    testkit::assert_same_tree(&d.module_path("open"), &d.module_path("push"));
+    testkit::mutate(&src);
+    let before = testkit::list(&d.module_path("push")).len();
+    let dry = both(&["-avn", "--delete"], true);
+    assert!(dry.contains("deleting ") && dry.trim_end().ends_with("(DRY RUN)"));
+    assert_eq!(testkit::list(&d.module_path("push")).len(), before);
+    both(&["-av", "--delete"], true);
+    testkit::assert_same_tree(&d.module_path("open"), &d.module_path("push"));
 }

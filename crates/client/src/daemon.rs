@@ -5,6 +5,8 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use protocol::daemon::{self, AuthDigest, Greeting, ServerLine};
@@ -42,6 +44,27 @@ pub struct MuxReader {
     stream: Box<dyn Read + Send>,
     pending: Vec<u8>,
     io_timeout: Option<Duration>,
+    traffic: Arc<Traffic>,
+}
+
+/// Bytes that crossed the connection each way, for rsync's "sent N bytes  received M bytes".
+#[derive(Debug, Default)]
+pub struct Traffic {
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl Traffic {
+    /// Bytes written to the server so far.
+    #[must_use]
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+    /// Bytes read from the server so far.
+    #[must_use]
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
 }
 
 /// The writing half of a connection.
@@ -49,6 +72,7 @@ pub struct MuxWriter {
     stream: Option<Box<dyn Write + Send>>,
     /// The socket, to shut down its sending side (a pipe is closed by dropping it instead).
     tcp: Option<TcpStream>,
+    traffic: Arc<Traffic>,
 }
 
 impl MuxWriter {
@@ -59,7 +83,11 @@ impl MuxWriter {
         stream
             .write_all(bytes)
             .and_then(|()| stream.flush())
-            .map_err(ClientError::Socket)
+            .map_err(ClientError::Socket)?;
+        self.traffic
+            .sent
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Sends protocol data in multiplexed frames.
@@ -163,15 +191,18 @@ impl Connection {
             .set_read_timeout(opts.io_timeout)
             .map_err(ClientError::Socket)?;
         stream.set_nodelay(true).map_err(ClientError::Socket)?;
+        let traffic = Arc::new(Traffic::default());
         let writer = MuxWriter {
             stream: Some(Box::new(stream.try_clone().map_err(ClientError::Socket)?)),
             tcp: Some(stream.try_clone().map_err(ClientError::Socket)?),
+            traffic: Arc::clone(&traffic),
         };
         let mut conn = Connection {
             reader: MuxReader {
                 stream: Box::new(stream),
                 pending: Vec::new(),
                 io_timeout: opts.io_timeout,
+                traffic,
             },
             writer,
             greeting: Greeting {
@@ -202,6 +233,12 @@ impl Connection {
     #[must_use]
     pub fn into_halves(self) -> (MuxReader, MuxWriter) {
         (self.reader, self.writer)
+    }
+
+    /// The byte counts of this connection, which go on counting after [`Self::into_halves`].
+    #[must_use]
+    pub fn traffic(&self) -> Arc<Traffic> {
+        Arc::clone(&self.writer.traffic)
     }
 
     /// Sends protocol data in multiplexed frames.
@@ -368,6 +405,7 @@ impl MuxReader {
             .stream
             .read(&mut buf)
             .map_err(|e| io(e, self.io_timeout))?;
+        self.traffic.received.fetch_add(n as u64, Ordering::Relaxed);
         self.pending
             .extend_from_slice(buf.get(..n).unwrap_or_default());
         Ok(n > 0)
@@ -544,15 +582,18 @@ impl Connection {
         to: Box<dyn Write + Send>,
         from: Box<dyn Read + Send>,
     ) -> Result<Self, ClientError> {
+        let traffic = Arc::new(Traffic::default());
         let mut conn = Connection {
             reader: MuxReader {
                 stream: from,
                 pending: Vec::new(),
                 io_timeout: None,
+                traffic: Arc::clone(&traffic),
             },
             writer: MuxWriter {
                 stream: Some(to),
                 tcp: None,
+                traffic,
             },
             greeting: Greeting {
                 version: 0,

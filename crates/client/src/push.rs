@@ -54,6 +54,10 @@ pub struct PushOptions {
     pub group_names: Vec<(u32, Vec<u8>)>,
     /// `-z`: compress tokens with zstd.
     pub compress: bool,
+    /// `-n`: the daemon changes nothing and asks for no data; items are only reported.
+    pub dry_run: bool,
+    /// `-v`: print `deleting NAME` for what the daemon deletes.
+    pub log_deletions: bool,
 }
 
 /// Totals of a push.
@@ -67,6 +71,18 @@ pub struct PushStats {
     pub matched: u64,
     /// Files that could not be read.
     pub errors: u64,
+}
+
+/// `ITEM_LOCAL_CHANGE`.
+const ITEM_LOCAL_CHANGE: u16 = 1 << 14;
+
+/// Whether rsync's client names an item the daemon reports under `-v` (`log.c
+/// maybe_log_item`, `sender.c send_files`): every transfer; otherwise a directory, or an
+/// entry the daemon made itself (symlink, device), with a change that matters.
+#[must_use]
+pub fn named_under_verbose(iflags: u16, is_dir: bool) -> bool {
+    let significant = iflags & !(ITEM_BASIS_TYPE_FOLLOWS | ITEM_XNAME_FOLLOWS | ITEM_LOCAL_CHANGE);
+    iflags & ITEM_TRANSFER != 0 || (significant != 0 && (is_dir || iflags & ITEM_LOCAL_CHANGE != 0))
 }
 
 /// The daemon's data, fed by the reader thread.
@@ -155,6 +171,7 @@ pub fn push(
     files: &[PushFile],
     o: &PushOptions,
     errors: &mut Vec<String>,
+    items: &mut dyn FnMut(&PushFile, u16),
 ) -> Result<PushStats, ClientError> {
     let mut out = Vec::new();
     if let Some(rules) = &o.receiver_rules {
@@ -185,13 +202,20 @@ pub fn push(
 
     // From now on the socket is drained by its own thread.
     let (tx, rx) = mpsc::channel();
+    let log_deletions = o.log_deletions;
     let drain = std::thread::spawn(move || {
-        let mut messages = |code: protocol::mux::MsgCode, text: &[u8]| {
-            if code == protocol::mux::MsgCode::Info {
-                print!("{}", String::from_utf8_lossy(text));
-            } else if code != protocol::mux::MsgCode::Deleted {
-                eprint!("{}", String::from_utf8_lossy(text));
+        let mut messages = |code: protocol::mux::MsgCode, text: &[u8]| match code {
+            protocol::mux::MsgCode::Info => print!("{}", String::from_utf8_lossy(text)),
+            protocol::mux::MsgCode::Deleted if log_deletions => {
+                // A directory's name comes with a trailing NUL (`io.c`, MSG_DELETED).
+                let (name, slash) = match text.strip_suffix(b"\0") {
+                    Some(dir) => (dir, "/"),
+                    None => (text, ""),
+                };
+                println!("deleting {}{slash}", String::from_utf8_lossy(name));
             }
+            protocol::mux::MsgCode::Deleted => {}
+            _ => eprint!("{}", String::from_utf8_lossy(text)),
         };
         loop {
             match reader.next_data(&mut messages) {
@@ -261,7 +285,9 @@ pub fn push(
             let x = incoming.next(|b| Ok(get_vstring(b).map(|(s, n)| (s.to_vec(), n))))?;
             protocol::wire::put_vstring(&mut echo, &x)?;
         }
-        if iflags & ITEM_TRANSFER == 0 {
+        items(file, iflags);
+        if iflags & ITEM_TRANSFER == 0 || o.dry_run {
+            // Nothing to send (with -n the daemon reads no sums and no data either).
             writer.send_data(&echo)?;
             continue;
         }
