@@ -482,10 +482,30 @@ fn pull_module(
         .map(filter::Rule::to_rule_text)
         .collect();
     let mut data = Vec::new();
+    let started = std::time::Instant::now();
+    let verbose = m.get_count("verbose") > 0;
     let (conn, setup, entries) = receive_file_list(server, &shape, target, &[], &rules, &mut data)?;
+    if verbose {
+        // Without incremental recursion rsync's client says this, not "receiving incremental".
+        println!("receiving file list ... done");
+    }
     if !dest.exists() {
         std::fs::create_dir(dest).map_err(ClientError::Socket)?;
+        if verbose {
+            let shown = dest.display().to_string();
+            let trimmed = shown.trim_end_matches('/');
+            println!(
+                "created directory {}",
+                if trimmed.is_empty() { "/" } else { trimmed }
+            );
+        }
     }
+    let total_size: u64 = entries
+        .iter()
+        .filter(|e| e.is_file() || e.is_symlink())
+        .map(|e| e.size.cast_unsigned())
+        .sum();
+    let traffic = conn.traffic();
     let o = client::pull::PullOptions {
         perms: shape.perms,
         times: shape.times,
@@ -516,7 +536,24 @@ fn pull_module(
         });
     let mut errors = Vec::new();
     let mut messages = print_message;
-    let target = client::pull::Destination { dir: dest, protect };
+    let names: Option<std::sync::Arc<client::pull::Reporter>> = verbose.then(|| {
+        let print = |r: client::pull::Report<'_>| match r {
+            client::pull::Report::Entry(e) => println!("{}", verbose_name(e)),
+            client::pull::Report::Deleted { name, dir } => {
+                println!(
+                    "deleting {}{}",
+                    escape_name(name),
+                    if dir { "/" } else { "" }
+                );
+            }
+        };
+        std::sync::Arc::new(print) as std::sync::Arc<client::pull::Reporter>
+    });
+    let target = client::pull::Destination {
+        dir: dest,
+        protect,
+        report: names,
+    };
     let stats = client::pull::pull(
         conn.into_halves(),
         entries,
@@ -532,6 +569,15 @@ fn pull_module(
         stats.literal,
         stats.matched,
     );
+    if verbose || m.get_flag("stats") {
+        let summary = mirror::Stats {
+            sent: traffic.sent(),
+            received: traffic.received(),
+            total_size,
+            ..mirror::Stats::default()
+        };
+        print!("\n{}", summary.summary(started.elapsed()));
+    }
     Ok(if stats.errors > 0 { 23 } else { 0 })
 }
 

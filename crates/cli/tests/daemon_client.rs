@@ -943,3 +943,61 @@ fn verbose_and_dry_run_pushes_print_what_rsync_prints() {
     both(&["-av", "--delete"], true);
     testkit::assert_same_tree(&d.module_path("open"), &d.module_path("push"));
 }
+
+/// `-v` on a pull names what rsync's client names: the directory made, what arrives, what
+/// `--delete` removes.
+#[test]
+fn verbose_pulls_print_what_rsync_prints() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let t = tempfile::tempdir().unwrap();
+    testkit::tricky_tree(&d.module_path("open"));
+    let (theirs, ours) = (t.path().join("theirs"), t.path().join("ours"));
+    let lines = |out: &std::process::Output, dest: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("sent ") && !l.starts_with("total size is "))
+            // Each names its own destination.
+            .map(|l| l.replace(&dest.display().to_string(), "DEST"))
+            .collect();
+        // The generator and the receiver print from their own threads (processes, in rsync).
+        v.sort();
+        v
+    };
+    let both = |opts: &[&str]| {
+        let out = rsync(
+            ["--no-inc-recursive"]
+                .iter()
+                .chain(opts)
+                .map(|s| s.to_string())
+                .chain([d.url("open/"), format!("{}/", theirs.display())]),
+        );
+        assert_eq!(
+            code(&out),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let a = lines(&out, &theirs);
+        let out = rtsync(
+            ["sync"]
+                .iter()
+                .chain(opts)
+                .map(|s| s.to_string())
+                .chain([d.url("open/"), format!("{}/", ours.display())]),
+        );
+        assert_eq!(
+            code(&out),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(a, lines(&out, &ours));
+        testkit::assert_same_tree(&theirs, &ours);
+    };
+    both(&["-av"]);
+    testkit::mutate(&d.module_path("open"));
+    both(&["-av", "--delete"]);
+}

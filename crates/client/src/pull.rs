@@ -82,6 +82,41 @@ enum Progress {
 /// Which destination paths `--delete` must leave alone (receiver-side filter rules).
 pub type Protect = dyn Fn(&[u8], bool) -> bool + Send + Sync;
 
+/// One thing a pull did that rsync's `-v` names.
+#[derive(Debug, Clone, Copy)]
+pub enum Report<'a> {
+    /// An entry made or changed: a file received, a directory made or retimed, a symlink or
+    /// node made.
+    Entry(&'a Entry),
+    /// A destination entry `--delete` removed.
+    Deleted {
+        /// Its path in the destination.
+        name: &'a [u8],
+        /// A directory.
+        dir: bool,
+    },
+}
+
+/// Where a pull's reports go (from both of its threads).
+pub type Reporter = dyn Fn(Report<'_>) + Send + Sync;
+
+/// The caller's say in the generator's work: what to spare, where to report.
+#[derive(Clone, Copy)]
+struct Hooks<'a> {
+    protect: &'a Protect,
+    report: Option<&'a Reporter>,
+}
+
+/// Whether a directory here (its time and permission bits) differs from its entry in ways
+/// `-v` reports.
+fn dir_changed(mtime: Timespec, perms: u32, e: &Entry, o: &PullOptions) -> bool {
+    let time = Timespec {
+        sec: e.mtime,
+        nsec: e.mtime_nsec,
+    };
+    (o.times && mtime != time) || (o.perms && perms != e.mode & 0o7777)
+}
+
 fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     if dir == b"." {
         return name.to_vec();
@@ -98,9 +133,10 @@ fn delete_extraneous(
     entries: &[Entry],
     root: &Root,
     o: &PullOptions,
-    protect: &Protect,
+    hooks: Hooks<'_>,
     errors: &mut Vec<String>,
 ) {
+    let Hooks { protect, report } = hooks;
     use std::collections::{HashMap, HashSet};
     let mut children: HashMap<&[u8], HashSet<&[u8]>> = HashMap::new();
     for e in entries.iter().filter(|e| e.name != b".") {
@@ -134,8 +170,18 @@ fn delete_extraneous(
             let removed = dir.remove_tree(&name, &mut |rel, kind| {
                 protect(&join(&base, rel), kind == Kind::Dir)
             });
-            if let Err(e) = removed {
-                errors.push(e.to_string());
+            match removed {
+                Ok(gone) => {
+                    for (rel, kind) in report.map(|_| gone).unwrap_or_default() {
+                        if let Some(r) = report {
+                            r(Report::Deleted {
+                                name: &join(&base, &rel),
+                                dir: kind == Kind::Dir,
+                            });
+                        }
+                    }
+                }
+                Err(e) => errors.push(e.to_string()),
             }
         }
     }
@@ -186,14 +232,15 @@ fn generate(
     entries: &[Entry],
     root: &Root,
     o: &PullOptions,
-    protect: &Protect,
+    hooks: Hooks<'_>,
     writer: &mut MuxWriter,
     progress: &mpsc::Receiver<Progress>,
     errors: &mut Vec<String>,
 ) -> Result<(), ClientError> {
     if o.delete {
-        delete_extraneous(entries, root, o, protect, errors);
+        delete_extraneous(entries, root, o, hooks, errors);
     }
+    let report = hooks.report;
     let mut ndx = NdxCodec::default();
     let mut out = Vec::new();
     let rule = BlockSizeRule {
@@ -204,6 +251,19 @@ fn generate(
     for (i, e) in entries.iter().enumerate() {
         let (parent, name) = split(&e.name);
         if e.name == b"." {
+            if let Some(r) = report {
+                use std::os::unix::fs::MetadataExt;
+                let top = std::fs::symlink_metadata(root.top().path());
+                if top.is_ok_and(|m| {
+                    let mtime = Timespec {
+                        sec: m.mtime(),
+                        nsec: u32::try_from(m.mtime_nsec()).unwrap_or(0),
+                    };
+                    dir_changed(mtime, m.mode() & 0o7777, e, o)
+                }) {
+                    r(Report::Entry(e));
+                }
+            }
             continue;
         }
         let dir = match root.open_dir(parent) {
@@ -217,13 +277,20 @@ fn generate(
         let result: Result<(), fsx::FsError> = (|| {
             if e.is_dir() {
                 match existing {
-                    Some(st) if st.kind == Kind::Dir => {}
-                    Some(st) => {
-                        dir.remove_tree(name, &mut |_, _| false)?;
-                        let _ = st;
-                        dir.mkdir(name, e.mode & 0o7777)?;
+                    Some(st) if st.kind == Kind::Dir => {
+                        if dir_changed(st.mtime, st.perms, e, o) {
+                            report.inspect(|r| r(Report::Entry(e)));
+                        }
                     }
-                    None => dir.mkdir(name, e.mode & 0o7777)?,
+                    Some(_) => {
+                        dir.remove_tree(name, &mut |_, _| false)?;
+                        dir.mkdir(name, e.mode & 0o7777)?;
+                        report.inspect(|r| r(Report::Entry(e)));
+                    }
+                    None => {
+                        dir.mkdir(name, e.mode & 0o7777)?;
+                        report.inspect(|r| r(Report::Entry(e)));
+                    }
                 }
             } else if e.is_symlink() {
                 if let (true, Some(target)) = (o.links, &e.link_target) {
@@ -237,6 +304,7 @@ fn generate(
                             dir.remove_tree(name, &mut |_, _| false)?;
                         }
                         dir.symlink(name, target, &meta_of(e, o))?;
+                        report.inspect(|r| r(Report::Entry(e)));
                     }
                 }
             } else if e.is_file() {
@@ -280,8 +348,12 @@ fn generate(
                     Some(st) if st.kind == Kind::Dir => {
                         dir.remove_tree(name, &mut |_, _| false)?;
                         dir.mknod(name, kind, rdev, &meta_of(e, o))?;
+                        report.inspect(|r| r(Report::Entry(e)));
                     }
-                    _ => dir.mknod(name, kind, rdev, &meta_of(e, o))?,
+                    _ => {
+                        dir.mknod(name, kind, rdev, &meta_of(e, o))?;
+                        report.inspect(|r| r(Report::Entry(e)));
+                    }
                 }
             }
             Ok(())
@@ -412,6 +484,8 @@ pub struct Destination<'a> {
     pub dir: &'a Path,
     /// Receiver-side filter rules.
     pub protect: Arc<Protect>,
+    /// Where `-v` reports go; `None` reports nothing.
+    pub report: Option<Arc<Reporter>>,
 }
 
 /// Receives the server's files into `dest`, as the file list `entries` (sorted as rsync sorts
@@ -428,6 +502,8 @@ pub fn pull(
     errors_out: &mut Vec<String>,
 ) -> Result<PullStats, ClientError> {
     let protect = Arc::clone(&dest.protect);
+    let report = dest.report.clone();
+    let gen_report = dest.report.clone();
     let dest = dest.dir;
     let root = Root::open(dest, Persist::Buffered).map_err(|e| fs_err(&e))?;
     let entries = Arc::new(entries);
@@ -440,7 +516,10 @@ pub fn pull(
             &gen_entries,
             &gen_root,
             &o,
-            &*protect,
+            Hooks {
+                protect: &*protect,
+                report: gen_report.as_deref(),
+            },
             &mut writer,
             &progress_rx,
             &mut errors,
@@ -581,7 +660,10 @@ pub fn pull(
             };
             match written {
                 Ok(()) => match tmp.commit(&meta_of(entry, &o)) {
-                    Ok(()) => stats.transferred += 1,
+                    Ok(()) => {
+                        stats.transferred += 1;
+                        report.as_deref().inspect(|r| r(Report::Entry(entry)));
+                    }
                     Err(e) => {
                         stats.errors += 1;
                         errors_out.push(e.to_string());
