@@ -354,7 +354,7 @@ fn receive_file_list(
         devices: shape.devices,
         specials: shape.devices,
         checksum_len: shape.checksum.then(|| setup.checksum.digest_len()),
-        ..FlistOptions::default()
+        hard_links: shape.hard_links,
     };
     let mut decoder = FlistDecoder::new(opts);
     let mut entries = Vec::new();
@@ -368,8 +368,28 @@ fn receive_file_list(
             conn.recv_data(data, &mut messages, |b| decode_id_list(b, id0))?;
         }
     }
-    entries.sort_by(|a, b| mirror::flist::compare(&a.name, a.is_dir(), &b.name, b.is_dir()));
-    entries.dedup_by(|a, b| a.name == b.name);
+    // A hard-link follower names its leader by its place in the list as sent; after sorting
+    // it must name the leader's place in the sorted list.
+    let mut numbered: Vec<(usize, protocol::flist::Entry)> =
+        entries.into_iter().enumerate().collect();
+    numbered
+        .sort_by(|(_, a), (_, b)| mirror::flist::compare(&a.name, a.is_dir(), &b.name, b.is_dir()));
+    numbered.dedup_by(|(_, a), (_, b)| a.name == b.name);
+    let mut sorted_place = vec![None; numbered.iter().map(|(i, _)| i + 1).max().unwrap_or(0)];
+    for (place, (sent, _)) in numbered.iter().enumerate() {
+        if let Some(slot) = sorted_place.get_mut(*sent) {
+            *slot = u32::try_from(place).ok();
+        }
+    }
+    let entries = numbered
+        .into_iter()
+        .map(|(_, mut e)| {
+            e.hardlink_leader = e
+                .hardlink_leader
+                .and_then(|l| sorted_place.get(l as usize).copied().flatten());
+            e
+        })
+        .collect();
     Ok((conn, setup, entries))
 }
 
@@ -443,7 +463,6 @@ fn pull_module(
     // Options a pull does not honour yet are refused rather than silently ignored.
     let unsupported = [
         "delete-missing-args",
-        "hard-links",
         "files-from",
         "relative",
         "dry-run",
@@ -539,6 +558,9 @@ fn pull_module(
     let names: Option<std::sync::Arc<client::pull::Reporter>> = verbose.then(|| {
         let print = |r: client::pull::Report<'_>| match r {
             client::pull::Report::Entry(e) => println!("{}", verbose_name(e)),
+            client::pull::Report::Linked { entry, to } => {
+                println!("{} => {}", verbose_name(entry), escape_name(to));
+            }
             client::pull::Report::Deleted { name, dir } => {
                 println!(
                     "deleting {}{}",

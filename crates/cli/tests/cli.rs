@@ -25,7 +25,15 @@ fn unsupported_rsync_options_exit_4() {
         );
     }
     // Options a pull does not honour yet are refused, not ignored.
-    let out = rtsync(["sync", "-aH", "-e", "/nonexistent/ssh", "host:path", "dst/"]);
+    let out = rtsync([
+        "sync",
+        "-a",
+        "--files-from=x",
+        "-e",
+        "/nonexistent/ssh",
+        "host:path",
+        "dst/",
+    ]);
     assert_eq!(out.status.code(), Some(4));
     let out = rtsync(["sync", "--list-only", "src/", "dst/"]);
     assert_eq!(out.status.code(), Some(4));

@@ -1001,3 +1001,57 @@ fn verbose_pulls_print_what_rsync_prints() {
     testkit::mutate(&d.module_path("open"));
     both(&["-av", "--delete"]);
 }
+
+/// `-H` on pulls: the daemon's hard-link groups arrive as groups, before and after edits.
+#[test]
+fn hard_links_pulled_match_rsync() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let t = tempfile::tempdir().unwrap();
+    let module = d.module_path("open");
+    testkit::tricky_tree(&module);
+    std::fs::hard_link(module.join("run.sh"), module.join("a/b/run-too")).unwrap();
+    std::fs::hard_link(module.join("run.sh"), module.join("sticky/run-three")).unwrap();
+    testkit::stamp_times(&module);
+    let (theirs, ours) = (t.path().join("theirs"), t.path().join("ours"));
+    let both = |opts: &[&str]| {
+        let out = rsync(
+            opts.iter()
+                .map(|s| s.to_string())
+                .chain([d.url("open/"), format!("{}/", theirs.display())]),
+        );
+        assert_eq!(
+            code(&out),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = rtsync(
+            ["sync"]
+                .iter()
+                .chain(opts)
+                .map(|s| s.to_string())
+                .chain([d.url("open/"), format!("{}/", ours.display())]),
+        );
+        assert_eq!(
+            code(&out),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        testkit::assert_same_tree(&theirs, &ours);
+    };
+    both(&["-aH"]);
+    use std::os::unix::fs::MetadataExt;
+    let ino = |p: &str| std::fs::metadata(ours.join(p)).unwrap().ino();
+    assert_eq!(ino("hl1"), ino("a/hl2"));
+    assert_eq!(ino("run.sh"), ino("sticky/run-three"));
+    // A group that grows, one that splits, and a pull over the result.
+    std::fs::remove_file(module.join("a/b/run-too")).unwrap();
+    std::fs::hard_link(module.join("hl1"), module.join("dir with space/hl3")).unwrap();
+    testkit::mutate(&module);
+    testkit::stamp_times(&module);
+    both(&["-aH", "--delete"]);
+}

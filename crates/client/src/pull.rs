@@ -88,6 +88,13 @@ pub enum Report<'a> {
     /// An entry made or changed: a file received, a directory made or retimed, a symlink or
     /// node made.
     Entry(&'a Entry),
+    /// A hard-link follower linked to its leader (`-H`).
+    Linked {
+        /// The follower.
+        entry: &'a Entry,
+        /// The leader's path.
+        to: &'a [u8],
+    },
     /// A destination entry `--delete` removed.
     Deleted {
         /// Its path in the destination.
@@ -307,6 +314,9 @@ fn generate(
                         report.inspect(|r| r(Report::Entry(e)));
                     }
                 }
+            } else if e.is_file() && e.hardlink_leader.is_some() {
+                // A follower of a hard-link group is linked to its leader once the leader
+                // has arrived (at the end of the pull).
             } else if e.is_file() {
                 let mtime = Timespec {
                     sec: e.mtime,
@@ -401,6 +411,23 @@ fn generate(
     }
     writer.shutdown();
     Ok(())
+}
+
+/// Makes `follower` a hard link to `leader`, unless it already is one.
+fn link_follower(root: &Root, leader: &Entry, follower: &Entry) -> Result<(), fsx::FsError> {
+    let (lp, ln) = split(&leader.name);
+    let (fp, fname) = split(&follower.name);
+    let (ldir, fdir) = (root.open_dir(lp)?, root.open_dir(fp)?);
+    let (Some(l), f) = (ldir.stat(ln)?, fdir.stat(fname)?) else {
+        return Ok(()); // The leader could not be made; its error is already counted.
+    };
+    if f.is_some_and(|f| f.dev == l.dev && f.ino == l.ino) {
+        return Ok(());
+    }
+    if f.is_some_and(|f| f.kind == Kind::Dir) {
+        fdir.remove_tree(fname, &mut |_, _| false)?;
+    }
+    fdir.hard_link(fname, &ldir, ln)
 }
 
 /// Whether the file here has the whole-file sum the list carries (`-c`).
@@ -684,6 +711,23 @@ pub fn pull(
     errors_out.extend(gen_errors);
     result?;
     gen_result?;
+    // -H: followers become links to their leaders, now that every leader is in place.
+    for e in entries.iter() {
+        let Some(leader) = e.hardlink_leader.and_then(|l| entries.get(l as usize)) else {
+            continue;
+        };
+        if let Err(err) = link_follower(&root, leader, e) {
+            stats.errors += 1;
+            errors_out.push(err.to_string());
+        } else {
+            report.as_deref().inspect(|r| {
+                r(Report::Linked {
+                    entry: e,
+                    to: &leader.name,
+                });
+            });
+        }
+    }
     // Directory attributes last: writing into a directory changes its times.
     for e in entries.iter().rev().filter(|e| e.is_dir()) {
         let m = meta_of(e, &o);
