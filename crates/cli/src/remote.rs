@@ -466,11 +466,7 @@ fn pull_module(
         "files-from",
         "relative",
         "dry-run",
-        "update",
-        "size-only",
-        "ignore-times",
         "existing",
-        "ignore-existing",
     ];
     if let Some(opt) = unsupported
         .iter()
@@ -542,6 +538,12 @@ fn pull_module(
         compress: setup.compress,
         verbose: m.get_count("verbose") > 0 || m.get_count("itemize-changes") > 0,
         always_checksum: shape.checksum,
+        quick: client::pull::QuickCheck {
+            size_only: m.get_flag("size-only"),
+            ignore_times: m.get_flag("ignore-times"),
+            update: m.get_flag("update"),
+            ignore_existing: m.get_flag("ignore-existing"),
+        },
     };
     let protect: std::sync::Arc<client::pull::Protect> =
         std::sync::Arc::new(move |path: &[u8], is_dir: bool| {

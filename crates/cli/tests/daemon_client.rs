@@ -1055,3 +1055,76 @@ fn hard_links_pulled_match_rsync() {
     testkit::stamp_times(&module);
     both(&["-aH", "--delete"]);
 }
+
+/// The quick-check options on pulls (`--size-only`, `-u`, `--ignore-existing`, `-I`) leave
+/// alone, or send, exactly what rsync's do.
+#[test]
+fn quick_check_options_on_pulls_match_rsync() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let t = tempfile::tempdir().unwrap();
+    let module = d.module_path("open");
+    for (name, body) in [
+        ("same-size", "server!"),
+        ("newer-here", "server"),
+        ("twin", "server"),
+    ] {
+        std::fs::write(module.join(name), body).unwrap();
+        testkit::set_mtime(&module.join(name), 1_600_000_000, 0);
+    }
+    testkit::set_mtime(&module, 1_600_000_000, 0);
+    let (theirs, ours) = (t.path().join("theirs"), t.path().join("ours"));
+    // Both destinations start alike: different content under the same names.
+    let reset = || {
+        for dest in [&theirs, &ours] {
+            let _ = std::fs::remove_dir_all(dest);
+            std::fs::create_dir(dest).unwrap();
+            for (name, body, time) in [
+                ("same-size", "local!!", 1_500_000_000),
+                ("newer-here", "local", 1_700_000_000),
+                ("twin", "serveR", 1_600_000_000),
+            ] {
+                std::fs::write(dest.join(name), body).unwrap();
+                testkit::set_mtime(&dest.join(name), time, 0);
+            }
+        }
+    };
+    for opts in [
+        &["-a", "--size-only"][..],
+        &["-a", "-u"],
+        &["-a", "--ignore-existing"],
+        &["-a", "-I"],
+        &["-a"],
+    ] {
+        reset();
+        let out = rsync(
+            opts.iter()
+                .map(|s| s.to_string())
+                .chain([d.url("open/"), format!("{}/", theirs.display())]),
+        );
+        assert_eq!(
+            code(&out),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = rtsync(
+            ["sync"]
+                .iter()
+                .chain(opts)
+                .map(|s| s.to_string())
+                .chain([d.url("open/"), format!("{}/", ours.display())]),
+        );
+        assert_eq!(
+            code(&out),
+            Some(0),
+            "{opts:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        testkit::assert_same_tree(&theirs, &ours);
+    }
+    // -I sent the twin that size and time call unchanged; plain -a did not.
+    assert_eq!(std::fs::read(ours.join("twin")).unwrap(), b"serveR");
+}

@@ -69,6 +69,22 @@ pub struct PullOptions {
     /// `-c`: a file of the same size is unchanged when its whole-file sum matches the list's,
     /// whatever its time.
     pub always_checksum: bool,
+    /// How the quick check decides, and which files it may skip outright.
+    pub quick: QuickCheck,
+}
+
+/// The generator's quick-check options (`generator.c recv_generator`).
+#[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct QuickCheck {
+    /// `--size-only`: the same size is enough.
+    pub size_only: bool,
+    /// `-I`: nothing is unchanged; every file goes through the delta.
+    pub ignore_times: bool,
+    /// `-u`: files newer here are left alone.
+    pub update: bool,
+    /// `--ignore-existing`: files that exist here are left alone.
+    pub ignore_existing: bool,
 }
 
 /// What the receiver tells the generator as it goes.
@@ -322,15 +338,21 @@ fn generate(
                     sec: e.mtime,
                     nsec: e.mtime_nsec,
                 };
-                let unchanged = existing.is_some_and(|st| {
-                    st.kind == Kind::File
-                        && st.size == e.size.cast_unsigned()
-                        && if o.always_checksum {
-                            same_sum(&dir, name, e, o.checksum)
-                        } else {
-                            st.mtime == mtime
-                        }
-                });
+                let here = existing.filter(|st| st.kind == Kind::File);
+                if here.is_some_and(|st| {
+                    o.quick.ignore_existing || (o.quick.update && st.mtime > mtime)
+                }) {
+                    return Ok(());
+                }
+                let unchanged = !o.quick.ignore_times
+                    && here.is_some_and(|st| {
+                        st.size == e.size.cast_unsigned()
+                            && if o.always_checksum {
+                                same_sum(&dir, name, e, o.checksum)
+                            } else {
+                                o.quick.size_only || st.mtime == mtime
+                            }
+                    });
                 if unchanged {
                     // Same content: only a time that differs (possible with -c) is put right.
                     if existing.is_some_and(|st| o.times && st.mtime != mtime) {
