@@ -381,7 +381,7 @@ fn receive_file_list(
             *slot = u32::try_from(place).ok();
         }
     }
-    let entries = numbered
+    let mut entries: Vec<protocol::flist::Entry> = numbered
         .into_iter()
         .map(|(_, mut e)| {
             e.hardlink_leader = e
@@ -390,6 +390,27 @@ fn receive_file_list(
             e
         })
         .collect();
+    // rsync's receiver transfers the last member of each group in list order and links the
+    // others to it (`hlink.c`); doing the same names the same files under -v.
+    let mut last_of_group: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+    for (place, e) in entries.iter().enumerate() {
+        let Ok(place) = u32::try_from(place) else {
+            continue;
+        };
+        let group = e.hardlink_leader.unwrap_or(place);
+        if e.hardlink_leader.is_some() || e.hardlink_first {
+            last_of_group.insert(group, place);
+        }
+    }
+    for (place, e) in entries.iter_mut().enumerate() {
+        let Ok(place) = u32::try_from(place) else {
+            continue;
+        };
+        let group = e.hardlink_leader.unwrap_or(place);
+        if let Some(&last) = last_of_group.get(&group) {
+            e.hardlink_leader = (last != place).then_some(last);
+        }
+    }
     Ok((conn, setup, entries))
 }
 

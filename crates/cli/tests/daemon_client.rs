@@ -1000,6 +1000,10 @@ fn verbose_pulls_print_what_rsync_prints() {
     both(&["-av"]);
     testkit::mutate(&d.module_path("open"));
     both(&["-av", "--delete"]);
+    // -H: the same member of each group is sent and the others named "=> it".
+    let _ = std::fs::remove_dir_all(&theirs);
+    let _ = std::fs::remove_dir_all(&ours);
+    both(&["-avH"]);
 }
 
 /// `-H` on pulls: the daemon's hard-link groups arrive as groups, before and after edits.
