@@ -4,13 +4,37 @@
 mod common;
 
 use std::os::unix::ffi::OsStrExt;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use common::daemon::{SECRET_PASSWORD, SECRET_USER, StockDaemon};
-use common::{have_rsync, rsync, rtsync};
+use common::{have_rsync, ok, rsync, rtsync};
 
 fn code(out: &std::process::Output) -> Option<i32> {
     out.status.code()
+}
+
+/// Runs stock rsync over `theirs` (source, destination) and `rtsync sync` over `ours` with the
+/// same options, and asserts that both succeed.
+fn run_both(opts: &[&str], theirs: [&str; 2], ours: [&str; 2]) -> (Output, Output) {
+    let rsync_out = rsync(opts.iter().chain(&theirs));
+    ok(&rsync_out);
+    let rtsync_out = rtsync(["sync"].iter().chain(opts).chain(&ours));
+    ok(&rtsync_out);
+    (rsync_out, rtsync_out)
+}
+
+/// Rewrites a file with `body`, which has its length, and puts its time back, so that only a
+/// checksum can tell.
+fn damage_keeping_size_and_time(path: &std::path::Path, body: &[u8]) {
+    let meta = std::fs::metadata(path).unwrap();
+    assert_eq!(meta.len(), body.len() as u64);
+    std::fs::write(path, body).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(meta.modified().unwrap())
+        .unwrap();
 }
 
 #[test]
@@ -552,53 +576,25 @@ fn the_tutorial_compressed_push_with_excludes_and_a_password_file() {
     std::fs::write(&pwfile, format!("{SECRET_PASSWORD}\n")).unwrap();
     std::fs::set_permissions(&pwfile, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     // `rsync -az --delete --exclude="*.swp" --exclude="*.swx" /data/ user@host::module --password-file=…`
-    let push = || {
-        rtsync([
-            "sync".to_string(),
-            "-az".into(),
-            "--delete".into(),
-            "--exclude=*.swp".into(),
-            "--exclude=*.swx".into(),
-            format!("{}/", src.display()),
+    let opts = ["-az", "--delete", "--exclude=*.swp", "--exclude=*.swx"];
+    let src_arg = format!("{}/", src.display());
+    ok(&rtsync(
+        ["sync"].iter().chain(&opts).map(|s| s.to_string()).chain([
+            src_arg.clone(),
             format!("{SECRET_USER}@127.0.0.1::secret"),
             format!("--password-file={}", pwfile.display()),
             format!("--port={}", d.port),
-        ])
-    };
-    let out = push();
-    assert_eq!(
-        code(&out),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        ]),
+    ));
     let module = d.module_path("secret");
     assert!(!module.join("stale").exists());
     assert!(!module.join("a/.notes.swp").exists() && !module.join("draft.swx").exists());
     // Stock rsync, same options, into a second module: the two results must match, which
     // covers what -a without -H keeps (hard links split) and what the daemon does to symlinks.
     std::fs::write(d.module_path("open").join("stale"), b"to be deleted").unwrap();
-    let stock_push = || {
-        Command::new("rsync")
-            .args(["-az", "--delete", "--exclude=*.swp", "--exclude=*.swx"])
-            .arg(format!("{}/", src.display()))
-            .arg(d.url("open/"))
-            .output()
-            .unwrap()
-    };
-    let stock = stock_push();
-    assert!(
-        stock.status.success(),
-        "{}",
-        String::from_utf8_lossy(&stock.stderr)
-    );
-    for p in [
-        src.join("a"),
-        d.module_path("open").join("a"),
-        module.join("a"),
-    ] {
-        eprintln!("MT {:?}", std::fs::metadata(&p).unwrap().modified());
-    }
+    ok(&rsync(
+        opts.iter().chain(&[src_arg.as_str(), &d.url("open/")]),
+    ));
     testkit::assert_same_tree_below(&d.module_path("open"), &module, true);
 }
 
@@ -616,25 +612,12 @@ fn files_from_push_with_delete_missing_args_matches_rsync() {
     testkit::tricky_tree(&src);
     let src_arg = format!("{}/", src.display());
     let both = |args: &[String], level_dir_times: bool| {
-        for (module, ours) in [("open/", false), ("push/", true)] {
-            let all: Vec<String> = args
-                .iter()
-                .cloned()
-                .chain([src_arg.clone(), d.url(module)])
-                .collect();
-            let out = if ours {
-                rtsync(["sync".to_string()].into_iter().chain(all))
-            } else {
-                rsync(all)
-            };
-            assert_eq!(
-                code(&out),
-                Some(0),
-                "{} {module}: {}",
-                if ours { "rtsync" } else { "rsync" },
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_both(
+            &args,
+            [&src_arg, &d.url("open/")],
+            [&src_arg, &d.url("push/")],
+        );
         // A directory that loses a listed name gets the time of the deletion, which the
         // stock receiver does not put back (and the root is not in a --files-from list at
         // all): directory times differ by when each run happened, so they are levelled.
@@ -651,12 +634,9 @@ fn files_from_push_with_delete_missing_args_matches_rsync() {
     both(&["-a".into()], false);
     // Files only the daemon has: a push of a few paths below their directories leaves them.
     for m in ["open", "push"] {
-        std::fs::write(d.module_path(m).join("a/b/only-on-daemon"), b"keep").unwrap();
-        testkit::set_mtime(
-            &d.module_path(m).join("a/b/only-on-daemon"),
-            1_500_000_000,
-            0,
-        );
+        let path = d.module_path(m).join("a/b/only-on-daemon");
+        std::fs::write(&path, b"keep").unwrap();
+        testkit::set_mtime(&path, 1_500_000_000, 0);
     }
     std::fs::write(src.join("a/text.txt"), b"edited\n").unwrap();
     std::fs::remove_file(src.join("a/b/file")).unwrap();
@@ -691,12 +671,9 @@ fn files_from_push_with_delete_missing_args_matches_rsync() {
     std::fs::remove_file(src.join("new dir/deeper/f")).unwrap();
     std::fs::write(&list, "new dir/deeper/f\nrun.sh\n").unwrap();
     for m in ["open", "push"] {
-        std::fs::write(d.module_path(m).join("new dir/only-on-daemon"), b"keep").unwrap();
-        testkit::set_mtime(
-            &d.module_path(m).join("new dir/only-on-daemon"),
-            1_500_000_000,
-            0,
-        );
+        let path = d.module_path(m).join("new dir/only-on-daemon");
+        std::fs::write(&path, b"keep").unwrap();
+        testkit::set_mtime(&path, 1_500_000_000, 0);
     }
     both(
         &[
@@ -773,19 +750,10 @@ fn checksum_transfers_repair_what_size_and_time_miss() {
     testkit::tricky_tree(&src);
     let src_arg = format!("{}/", src.display());
     let both = |opts: &str| {
-        let theirs = rsync([opts, &src_arg, &d.url("open/")]);
-        assert_eq!(
-            code(&theirs),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&theirs.stderr)
-        );
-        let ours = rtsync(["sync", opts, &src_arg, &d.url("push/")]);
-        assert_eq!(
-            code(&ours),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&ours.stderr)
+        run_both(
+            &[opts],
+            [&src_arg, &d.url("open/")],
+            [&src_arg, &d.url("push/")],
         );
         testkit::assert_same_tree(&d.module_path("open"), &d.module_path("push"));
     };
@@ -797,15 +765,7 @@ fn checksum_transfers_repair_what_size_and_time_miss() {
     };
     let big_before = inode_of("big.bin");
     for m in ["open", "push"] {
-        let path = d.module_path(m).join("a/text.txt");
-        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
-        std::fs::write(&path, b"HELLO\nWORLD\n").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(mtime)
-            .unwrap();
+        damage_keeping_size_and_time(&d.module_path(m).join("a/text.txt"), b"HELLO\nWORLD\n");
     }
     // Size and time agree, so a plain -a push leaves the damage in place...
     both("-a");
@@ -824,39 +784,17 @@ fn checksum_transfers_repair_what_size_and_time_miss() {
     // The same for pulls: our generator compares sums the daemon's list carries.
     let (theirs, ours) = (t.path().join("theirs"), t.path().join("ours"));
     let pull_both = |opts: &str| {
-        let out = rsync([opts, &d.url("open/"), &format!("{}/", theirs.display())]);
-        assert_eq!(
-            code(&out),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = rtsync([
-            "sync",
-            opts,
-            &d.url("open/"),
-            &format!("{}/", ours.display()),
-        ]);
-        assert_eq!(
-            code(&out),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_both(
+            &[opts],
+            [&d.url("open/"), &format!("{}/", theirs.display())],
+            [&d.url("open/"), &format!("{}/", ours.display())],
         );
         testkit::assert_same_tree(&theirs, &ours);
     };
     pull_both("-a");
     let big_before = std::fs::metadata(ours.join("big.bin")).unwrap().ino();
     for dir in [&theirs, &ours] {
-        let path = dir.join("a/text.txt");
-        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
-        std::fs::write(&path, b"HELLO\nWORLD\n").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(mtime)
-            .unwrap();
+        damage_keeping_size_and_time(&dir.join("a/text.txt"), b"HELLO\nWORLD\n");
     }
     pull_both("-a");
     assert_eq!(
@@ -897,31 +835,10 @@ fn verbose_and_dry_run_pushes_print_what_rsync_prints() {
     let both = |opts: &[&str], sorted: bool| {
         // rtsync does not use incremental recursion; rsync is asked not to either, so that
         // both say "building file list ... done".
-        let theirs = rsync(
-            ["--no-inc-recursive"]
-                .iter()
-                .chain(opts)
-                .map(|s| s.to_string())
-                .chain([src_arg.clone(), d.url("open/")]),
-        );
-        assert_eq!(
-            code(&theirs),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&theirs.stderr)
-        );
-        let ours = rtsync(
-            ["sync"]
-                .iter()
-                .chain(opts)
-                .map(|s| s.to_string())
-                .chain([src_arg.clone(), d.url("push/")]),
-        );
-        assert_eq!(
-            code(&ours),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&ours.stderr)
+        let (theirs, ours) = run_both(
+            &[&["--no-inc-recursive"][..], opts].concat(),
+            [&src_arg, &d.url("open/")],
+            [&src_arg, &d.url("push/")],
         );
         let (mut a, mut b) = (names(&theirs), names(&ours));
         if sorted {
@@ -967,34 +884,12 @@ fn verbose_pulls_print_what_rsync_prints() {
         v
     };
     let both = |opts: &[&str]| {
-        let out = rsync(
-            ["--no-inc-recursive"]
-                .iter()
-                .chain(opts)
-                .map(|s| s.to_string())
-                .chain([d.url("open/"), format!("{}/", theirs.display())]),
+        let (rsync_out, rtsync_out) = run_both(
+            &[&["--no-inc-recursive"][..], opts].concat(),
+            [&d.url("open/"), &format!("{}/", theirs.display())],
+            [&d.url("open/"), &format!("{}/", ours.display())],
         );
-        assert_eq!(
-            code(&out),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let a = lines(&out, &theirs);
-        let out = rtsync(
-            ["sync"]
-                .iter()
-                .chain(opts)
-                .map(|s| s.to_string())
-                .chain([d.url("open/"), format!("{}/", ours.display())]),
-        );
-        assert_eq!(
-            code(&out),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(a, lines(&out, &ours));
+        assert_eq!(lines(&rsync_out, &theirs), lines(&rtsync_out, &ours));
         testkit::assert_same_tree(&theirs, &ours);
     };
     both(&["-av"]);
@@ -1021,29 +916,10 @@ fn hard_links_pulled_match_rsync() {
     testkit::stamp_times(&module);
     let (theirs, ours) = (t.path().join("theirs"), t.path().join("ours"));
     let both = |opts: &[&str]| {
-        let out = rsync(
-            opts.iter()
-                .map(|s| s.to_string())
-                .chain([d.url("open/"), format!("{}/", theirs.display())]),
-        );
-        assert_eq!(
-            code(&out),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = rtsync(
-            ["sync"]
-                .iter()
-                .chain(opts)
-                .map(|s| s.to_string())
-                .chain([d.url("open/"), format!("{}/", ours.display())]),
-        );
-        assert_eq!(
-            code(&out),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_both(
+            opts,
+            [&d.url("open/"), &format!("{}/", theirs.display())],
+            [&d.url("open/"), &format!("{}/", ours.display())],
         );
         testkit::assert_same_tree(&theirs, &ours);
     };
@@ -1103,29 +979,10 @@ fn quick_check_options_on_pulls_match_rsync() {
         &["-a"],
     ] {
         reset();
-        let out = rsync(
-            opts.iter()
-                .map(|s| s.to_string())
-                .chain([d.url("open/"), format!("{}/", theirs.display())]),
-        );
-        assert_eq!(
-            code(&out),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = rtsync(
-            ["sync"]
-                .iter()
-                .chain(opts)
-                .map(|s| s.to_string())
-                .chain([d.url("open/"), format!("{}/", ours.display())]),
-        );
-        assert_eq!(
-            code(&out),
-            Some(0),
-            "{opts:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_both(
+            opts,
+            [&d.url("open/"), &format!("{}/", theirs.display())],
+            [&d.url("open/"), &format!("{}/", ours.display())],
         );
         testkit::assert_same_tree(&theirs, &ours);
     }
