@@ -230,6 +230,18 @@ pub fn main(m: &ArgMatches, paths: &[OsString]) -> ExitCode {
     match result {
         Ok(0) => shell_code.map_or(ExitCode::SUCCESS, exit::fail),
         Ok(code) => exit::fail(code),
+        Err(e @ ClientError::Socket(_)) if matches!(server, Server::Shell { .. }) => {
+            // The remote shell's pipes broke: rsync's "error in rsync protocol data stream"
+            // (12), raised to the shell's own failing code (ssh gives 255) as rsync does when
+            // it reaps the shell. `finish` has waited for the shell, so this does not race.
+            match &e {
+                ClientError::Socket(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    eprintln!("rtsync: connection unexpectedly closed");
+                }
+                _ => eprintln!("rtsync: {e}"),
+            }
+            exit::fail(shell_code.map_or(12, |s| s.max(12)))
+        }
         Err(e) => fail(&e),
     }
 }
@@ -248,6 +260,7 @@ struct ListShape {
     compress: bool,
     hard_links: bool,
     checksum: bool,
+    sparse: bool,
 }
 
 impl ListShape {
@@ -265,6 +278,7 @@ impl ListShape {
             compress: m.get_flag("compress"),
             hard_links: m.get_flag("hard-links"),
             checksum: m.get_flag("checksum"),
+            sparse: crate::sync::resolve(m, &["sparse"], &["no-sparse", "no-S"]),
         }
     }
 
@@ -291,6 +305,9 @@ impl ListShape {
         }
         if self.checksum {
             c.push('c');
+        }
+        if self.sparse {
+            c.push('S');
         }
         c.push('e');
         c.push_str(client::daemon::CAPABILITIES);
@@ -550,6 +567,7 @@ fn pull_module(
         links: shape.links,
         devices: shape.devices,
         whole_file: m.get_flag("whole-file"),
+        sparse: shape.sparse,
         checksum: setup.checksum,
         seed: setup.seed,
         compat: setup.compat,

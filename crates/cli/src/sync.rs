@@ -37,7 +37,6 @@ const UNSUPPORTED: &[(&str, Option<char>, bool)] = &[
     ("inplace", None, false),
     ("append", None, false),
     ("append-verify", None, false),
-    ("sparse", Some('S'), false),
     ("one-file-system", Some('x'), false),
     ("remove-source-files", None, false),
     ("backup", Some('b'), false),
@@ -191,6 +190,11 @@ fn command() -> Command {
             "whole-file",
             Some('W'),
             "copy whole files, no delta algorithm",
+        ))
+        .arg(flag(
+            "sparse",
+            Some('S'),
+            "turn sequences of nulls into holes in new files",
         ))
         .arg(flag(
             "delete",
@@ -370,6 +374,8 @@ fn command() -> Command {
         )
         .arg(no("no-whole-file", "no-whole-file"))
         .arg(no("no-W", "no-W"))
+        .arg(no("no-sparse", "no-sparse"))
+        .arg(no("no-S", "no-S"))
         .arg(no("no-recursive", "no-recursive"))
         .arg(no("no-r", "no-r"))
         .arg(no("no-perms", "no-perms"))
@@ -582,6 +588,7 @@ impl Settings {
         o.ignore_existing = m.get_flag("ignore-existing");
         o.existing = m.get_flag("existing");
         o.whole_file = resolve(m, &["whole-file"], &["no-whole-file", "no-W"]);
+        o.sparse = resolve(m, &["sparse"], &["no-sparse", "no-S"]);
         o.delete = if m.get_flag("delete-before") {
             Some(DeleteTiming::Before)
         } else if m.get_flag("delete-after") || m.get_flag("delete-delay") {

@@ -5,7 +5,7 @@
 //! patcher into a temporary file, checks the whole-file sum, and renames it into place. Reading
 //! and writing run in separate threads, so neither side of the socket can block the other.
 
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -49,6 +49,8 @@ pub struct PullOptions {
     pub devices: bool,
     /// `-W`: no signatures, whole files.
     pub whole_file: bool,
+    /// `-S`: runs of zeros become holes in the files written.
+    pub sparse: bool,
     /// Negotiated checksum.
     pub checksum: ChecksumKind,
     /// Session seed.
@@ -636,8 +638,11 @@ pub fn pull(
                 Box::new(&[][..])
             };
             let mut tmp = dir.create_temp(name).map_err(|e| fs_err(&e))?;
-            let mut patcher =
-                Patcher::new(basis, sizes, o.checksum, BufWriter::new(tmp.file_mut()));
+            let out = BufWriter::with_capacity(
+                256 * 1024,
+                fsx::SparseWriter::new(tmp.file_mut(), o.sparse),
+            );
+            let mut patcher = Patcher::new(basis, sizes, o.checksum, out);
             let mut failed = None;
             if let Some(dec) = decoder.as_mut() {
                 dec.start_file();
@@ -687,7 +692,10 @@ pub fn pull(
                 Ok(b.get(..digest).map(|s| (s.to_vec(), digest)))
             })?;
             let written = match (failed, patcher.finish(&sum)) {
-                (None, Ok(mut w)) => w.flush().map_err(|e| e.to_string()),
+                (None, Ok(w)) => w
+                    .into_inner()
+                    .map_err(|e| e.to_string())
+                    .and_then(|w| w.finish().map_err(|e| e.to_string())),
                 (Some(e), _) => Err(e),
                 (None, Err(delta::DeltaError::ChecksumMismatch { .. })) if phase == 0 => {
                     // The file changed under the sender, or the basis under us: the

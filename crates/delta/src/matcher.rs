@@ -199,31 +199,32 @@ impl Run<'_, '_> {
     }
 
     /// Looks for a block whose sums equal `window`, preferring block `want`: the one right
-    /// after the previous match.
+    /// after the previous match. `want` is tried first, so a run of identical blocks (a file of
+    /// zeros, whose blocks all share one chain) costs one probe per block, not a chain walk.
     fn find(&self, window: &[u8], sum1: u32, want: u32) -> Option<u32> {
         let sig = self.matcher.sig;
         let s2 = sig.sizes.s2_len as usize;
         let mut strong: Option<StrongSum> = None;
-        let mut found = None;
+        let mut matches = |i: u32| {
+            sig.blocks.get(i as usize).is_some_and(|block| {
+                block.sum1 == sum1
+                    && sig.sizes.len_of(i) as usize == window.len()
+                    && *strong.get_or_insert_with(|| {
+                        block_sum(sig.kind, sig.seed, sig.seed_fix, window).truncated(s2)
+                    }) == block.strong
+            })
+        };
+        if matches(want) {
+            return Some(want);
+        }
         let mut i = self.matcher.index.first(sum1);
         while i != NONE {
-            let Some(block) = sig.blocks.get(i as usize) else {
-                break;
-            };
-            if block.sum1 == sum1 && sig.sizes.len_of(i) as usize == window.len() {
-                let ours = *strong.get_or_insert_with(|| {
-                    block_sum(sig.kind, sig.seed, sig.seed_fix, window).truncated(s2)
-                });
-                if ours == block.strong {
-                    if i == want {
-                        return Some(i);
-                    }
-                    found = found.or(Some(i));
-                }
+            if matches(i) {
+                return Some(i);
             }
             i = self.matcher.index.after(i);
         }
-        found
+        None
     }
 
     fn search(

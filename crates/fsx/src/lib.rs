@@ -22,11 +22,13 @@ mod dir;
 mod error;
 mod meta;
 mod name;
+mod sparse;
 
 pub use dir::{Dir, Root, TempFile};
 pub use error::FsError;
 pub use meta::{Kind, Meta, Persist, Stat, Timespec};
 pub use name::{check_name, split_rel_path};
+pub use sparse::SparseWriter;
 
 /// Whether this process runs as root (and so may set owners and make devices).
 #[must_use]

@@ -56,6 +56,9 @@ pub struct Options {
     pub existing: bool,
     /// `-W`: copy whole files instead of using the delta engine.
     pub whole_file: bool,
+    /// `-S`: leave holes where new files hold runs of zeros. Locally this copies whole files,
+    /// since a range copy from the old version would fill the holes back in.
+    pub sparse: bool,
     /// `--delete` and its timing; `None` keeps extraneous entries.
     pub delete: Option<DeleteTiming>,
     /// `--delete-missing-args`: a missing source argument deletes its destination.
@@ -103,6 +106,7 @@ impl Default for Options {
             ignore_existing: false,
             existing: false,
             whole_file: false,
+            sparse: false,
             delete: None,
             delete_missing_args: false,
             ignore_missing_args: false,

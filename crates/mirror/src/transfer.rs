@@ -931,7 +931,7 @@ fn write_file(
         WriteError::Other(format!("{what} {src_path:?}: {e}"))
     };
     let mut counts = WriteCounts::default();
-    let use_delta = !opts.whole_file && basis.is_some_and(|b| b.size > 0);
+    let use_delta = !opts.whole_file && !opts.sparse && basis.is_some_and(|b| b.size > 0);
     let result: Result<(), WriteError> = (|| {
         if use_delta {
             let basis_len = basis.map_or(0, |b| b.size);
@@ -976,8 +976,16 @@ fn write_file(
             counts.sent =
                 stats.literal_bytes + 4 * (stats.literal_tokens + stats.copy_tokens + 1) + digest;
         } else {
-            let copied =
-                std::io::copy(&mut src, tmp.file_mut()).map_err(|e| io_err("copying", &e))?;
+            let copied = if opts.sparse {
+                let mut out = fsx::SparseWriter::new(tmp.file_mut(), true);
+                let mut reader = BufReader::with_capacity(IO_BUF, &mut src);
+                let n = std::io::copy(&mut reader, &mut out).map_err(|e| io_err("copying", &e))?;
+                out.finish().map_err(|e| io_err("writing", &e))?;
+                n
+            } else {
+                // File to file: the kernel copies (copy_file_range), often without reading.
+                std::io::copy(&mut src, tmp.file_mut()).map_err(|e| io_err("copying", &e))?
+            };
             counts.literal = copied;
             counts.sent = copied + 4 * (copied.div_ceil(delta::CHUNK_SIZE as u64) + 1) + digest;
         }

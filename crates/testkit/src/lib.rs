@@ -170,8 +170,8 @@ fn describe(root: &Path, rel: &[u8], md: &fs::Metadata) -> String {
         let t = fs::read_link(p(root, rel)).expect("readlink");
         format!("symlink -> {:?}", t)
     } else if ft.is_file() {
-        let data = fs::read(p(root, rel)).expect("read");
-        format!("file {} bytes, content {:016x}", data.len(), fnv(&data))
+        let (len, digest) = content_digest(&p(root, rel));
+        format!("file {len} bytes, content {digest:032x}")
     } else {
         format!("special {:o} rdev {}", md.mode() & 0o170000, md.rdev())
     };
@@ -185,10 +185,23 @@ fn describe(root: &Path, rel: &[u8], md: &fs::Metadata) -> String {
     )
 }
 
-fn fnv(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
+/// Length and xxh128 of a file's content, streamed: the large-file tests compare 4 GiB files.
+fn content_digest(path: &Path) -> (u64, u128) {
+    use std::io::Read;
+    let mut f = fs::File::open(path).unwrap_or_else(|e| panic!("open {path:?}: {e}"));
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = f
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("read {path:?}: {e}"));
+        if n == 0 {
+            return (len, hasher.digest128());
+        }
+        hasher.update(buf.get(..n).unwrap_or_default());
+        len += n as u64;
+    }
 }
 
 /// Hard-link groups: sets of paths that share an inode, for files with more than one link.

@@ -37,9 +37,11 @@ impl StockDaemon {
         )
         .unwrap();
         let root = rustix_is_root();
+        // `log file` in the config, not `--log-file`: rsync 3.5.0 drops a module's transfer
+        // lines when the log file comes from the command line.
         let conf = format!(
-            "pid file = {d}/rsyncd.pid\nuse chroot = no\nhosts allow = 127.0.0.1\n{ids}\
-             munge symlinks = no\n\
+            "pid file = {d}/rsyncd.pid\nlog file = {d}/rsyncd.log\nuse chroot = no\nhosts allow = 127.0.0.1\n{ids}\
+             munge symlinks = no\ntransfer logging = yes\nlog format = %o %f %l %b\n\
              [open]\n  path = {d}/open\n  read only = no\n  comment = open to all\n\
              [push]\n  path = {d}/push\n  read only = no\n  comment = second open module\n\
              [secret]\n  path = {d}/secret\n  read only = no\n  auth users = {SECRET_USER}\n  secrets file = {d}/secrets\n  comment = needs a password\n\
@@ -53,7 +55,6 @@ impl StockDaemon {
             .args(["--daemon", "--no-detach", "--address=127.0.0.1"])
             .arg(format!("--port={port}"))
             .arg(format!("--config={}", d.join("rsyncd.conf").display()))
-            .arg(format!("--log-file={}", d.join("rsyncd.log").display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -75,6 +76,29 @@ impl StockDaemon {
 
     pub fn module_path(&self, module: &str) -> PathBuf {
         self.dir.path().join(module)
+    }
+
+    /// The daemon's own account of each transfer, from its log (`log format = %o %f %l %b`):
+    /// operation (`send`/`recv`), name, file length and bytes that crossed the wire for it.
+    pub fn transfers(&self) -> Vec<(String, String, u64, u64)> {
+        let log = std::fs::read_to_string(self.dir.path().join("rsyncd.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let [.., op, name, len, bytes] = fields.as_slice() else {
+                    return None;
+                };
+                if *op != "send" && *op != "recv" {
+                    return None;
+                }
+                Some((
+                    op.to_string(),
+                    name.to_string(),
+                    len.parse().ok()?,
+                    bytes.parse().ok()?,
+                ))
+            })
+            .collect()
     }
 }
 
