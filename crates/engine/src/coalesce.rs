@@ -1,0 +1,511 @@
+//! Merging changes per path until a batch is ready: the sans-IO heart of `rtsync run`.
+//!
+//! Every change is folded into one pending operation per path:
+//! - a creation then writes is one put; a creation then a delete is nothing at all;
+//! - a delete of a directory absorbs everything pending below it, and so does a resync;
+//! - a rename is a delete and a creation (see [`crate::change`]), so chains `a → b → c` leave
+//!   "delete a, put c";
+//! - a directory that appears is sent as a whole subtree, so the entries found in it need no
+//!   entries of their own.
+//!
+//! A batch is ready once no change has arrived for the settle delay, or once the oldest pending
+//! change has waited the maximum latency (a steady stream never starves the target). Memory is
+//! bounded: past a cap of pending entries in one directory, that directory becomes one subtree
+//! resync; past the total cap, the whole tree does. A change is never dropped, only widened.
+//!
+//! Time is a parameter: nothing here reads a clock, sleeps or touches the filesystem.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::change::Change;
+
+/// How long to wait and how much to hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// A batch waits until no change has arrived for this long.
+    pub settle: Duration,
+    /// ... but never holds a change longer than this.
+    pub max_latency: Duration,
+    /// Past this many pending paths, the whole tree is resynced instead.
+    pub max_pending: usize,
+    /// Past this many pending paths directly in one directory, that directory is resynced.
+    pub max_per_dir: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            settle: Duration::from_millis(20),
+            max_latency: Duration::from_millis(200),
+            max_pending: 200_000,
+            max_per_dir: 20_000,
+        }
+    }
+}
+
+/// The pending operation on one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// Send this entry (not recursively). `created`: it did not exist when the target last
+    /// matched the source, so a later delete cancels it.
+    Put { created: bool },
+    /// Delete it on the target, with everything below it.
+    Delete,
+    /// Send the subtree recursively and delete what the source lacks in it.
+    Tree { created: bool },
+}
+
+/// What one transfer must do; every list is sorted, parents before children.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// Entries to send as they are now (creating their parents as needed).
+    pub puts: Vec<PathBuf>,
+    /// Entries to delete on the target, directories with their contents.
+    pub deletes: Vec<PathBuf>,
+    /// Subtrees to resync in full, deleting what the source lacks; the empty path is the root.
+    pub trees: Vec<PathBuf>,
+    /// The journal sequence number of the newest change the batch covers.
+    pub upto: u64,
+}
+
+impl Batch {
+    /// Whether the batch does nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty() && self.deletes.is_empty() && self.trees.is_empty()
+    }
+
+    /// How many paths it names.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.puts.len() + self.deletes.len() + self.trees.len()
+    }
+}
+
+/// Pending changes for one target.
+#[derive(Debug)]
+pub struct Coalescer {
+    settings: Settings,
+    pending: BTreeMap<PathBuf, Op>,
+    /// Pending entries per parent directory, for the per-directory cap.
+    children: HashMap<PathBuf, usize>,
+    last_change: Option<Instant>,
+    oldest: Option<Instant>,
+    upto: u64,
+}
+
+fn parent(path: &Path) -> Option<&Path> {
+    if path.as_os_str().is_empty() {
+        None
+    } else {
+        Some(path.parent().unwrap_or(Path::new("")))
+    }
+}
+
+impl Coalescer {
+    /// An empty coalescer.
+    #[must_use]
+    pub fn new(settings: Settings) -> Self {
+        Coalescer {
+            settings,
+            pending: BTreeMap::new(),
+            children: HashMap::new(),
+            last_change: None,
+            oldest: None,
+            upto: 0,
+        }
+    }
+
+    /// How many paths are pending.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether nothing is pending.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// When the oldest pending change arrived, for lag reporting.
+    #[must_use]
+    pub fn oldest(&self) -> Option<Instant> {
+        self.oldest
+    }
+
+    /// Folds in one change, numbered `seq` in the journal, seen at `now`.
+    pub fn push(&mut self, change: &Change, seq: u64, now: Instant) {
+        self.upto = self.upto.max(seq);
+        self.touch(now);
+        let path = change.path();
+        if self.absorbed_by_ancestor(path) {
+            return;
+        }
+        let existing = self.pending.get(path).copied();
+        match change {
+            Change::Created(_) => {
+                let op = match existing {
+                    None => Op::Put { created: true },
+                    Some(Op::Delete) => Op::Put { created: false },
+                    Some(op) => op,
+                };
+                self.set(path, op);
+            }
+            Change::Modified(_) => {
+                let op = match existing {
+                    None | Some(Op::Delete) => Op::Put { created: false },
+                    Some(op) => op,
+                };
+                self.set(path, op);
+            }
+            Change::CreatedDir(_) => {
+                let created = match existing {
+                    None => true,
+                    Some(Op::Put { created } | Op::Tree { created }) => created,
+                    Some(Op::Delete) => false,
+                };
+                self.remove_below(path);
+                self.set(path, Op::Tree { created });
+            }
+            Change::Deleted(_) => {
+                self.remove_below(path);
+                match existing {
+                    Some(Op::Put { created: true } | Op::Tree { created: true }) => {
+                        self.remove(path);
+                    }
+                    _ => self.set(path, Op::Delete),
+                }
+            }
+            Change::Resync(_) => {
+                self.remove_below(path);
+                self.set(path, Op::Tree { created: false });
+            }
+        }
+        self.enforce_caps(path);
+    }
+
+    /// Puts back a batch that failed, under whatever arrived since: newer operations on the
+    /// same paths win, but none of them may assume the target is up to date any more.
+    pub fn requeue(&mut self, batch: Batch, now: Instant) {
+        self.upto = self.upto.max(batch.upto);
+        self.touch(now);
+        for tree in &batch.trees {
+            if !self.absorbed_by_ancestor(tree) {
+                self.remove_below(tree);
+                self.set(tree, Op::Tree { created: false });
+            }
+        }
+        for (path, old) in batch
+            .deletes
+            .iter()
+            .map(|p| (p, Op::Delete))
+            .chain(batch.puts.iter().map(|p| (p, Op::Put { created: false })))
+        {
+            if self.absorbed_by_ancestor(path) {
+                continue;
+            }
+            match self.pending.get(path).copied() {
+                Some(Op::Put { .. }) => self.set(path, Op::Put { created: false }),
+                Some(Op::Tree { .. }) => self.set(path, Op::Tree { created: false }),
+                Some(Op::Delete) => {}
+                None if old == Op::Delete && self.has_below(path) => {
+                    // Deleted, then made again with new contents: compare it whole.
+                    self.remove_below(path);
+                    self.set(path, Op::Tree { created: false });
+                }
+                None => self.set(path, old),
+            }
+            self.enforce_caps(path);
+        }
+    }
+
+    /// When the next batch will be ready, if anything is pending.
+    #[must_use]
+    pub fn deadline(&self) -> Option<Instant> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let settled = self.last_change.map(|t| t + self.settings.settle);
+        let capped = self.oldest.map(|t| t + self.settings.max_latency);
+        match (settled, capped) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether a batch is ready at `now`.
+    #[must_use]
+    pub fn is_ready(&self, now: Instant) -> bool {
+        self.deadline().is_some_and(|d| now >= d)
+    }
+
+    /// Takes everything pending as one batch.
+    pub fn take(&mut self) -> Batch {
+        let mut batch = Batch {
+            upto: self.upto,
+            ..Batch::default()
+        };
+        for (path, op) in std::mem::take(&mut self.pending) {
+            match op {
+                Op::Put { .. } => batch.puts.push(path),
+                Op::Delete => batch.deletes.push(path),
+                Op::Tree { .. } => batch.trees.push(path),
+            }
+        }
+        self.children.clear();
+        self.last_change = None;
+        self.oldest = None;
+        batch
+    }
+
+    fn touch(&mut self, now: Instant) {
+        self.last_change = Some(now);
+        self.oldest.get_or_insert(now);
+    }
+
+    /// Whether a pending subtree resync or delete above `path` already covers it. A delete
+    /// above it cannot stand once something below exists again: it becomes a resync.
+    fn absorbed_by_ancestor(&mut self, path: &Path) -> bool {
+        let found = path
+            .ancestors()
+            .skip(1)
+            .find_map(|a| self.pending.get(a).map(|op| (a.to_path_buf(), *op)));
+        match found {
+            Some((_, Op::Tree { .. })) => true,
+            Some((ancestor, Op::Delete)) => {
+                self.remove_below(&ancestor);
+                self.set(&ancestor, Op::Tree { created: false });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn set(&mut self, path: &Path, op: Op) {
+        if self.pending.insert(path.to_path_buf(), op).is_none()
+            && let Some(dir) = parent(path)
+        {
+            *self.children.entry(dir.to_path_buf()).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, path: &Path) {
+        if self.pending.remove(path).is_some()
+            && let Some(dir) = parent(path)
+            && let Some(n) = self.children.get_mut(dir)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.children.remove(dir);
+            }
+        }
+    }
+
+    fn descendants(&self, path: &Path) -> Vec<PathBuf> {
+        // Paths order by component, so everything below `path` follows it contiguously.
+        self.pending
+            .range::<Path, _>((Bound::Excluded(path), Bound::Unbounded))
+            .map(|(p, _)| p)
+            .take_while(|p| p.starts_with(path))
+            .cloned()
+            .collect()
+    }
+
+    fn has_below(&self, path: &Path) -> bool {
+        self.pending
+            .range::<Path, _>((Bound::Excluded(path), Bound::Unbounded))
+            .next()
+            .is_some_and(|(p, _)| p.starts_with(path))
+    }
+
+    fn remove_below(&mut self, path: &Path) {
+        for p in self.descendants(path) {
+            self.remove(&p);
+        }
+    }
+
+    fn enforce_caps(&mut self, path: &Path) {
+        if self.pending.len() > self.settings.max_pending {
+            self.pending.clear();
+            self.children.clear();
+            self.set(Path::new(""), Op::Tree { created: false });
+            return;
+        }
+        if let Some(dir) = parent(path)
+            && self.children.get(dir).copied().unwrap_or(0) > self.settings.max_per_dir
+        {
+            let dir = dir.to_path_buf();
+            self.remove_below(&dir);
+            self.set(&dir, Op::Tree { created: false });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> PathBuf {
+        PathBuf::from(s)
+    }
+
+    fn run(changes: &[Change]) -> Batch {
+        let mut c = Coalescer::new(Settings::default());
+        let t = Instant::now();
+        for (i, ch) in changes.iter().enumerate() {
+            c.push(ch, i as u64 + 1, t);
+        }
+        c.take()
+    }
+
+    fn batch(puts: &[&str], deletes: &[&str], trees: &[&str], upto: u64) -> Batch {
+        Batch {
+            puts: puts.iter().map(|s| p(s)).collect(),
+            deletes: deletes.iter().map(|s| p(s)).collect(),
+            trees: trees.iter().map(|s| p(s)).collect(),
+            upto,
+        }
+    }
+
+    #[test]
+    fn a_create_and_its_writes_are_one_put() {
+        use Change::*;
+        let b = run(&[Created(p("f")), Modified(p("f")), Modified(p("f"))]);
+        assert_eq!(b, batch(&["f"], &[], &[], 3));
+    }
+
+    #[test]
+    fn a_create_then_delete_is_nothing_but_a_modify_then_delete_is_a_delete() {
+        use Change::*;
+        assert!(run(&[Created(p("tmp")), Modified(p("tmp")), Deleted(p("tmp"))]).is_empty());
+        assert_eq!(
+            run(&[Modified(p("old")), Deleted(p("old"))]),
+            batch(&[], &["old"], &[], 2)
+        );
+        // Deleted then made again: the target has the old one, so it must be sent.
+        let b = run(&[Deleted(p("x")), Created(p("x")), Deleted(p("x"))]);
+        assert_eq!(b, batch(&[], &["x"], &[], 3));
+    }
+
+    #[test]
+    fn a_directory_delete_absorbs_its_children() {
+        use Change::*;
+        let b = run(&[
+            Modified(p("d/a")),
+            Modified(p("d/sub/b")),
+            Modified(p("d b")),
+            Deleted(p("d")),
+        ]);
+        assert_eq!(b, batch(&["d b"], &["d"], &[], 4));
+    }
+
+    #[test]
+    fn a_new_directory_is_one_subtree_and_covers_what_is_found_in_it() {
+        use Change::*;
+        let b = run(&[
+            CreatedDir(p("new")),
+            Created(p("new/a")),
+            CreatedDir(p("new/deeper")),
+            Modified(p("new/deeper/b")),
+        ]);
+        assert_eq!(b, batch(&[], &[], &["new"], 4));
+        // Made and removed within the window: nothing.
+        assert!(run(&[CreatedDir(p("t")), Created(p("t/x")), Deleted(p("t"))]).is_empty());
+    }
+
+    #[test]
+    fn rename_chains_collapse() {
+        use Change::*;
+        // a → b → c, as the watcher reports renames.
+        let b = run(&[
+            Deleted(p("a")),
+            Created(p("b")),
+            Deleted(p("b")),
+            Created(p("c")),
+        ]);
+        assert_eq!(b, batch(&["c"], &["a"], &[], 4));
+    }
+
+    #[test]
+    fn something_below_a_deleted_directory_turns_the_delete_into_a_resync() {
+        use Change::*;
+        let b = run(&[Deleted(p("d")), Modified(p("d/x"))]);
+        assert_eq!(b, batch(&[], &[], &["d"], 2));
+    }
+
+    #[test]
+    fn a_rescan_covers_its_subtree() {
+        use Change::*;
+        let b = run(&[Modified(p("a/x")), Resync(p("a")), Modified(p("a/y"))]);
+        assert_eq!(b, batch(&[], &[], &["a"], 3));
+        let b = run(&[Modified(p("a/x")), Resync(p("")), Deleted(p("b"))]);
+        assert_eq!(b, batch(&[], &[], &[""], 3));
+    }
+
+    #[test]
+    fn caps_widen_to_a_directory_then_to_the_whole_tree() {
+        let settings = Settings {
+            max_pending: 50,
+            max_per_dir: 10,
+            ..Settings::default()
+        };
+        let mut c = Coalescer::new(settings);
+        let t = Instant::now();
+        for i in 0..11 {
+            c.push(&Change::Modified(p(&format!("busy/f{i}"))), i, t);
+        }
+        c.push(&Change::Modified(p("other")), 11, t);
+        assert_eq!(c.take(), batch(&["other"], &[], &["busy"], 11));
+        for i in 0..60 {
+            c.push(&Change::Modified(p(&format!("d{}/f{}", i % 7, i))), i, t);
+        }
+        assert_eq!(c.take(), batch(&[], &[], &[""], 59));
+    }
+
+    #[test]
+    fn batches_wait_to_settle_but_never_past_the_latency_cap() {
+        let s = Settings::default();
+        let mut c = Coalescer::new(s);
+        let t0 = Instant::now();
+        assert_eq!(c.deadline(), None);
+        c.push(&Change::Modified(p("f")), 1, t0);
+        assert!(!c.is_ready(t0 + s.settle / 2));
+        assert!(c.is_ready(t0 + s.settle));
+        // A change every 10 ms keeps it settling, until the cap.
+        let mut t = t0;
+        while t < t0 + s.max_latency - Duration::from_millis(10) {
+            t += Duration::from_millis(10);
+            c.push(&Change::Modified(p("f")), 2, t);
+            assert!(!c.is_ready(t));
+        }
+        assert!(c.is_ready(t0 + s.max_latency));
+    }
+
+    #[test]
+    fn a_failed_batch_goes_back_under_newer_changes() {
+        use Change::*;
+        let mut c = Coalescer::new(Settings::default());
+        let t = Instant::now();
+        c.push(&Deleted(p("gone")), 1, t);
+        c.push(&Modified(p("f")), 2, t);
+        c.push(&Resync(p("tree")), 3, t);
+        let failed = c.take();
+        // Meanwhile "f" was deleted, "gone" made again with contents, and "tree/x" changed.
+        c.push(&Deleted(p("f")), 4, t);
+        c.push(&Created(p("gone/new")), 5, t);
+        c.push(&Modified(p("tree/x")), 6, t);
+        c.requeue(failed, t);
+        assert_eq!(c.take(), batch(&[], &["f"], &["gone", "tree"], 6));
+        // A new file over a failed delete may not be dropped by a later delete.
+        c.push(&Deleted(p("x")), 7, t);
+        let failed = c.take();
+        c.push(&Created(p("x")), 8, t);
+        c.requeue(failed, t);
+        c.push(&Deleted(p("x")), 9, t);
+        assert_eq!(c.take(), batch(&[], &["x"], &[], 9));
+    }
+}
