@@ -21,6 +21,10 @@ const TOKEN_REL: u8 = 0x80;
 const TOKENRUN_REL: u8 = 0xc0;
 /// Largest compressed record.
 pub const MAX_DATA_COUNT: usize = 16383;
+/// Largest literal one [`TokenDecoder::decode`] call hands out. A record can expand about
+/// 32768-fold (zstd RLE blocks: 4 bytes for 128 KiB; 512 MiB from one 16 KiB record), so its
+/// bytes come out in pieces of at most this size.
+pub const MAX_LITERAL_PIECE: usize = 128 * 1024;
 
 fn err(detail: impl Into<String>) -> ProtoError {
     ProtoError::protocol("compressed token stream", detail)
@@ -43,6 +47,13 @@ pub struct TokenDecoder {
     last_run_end: u32,
     /// Blocks of the current run still to hand out: (next, remaining).
     run: Option<(u32, u32)>,
+    /// The compressed record being decompressed, and how much of it zstd has taken.
+    record: Vec<u8>,
+    record_pos: usize,
+    /// The last piece filled the output: zstd may hold more of the record's bytes.
+    draining: bool,
+    /// Output space for one piece.
+    scratch: Vec<u8>,
 }
 
 impl TokenDecoder {
@@ -55,6 +66,10 @@ impl TokenDecoder {
             zstd: Decoder::new().map_err(|e| err(e.to_string()))?,
             last_run_end: 0,
             run: None,
+            record: Vec::new(),
+            record_pos: 0,
+            draining: false,
+            scratch: vec![0; MAX_LITERAL_PIECE],
         })
     }
 
@@ -62,6 +77,30 @@ impl TokenDecoder {
     pub fn start_file(&mut self) {
         self.last_run_end = 0;
         self.run = None;
+    }
+
+    /// Decompresses the rest of the current record into at most [`MAX_LITERAL_PIECE`] bytes.
+    fn inflate(&mut self) -> Result<Vec<u8>, ProtoError> {
+        let mut input = InBuffer {
+            src: &self.record,
+            pos: self.record_pos,
+        };
+        let mut produced = 0;
+        loop {
+            let mut output = OutBuffer::around_pos(&mut self.scratch[..], produced);
+            let before = (input.pos(), produced);
+            self.zstd
+                .run(&mut input, &mut output)
+                .map_err(|e| err(e.to_string()))?;
+            produced = output.pos();
+            let done = input.pos() >= self.record.len() || (input.pos(), produced) == before;
+            if produced == self.scratch.len() || done {
+                break;
+            }
+        }
+        self.record_pos = input.pos();
+        self.draining = produced == self.scratch.len();
+        Ok(self.scratch.get(..produced).unwrap_or_default().to_vec())
     }
 
     fn run_of(&mut self, start: u32, count: u32) -> Token {
@@ -74,12 +113,22 @@ impl TokenDecoder {
 
     /// Decodes the next item from `buf`: `Ok(None)` until a whole record is there.
     ///
+    /// A record's literal bytes may come as several [`Token::Literal`]s of at most
+    /// [`MAX_LITERAL_PIECE`] bytes, and a run record as several [`Token::Copy`]s: the first
+    /// consumes the record, the others consume nothing.
+    ///
     /// # Errors
     /// Malformed records or compressed data.
     pub fn decode(&mut self, buf: &[u8]) -> Result<Option<(Token, usize)>, ProtoError> {
         if let Some((next, left)) = self.run {
             self.run = (left > 1).then(|| (next.saturating_add(1), left - 1));
             return Ok(Some((Token::Copy(next), 0)));
+        }
+        if self.draining {
+            let piece = self.inflate()?;
+            if !piece.is_empty() {
+                return Ok(Some((Token::Literal(piece), 0)));
+            }
         }
         let Some(&flag) = buf.first() else {
             return Ok(None);
@@ -94,21 +143,10 @@ impl TokenDecoder {
                 let Some(data) = buf.get(2..2 + len) else {
                     return Ok(None);
                 };
-                let mut input = InBuffer::around(data);
-                let mut out = Vec::new();
-                let mut chunk = vec![0u8; 128 * 1024];
-                loop {
-                    let mut output = OutBuffer::around(&mut chunk[..]);
-                    self.zstd
-                        .run(&mut input, &mut output)
-                        .map_err(|e| err(e.to_string()))?;
-                    let produced = output.pos();
-                    out.extend_from_slice(chunk.get(..produced).unwrap_or_default());
-                    if input.pos() >= data.len() && produced < chunk.len() {
-                        break;
-                    }
-                }
-                Ok(Some((Token::Literal(out), 2 + len)))
+                self.record.clear();
+                self.record.extend_from_slice(data);
+                self.record_pos = 0;
+                Ok(Some((Token::Literal(self.inflate()?), 2 + len)))
             }
             f if f & 0xc0 == TOKEN_REL => Ok(Some((
                 self.run_of(self.last_run_end.saturating_add(u32::from(f & 0x3f)), 0),
@@ -343,5 +381,98 @@ mod tests {
             assert_eq!(&got, f);
         }
         assert_eq!(at, stream.len());
+    }
+
+    /// Decodes one file's tokens, checking that no literal piece is over the bound.
+    fn decode_file(dec: &mut TokenDecoder, stream: &[u8]) -> (Vec<(Token, usize)>, usize) {
+        let mut at = 0;
+        let mut got = Vec::new();
+        loop {
+            let (t, used) = dec.decode(&stream[at..]).unwrap().unwrap();
+            at += used;
+            if let Token::Literal(d) = &t {
+                assert!(
+                    d.len() <= MAX_LITERAL_PIECE,
+                    "a literal of {} bytes",
+                    d.len()
+                );
+            }
+            let end = t == Token::End;
+            got.push((t, used));
+            if end {
+                return (got, at);
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_that_expands_32768_fold_comes_out_in_bounded_pieces() {
+        // Found while writing fuzz/fuzz_targets/tokens.rs: one 16 KiB record of zstd RLE blocks
+        // (4 bytes per 128 KiB) used to come out as a single 512 MiB literal.
+        let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38]; // magic, no size, 128 KiB window
+        let mut blocks = 0;
+        while frame.len() + 4 <= MAX_DATA_COUNT {
+            let header = (128u32 * 1024) << 3 | 1 << 1; // an RLE block of 128 KiB
+            frame.extend_from_slice(&header.to_le_bytes()[..3]);
+            frame.push(b'x');
+            blocks += 1;
+        }
+        let mut stream = vec![DEFLATED_DATA | (frame.len() >> 8) as u8, frame.len() as u8];
+        stream.extend_from_slice(&frame);
+        stream.extend_from_slice(&[TOKEN_REL | 3, END_FLAG]);
+
+        let mut dec = TokenDecoder::new().unwrap();
+        let (got, at) = decode_file(&mut dec, &stream);
+        assert_eq!(at, stream.len());
+        let (first, rest) = got.split_first().unwrap();
+        assert_eq!(first.1, 2 + frame.len());
+        let mut total = 0;
+        for (t, used) in std::iter::once(first).chain(rest) {
+            match t {
+                Token::Literal(d) => {
+                    assert!(d.first() == Some(&b'x') && d.last() == Some(&b'x'));
+                    total += d.len();
+                }
+                Token::Copy(b) => assert_eq!((*b, *used), (3, 1)),
+                Token::End => assert_eq!(*used, 1),
+            }
+        }
+        assert_eq!(total, blocks * 128 * 1024);
+        assert!(
+            rest.iter()
+                .filter(|(t, _)| matches!(t, Token::Literal(_)))
+                .all(|(_, used)| *used == 0)
+        );
+    }
+
+    #[test]
+    fn long_literals_from_the_encoder_come_back_whole() {
+        let data: Vec<u8> = (0..3 * MAX_LITERAL_PIECE as u32 + 17)
+            .map(|i| (i / 1000) as u8)
+            .collect();
+        let mut enc = TokenEncoder::new(3).unwrap();
+        let mut stream = Vec::new();
+        enc.start_file();
+        enc.literal(&mut stream, &data).unwrap();
+        enc.copy(&mut stream, 9).unwrap();
+        enc.end_file(&mut stream).unwrap();
+        let mut dec = TokenDecoder::new().unwrap();
+        let (got, at) = decode_file(&mut dec, &stream);
+        assert_eq!(at, stream.len());
+        assert!(
+            got.iter()
+                .any(|(t, used)| matches!(t, Token::Literal(_)) && *used == 0),
+            "no record came out in several pieces"
+        );
+        let mut literal = Vec::new();
+        let mut rest = Vec::new();
+        for (t, _) in got {
+            match t {
+                Token::Literal(d) => literal.extend(d),
+                other => rest.push(other),
+            }
+        }
+        assert_eq!(literal, data);
+        assert_eq!(rest, [Token::Copy(9), Token::End]);
     }
 }

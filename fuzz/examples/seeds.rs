@@ -1,0 +1,193 @@
+//! Writes the seed corpora, `fuzz/corpus/<target>/seed-*`: a few valid encodings made with the
+//! protocol crate's own encoders, so the fuzzer starts from streams that decode deep.
+//!
+//! `cargo run --manifest-path fuzz/Cargo.toml --example seeds`
+
+use std::fs;
+use std::path::Path;
+
+use protocol::flist::{DirRole, Entry, FlistEncoder, FlistOptions, encode_id_list};
+use protocol::mux::{self, MsgCode};
+use protocol::token::TokenEncoder;
+use protocol::wire::{self, NdxCodec};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let write = |target: &str, name: &str, bytes: &[u8]| -> std::io::Result<()> {
+        let dir = root.join(target);
+        fs::create_dir_all(&dir)?;
+        fs::write(dir.join(format!("seed-{name}")), bytes)
+    };
+
+    // wire_primitives: op byte (kind = op % 6) then a value, back to back.
+    let mut s = Vec::new();
+    s.push(0);
+    wire::put_int(&mut s, -2);
+    s.push(1);
+    wire::put_short(&mut s, 0x1234);
+    s.push(2);
+    wire::put_varint(&mut s, 0x1fe);
+    s.push(3);
+    wire::put_varlong(&mut s, 1 << 40, 3);
+    s.push(3 | 0x80);
+    wire::put_varlong(&mut s, 1_700_000_000, 4);
+    s.push(4);
+    wire::put_vstring(&mut s, b"xxh128 xxh3 xxh64 md5 md4")?;
+    let mut ndx = NdxCodec::default();
+    for n in [0, 5, -2, 70_000] {
+        s.push(5);
+        ndx.encode(&mut s, n);
+    }
+    write("wire_primitives", "mixed", &s)?;
+    // ... and a byte of piece size then a run of file indexes.
+    let mut s = vec![0];
+    let mut ndx = NdxCodec::default();
+    for n in [0, 1, 2, 300, 299, 100_000, -1, -2, 5, -101] {
+        ndx.encode(&mut s, n);
+    }
+    write("wire_primitives", "ndx", &s)?;
+
+    // mux_header: a few frames.
+    let mut s = Vec::new();
+    mux::encode(&mut s, MsgCode::Data, b"\x01\x02\x03")?;
+    mux::encode(&mut s, MsgCode::Info, b"sending incremental file list\n")?;
+    mux::encode(&mut s, MsgCode::IoError, &[0, 0, 0, 0])?;
+    mux::encode(&mut s, MsgCode::ErrorExit, &[])?;
+    write("mux_header", "frames", &s)?;
+
+    // daemon_text: line limit / 16, piece size − 1, then the server's text.
+    let session: &[&[u8]] = &[
+        b"@RSYNCD: 31.0 sha512 sha256 sha1 md5 md4\nWelcome\r\n\n@RSYNCD: AUTHREQD 6Kk4lV3q1Zg\n@RSYNCD: OK\n",
+        b"@RSYNCD: 30.0\nmodule1\tfirst module\nmodule2\n@RSYNCD: EXIT\n",
+        b"@RSYNCD: 29\n@ERROR: Unknown module 'nope'\n",
+    ];
+    for (i, text) in session.iter().enumerate() {
+        let mut s = vec![255, [0, 7, 200][i]];
+        s.extend_from_slice(text);
+        write("daemon_text", &format!("session{i}"), &s)?;
+    }
+
+    // flist: option bytes (see the target), then a list and its name lists.
+    let file = |name: &[u8], mode: u32| Entry {
+        name: name.to_vec(),
+        mode,
+        size: 1234,
+        mtime: 1_700_000_000,
+        mtime_nsec: 5,
+        uid: Some(1000),
+        gid: Some(100),
+        checksum: Some(vec![0xab; 16]),
+        ..Entry::default()
+    };
+    let entries = vec![
+        (file(b".", 0o040_755), DirRole::Content { top: true }),
+        (file(b"dir", 0o040_700), DirRole::Listed),
+        (
+            Entry {
+                hardlink_first: true,
+                ..file(b"dir/a", 0o100_644)
+            },
+            DirRole::Listed,
+        ),
+        (
+            Entry {
+                hardlink_leader: Some(2),
+                ..file(b"dir/b", 0o100_644)
+            },
+            DirRole::Listed,
+        ),
+        (
+            Entry {
+                link_target: Some(b"../target".to_vec()),
+                ..file(b"link", 0o120_777)
+            },
+            DirRole::Listed,
+        ),
+        (
+            Entry {
+                rdev: Some((8, 1)),
+                ..file(b"sda1", 0o060_660)
+            },
+            DirRole::Listed,
+        ),
+        (file(&[b'n'; 300], 0o100_600), DirRole::Listed),
+    ];
+    // (flags byte, protocol/checksum byte, extra byte): see the target's doc comment.
+    for (flags, proto, extra) in [(0xff, (16 << 2) | 2, 1), (0x7f, 1, 2), (0x00, 1, 0)] {
+        let opts = FlistOptions {
+            protocol: 29 + u32::from(proto & 3),
+            varint_flags: flags & 1 != 0,
+            uid: flags & 2 != 0,
+            gid: flags & 4 != 0,
+            links: flags & 8 != 0,
+            devices: flags & 16 != 0,
+            specials: flags & 32 != 0,
+            hard_links: flags & 64 != 0,
+            checksum_len: (flags & 128 != 0).then_some(usize::from(proto >> 2)),
+        };
+        let mut s = vec![flags, proto, extra];
+        let mut enc = FlistEncoder::new(opts);
+        for (e, role) in &entries {
+            enc.encode(&mut s, e, *role)?;
+        }
+        enc.finish(&mut s, 0);
+        if extra & 2 == 0 {
+            for wanted in [opts.uid, opts.gid] {
+                if wanted {
+                    encode_id_list(&mut s, &[(1000, b"user".to_vec())], extra & 1 != 0, b"root");
+                }
+            }
+        }
+        write(
+            "flist",
+            &format!("opts-{flags:02x}-{proto:02x}-{extra:02x}"),
+            &s,
+        )?;
+    }
+
+    // id_list: CF_ID0_NAMES bit, then a uid list and a gid list.
+    for id0 in [false, true] {
+        let mut s = vec![u8::from(id0)];
+        encode_id_list(
+            &mut s,
+            &[(1000, b"alice".to_vec()), (70_000, b"bob".to_vec())],
+            id0,
+            b"root",
+        );
+        encode_id_list(&mut s, &[(100, b"users".to_vec())], id0, b"wheel");
+        write("id_list", &format!("id0-{id0}"), &s)?;
+    }
+
+    // tokens: piece size − 1, then two files of compressed tokens.
+    let mut s = vec![3];
+    let mut enc = TokenEncoder::new(3)?;
+    enc.start_file();
+    enc.literal(&mut s, &b"hello ".repeat(100))?;
+    for block in [0, 1, 2, 100, 5] {
+        enc.copy(&mut s, block)?;
+    }
+    enc.literal(&mut s, b"tail")?;
+    enc.end_file(&mut s)?;
+    enc.start_file();
+    enc.copy(&mut s, 7)?;
+    enc.literal(
+        &mut s,
+        &(0..2000u32).map(|i| (i * 7) as u8).collect::<Vec<_>>(),
+    )?;
+    enc.end_file(&mut s)?;
+    write("tokens", "two-files", &s)?;
+
+    // sum_head: checksum kind, the header, then plain tokens against the input as basis.
+    let mut s = vec![3]; // md5
+    for v in [3, 16, 2, 5] {
+        wire::put_int(&mut s, v);
+    }
+    for t in [-1, 4, -3, -2, 0] {
+        wire::put_int(&mut s, t);
+        if t > 0 {
+            s.extend_from_slice(b"data");
+        }
+    }
+    write("sum_head", "header-and-tokens", &s)?;
+    Ok(())
+}
