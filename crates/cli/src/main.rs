@@ -5,6 +5,7 @@ mod doctor;
 mod exit;
 mod output;
 mod remote;
+mod run;
 mod sync;
 mod watch;
 
@@ -16,7 +17,8 @@ rtsync — real-time file replication speaking the rsync protocol
 Usage: rtsync <COMMAND> [ARGS]...
 
 Commands:
-  sync    one-shot transfer with rsync's options (local paths today)
+  run     mirror SRC to every DEST in real time (rtsync run SRC DEST...)
+  sync    one-shot transfer with rsync's options: local, rsync daemon or remote shell
   watch   print filesystem events as inotifywait does (--stats: count them as inotifywatch)
   doctor  check inotify limits and fanotify for the trees given, with the sysctl lines to fix them
 
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     };
     match command {
         "sync" => sync::main(rest.get(1..).unwrap_or_default()),
+        "run" => run::main(rest.get(1..).unwrap_or_default()),
         "watch" => watch::main(rest.get(1..).unwrap_or_default()),
         "doctor" => doctor::main(rest.get(1..).unwrap_or_default()),
         "-h" | "--help" | "help" => {

@@ -702,12 +702,27 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
         ..ListShape::from_matches(m)
     };
     let mut cluster = shape.cluster();
-    for (on, letter) in [(opts.relative, 'R'), (opts.dry_run, 'n')] {
+    // The daemon's generator makes the quick-check decisions, so it must hear these.
+    for (on, letter) in [
+        (opts.relative, 'R'),
+        (opts.dry_run, 'n'),
+        (opts.ignore_times, 'I'),
+        (opts.update, 'u'),
+    ] {
         if on {
             cluster.insert(cluster.find('e').unwrap_or(cluster.len()), letter);
         }
     }
     let mut args: Vec<Vec<u8>> = vec![b"--server".to_vec(), cluster.into_bytes()];
+    for (on, long) in [
+        (opts.size_only, "--size-only"),
+        (opts.ignore_existing, "--ignore-existing"),
+        (opts.existing, "--existing"),
+    ] {
+        if on {
+            args.push(long.as_bytes().to_vec());
+        }
+    }
     let delete = opts.delete.map(|t| match t {
         mirror::DeleteTiming::Before => "--delete-before",
         mirror::DeleteTiming::During => "--delete-during",

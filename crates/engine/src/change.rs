@@ -12,8 +12,11 @@ pub enum Change {
     Created(PathBuf),
     /// A directory appeared: it and everything below it must be sent.
     CreatedDir(PathBuf),
-    /// Content or attributes of an existing entry changed.
+    /// Content or attributes of an existing entry changed, and the change is complete (the
+    /// file was closed, or only its attributes changed).
     Modified(PathBuf),
+    /// A file was written to and may still be open: its content may be half-way.
+    Written(PathBuf),
     /// An entry is gone (a directory with everything below it).
     Deleted(PathBuf),
     /// Compare this subtree in full: events were lost below it, or it was never sent.
@@ -28,6 +31,7 @@ impl Change {
             Change::Created(p)
             | Change::CreatedDir(p)
             | Change::Modified(p)
+            | Change::Written(p)
             | Change::Deleted(p)
             | Change::Resync(p) => p,
         }
@@ -49,9 +53,12 @@ pub fn changes_of(ev: &FsEvent, root: &Path) -> Vec<Change> {
                 Change::Created(p)
             }
         })),
-        FsEvent::Modified { path }
-        | FsEvent::ClosedWrite { path }
-        | FsEvent::Attributes { path, .. } => one(rel(path).map(Change::Modified)),
+        // A write, or a change of the modification time alone (which the kernel reports as a
+        // write too).
+        FsEvent::Modified { path } => one(rel(path).map(Change::Written)),
+        FsEvent::ClosedWrite { path } | FsEvent::Attributes { path, .. } => {
+            one(rel(path).map(Change::Modified))
+        }
         FsEvent::Deleted { path, .. } => one(rel(path).map(Change::Deleted)),
         FsEvent::Renamed { from, to, is_dir } => {
             let mut out: Vec<Change> = rel(from).map(Change::Deleted).into_iter().collect();

@@ -15,7 +15,7 @@
 //!
 //! Time is a parameter: nothing here reads a clock, sleeps or touches the filesystem.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -29,6 +29,11 @@ pub struct Settings {
     pub settle: Duration,
     /// ... but never holds a change longer than this.
     pub max_latency: Duration,
+    /// A file still being written (written to, not closed) waits until it has not been written
+    /// for this long, so a long copy is not sent again and again half-way ...
+    pub write_quiet: Duration,
+    /// ... but a file written without pause (a log) is still sent this often.
+    pub max_write_hold: Duration,
     /// Past this many pending paths, the whole tree is resynced instead.
     pub max_pending: usize,
     /// Past this many pending paths directly in one directory, that directory is resynced.
@@ -40,6 +45,8 @@ impl Default for Settings {
         Settings {
             settle: Duration::from_millis(20),
             max_latency: Duration::from_millis(200),
+            write_quiet: Duration::from_millis(500),
+            max_write_hold: Duration::from_secs(5),
             max_pending: 200_000,
             max_per_dir: 20_000,
         }
@@ -58,6 +65,16 @@ enum Op {
     Tree { created: bool },
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    op: Op,
+    /// The journal number of the oldest change folded in, for acknowledgements.
+    first_seq: u64,
+    first_at: Instant,
+    /// Set while the file is being written (a write seen, no close since).
+    written_at: Option<Instant>,
+}
+
 /// What one transfer must do; every list is sorted, parents before children.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
@@ -67,7 +84,7 @@ pub struct Batch {
     pub deletes: Vec<PathBuf>,
     /// Subtrees to resync in full, deleting what the source lacks; the empty path is the root.
     pub trees: Vec<PathBuf>,
-    /// The journal sequence number of the newest change the batch covers.
+    /// Once the batch has landed, the target has every change up to this journal number.
     pub upto: u64,
 }
 
@@ -89,11 +106,12 @@ impl Batch {
 #[derive(Debug)]
 pub struct Coalescer {
     settings: Settings,
-    pending: BTreeMap<PathBuf, Op>,
+    pending: BTreeMap<PathBuf, Entry>,
+    /// Paths being written, held back from batches for a while.
+    writing: BTreeSet<PathBuf>,
     /// Pending entries per parent directory, for the per-directory cap.
     children: HashMap<PathBuf, usize>,
     last_change: Option<Instant>,
-    oldest: Option<Instant>,
     upto: u64,
 }
 
@@ -112,9 +130,9 @@ impl Coalescer {
         Coalescer {
             settings,
             pending: BTreeMap::new(),
+            writing: BTreeSet::new(),
             children: HashMap::new(),
             last_change: None,
-            oldest: None,
             upto: 0,
         }
     }
@@ -134,18 +152,18 @@ impl Coalescer {
     /// When the oldest pending change arrived, for lag reporting.
     #[must_use]
     pub fn oldest(&self) -> Option<Instant> {
-        self.oldest
+        self.pending.values().map(|e| e.first_at).min()
     }
 
     /// Folds in one change, numbered `seq` in the journal, seen at `now`.
     pub fn push(&mut self, change: &Change, seq: u64, now: Instant) {
         self.upto = self.upto.max(seq);
-        self.touch(now);
+        self.last_change = Some(now);
         let path = change.path();
-        if self.absorbed_by_ancestor(path) {
+        if self.absorbed_by_ancestor(path, seq, now) {
             return;
         }
-        let existing = self.pending.get(path).copied();
+        let existing = self.pending.get(path).map(|e| e.op);
         match change {
             Change::Created(_) => {
                 let op = match existing {
@@ -153,14 +171,15 @@ impl Coalescer {
                     Some(Op::Delete) => Op::Put { created: false },
                     Some(op) => op,
                 };
-                self.set(path, op);
+                self.set(path, op, seq, now, None);
             }
-            Change::Modified(_) => {
+            Change::Modified(_) | Change::Written(_) => {
                 let op = match existing {
                     None | Some(Op::Delete) => Op::Put { created: false },
                     Some(op) => op,
                 };
-                self.set(path, op);
+                let writing = matches!(change, Change::Written(_)).then_some(now);
+                self.set(path, op, seq, now, writing);
             }
             Change::CreatedDir(_) => {
                 let created = match existing {
@@ -168,35 +187,40 @@ impl Coalescer {
                     Some(Op::Put { created } | Op::Tree { created }) => created,
                     Some(Op::Delete) => false,
                 };
-                self.remove_below(path);
-                self.set(path, Op::Tree { created });
+                let seq = self.remove_below(path).unwrap_or(seq).min(seq);
+                self.set(path, Op::Tree { created }, seq, now, None);
             }
             Change::Deleted(_) => {
-                self.remove_below(path);
+                let below = self.remove_below(path);
                 match existing {
                     Some(Op::Put { created: true } | Op::Tree { created: true }) => {
                         self.remove(path);
                     }
-                    _ => self.set(path, Op::Delete),
+                    _ => {
+                        let seq = below.unwrap_or(seq).min(seq);
+                        self.set(path, Op::Delete, seq, now, None);
+                    }
                 }
             }
             Change::Resync(_) => {
-                self.remove_below(path);
-                self.set(path, Op::Tree { created: false });
+                let seq = self.remove_below(path).unwrap_or(seq).min(seq);
+                self.set(path, Op::Tree { created: false }, seq, now, None);
             }
         }
-        self.enforce_caps(path);
+        self.enforce_caps(path, now);
     }
 
     /// Puts back a batch that failed, under whatever arrived since: newer operations on the
     /// same paths win, but none of them may assume the target is up to date any more.
     pub fn requeue(&mut self, batch: Batch, now: Instant) {
-        self.upto = self.upto.max(batch.upto);
-        self.touch(now);
+        // The batch covered changes after the last acknowledgement; numbering them all with
+        // the oldest possible keeps the acknowledgement from passing them.
+        let seq = 0;
+        self.last_change = Some(now);
         for tree in &batch.trees {
-            if !self.absorbed_by_ancestor(tree) {
+            if !self.absorbed_by_ancestor(tree, seq, now) {
                 self.remove_below(tree);
-                self.set(tree, Op::Tree { created: false });
+                self.set(tree, Op::Tree { created: false }, seq, now, None);
             }
         }
         for (path, old) in batch
@@ -205,36 +229,64 @@ impl Coalescer {
             .map(|p| (p, Op::Delete))
             .chain(batch.puts.iter().map(|p| (p, Op::Put { created: false })))
         {
-            if self.absorbed_by_ancestor(path) {
+            if self.absorbed_by_ancestor(path, seq, now) {
                 continue;
             }
-            match self.pending.get(path).copied() {
-                Some(Op::Put { .. }) => self.set(path, Op::Put { created: false }),
-                Some(Op::Tree { .. }) => self.set(path, Op::Tree { created: false }),
-                Some(Op::Delete) => {}
+            match self.pending.get(path).map(|e| e.op) {
+                Some(Op::Put { .. }) => self.set(path, Op::Put { created: false }, seq, now, None),
+                Some(Op::Tree { .. }) => {
+                    self.set(path, Op::Tree { created: false }, seq, now, None);
+                }
+                Some(Op::Delete) => self.set(path, Op::Delete, seq, now, None),
                 None if old == Op::Delete && self.has_below(path) => {
                     // Deleted, then made again with new contents: compare it whole.
                     self.remove_below(path);
-                    self.set(path, Op::Tree { created: false });
+                    self.set(path, Op::Tree { created: false }, seq, now, None);
                 }
-                None => self.set(path, old),
+                None => self.set(path, old, seq, now, None),
             }
-            self.enforce_caps(path);
+            self.enforce_caps(path, now);
         }
+    }
+
+    /// Whether a file being written stays back from a batch taken at `now`. One about to be
+    /// released anyway goes along, so files written together (the names of one hard-linked
+    /// file, say) travel together.
+    fn is_held(&self, e: &Entry, now: Instant) -> bool {
+        self.release_at(e)
+            .is_some_and(|at| at > now + self.settings.settle)
+    }
+
+    /// When a path being written may go.
+    fn release_at(&self, e: &Entry) -> Option<Instant> {
+        e.written_at
+            .map(|w| (w + self.settings.write_quiet).min(e.first_at + self.settings.max_write_hold))
     }
 
     /// When the next batch will be ready, if anything is pending.
     #[must_use]
     pub fn deadline(&self) -> Option<Instant> {
-        if self.pending.is_empty() {
-            return None;
+        if self.pending.len() > self.writing.len() {
+            // Something not being written is waiting: it goes once things settle, or at the
+            // latency cap.
+            let oldest = self
+                .pending
+                .values()
+                .filter(|e| e.written_at.is_none())
+                .map(|e| e.first_at)
+                .min();
+            let settled = self.last_change.map(|t| t + self.settings.settle);
+            let capped = oldest.map(|t| t + self.settings.max_latency);
+            return match (settled, capped) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
-        let settled = self.last_change.map(|t| t + self.settings.settle);
-        let capped = self.oldest.map(|t| t + self.settings.max_latency);
-        match (settled, capped) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.writing
+            .iter()
+            .filter_map(|p| self.pending.get(p))
+            .filter_map(|e| self.release_at(e))
+            .min()
     }
 
     /// Whether a batch is ready at `now`.
@@ -243,59 +295,91 @@ impl Coalescer {
         self.deadline().is_some_and(|d| now >= d)
     }
 
-    /// Takes everything pending as one batch.
-    pub fn take(&mut self) -> Batch {
-        let mut batch = Batch {
-            upto: self.upto,
-            ..Batch::default()
-        };
-        for (path, op) in std::mem::take(&mut self.pending) {
-            match op {
+    /// Takes everything pending as one batch, but for files still being written.
+    pub fn take(&mut self, now: Instant) -> Batch {
+        let mut batch = Batch::default();
+        let mut kept = BTreeMap::new();
+        for (path, e) in std::mem::take(&mut self.pending) {
+            if self.is_held(&e, now) {
+                kept.insert(path, e);
+                continue;
+            }
+            match e.op {
                 Op::Put { .. } => batch.puts.push(path),
                 Op::Delete => batch.deletes.push(path),
                 Op::Tree { .. } => batch.trees.push(path),
             }
         }
+        // The target will have everything but the held files' changes.
+        batch.upto = kept
+            .values()
+            .map(|e| e.first_seq.saturating_sub(1))
+            .min()
+            .unwrap_or(self.upto)
+            .min(self.upto);
         self.children.clear();
-        self.last_change = None;
-        self.oldest = None;
+        self.writing.clear();
+        for (path, e) in kept {
+            self.set(&path, e.op, e.first_seq, e.first_at, e.written_at);
+        }
+        if self.pending.is_empty() {
+            self.last_change = None;
+        }
         batch
-    }
-
-    fn touch(&mut self, now: Instant) {
-        self.last_change = Some(now);
-        self.oldest.get_or_insert(now);
     }
 
     /// Whether a pending subtree resync or delete above `path` already covers it. A delete
     /// above it cannot stand once something below exists again: it becomes a resync.
-    fn absorbed_by_ancestor(&mut self, path: &Path) -> bool {
+    fn absorbed_by_ancestor(&mut self, path: &Path, seq: u64, now: Instant) -> bool {
         let found = path
             .ancestors()
             .skip(1)
-            .find_map(|a| self.pending.get(a).map(|op| (a.to_path_buf(), *op)));
+            .find_map(|a| self.pending.get(a).map(|e| (a.to_path_buf(), e.op)));
         match found {
             Some((_, Op::Tree { .. })) => true,
             Some((ancestor, Op::Delete)) => {
-                self.remove_below(&ancestor);
-                self.set(&ancestor, Op::Tree { created: false });
+                let seq = self.remove_below(&ancestor).unwrap_or(seq).min(seq);
+                self.set(&ancestor, Op::Tree { created: false }, seq, now, None);
                 true
             }
             _ => false,
         }
     }
 
-    fn set(&mut self, path: &Path, op: Op) {
-        if self.pending.insert(path.to_path_buf(), op).is_none()
-            && let Some(dir) = parent(path)
-        {
-            *self.children.entry(dir.to_path_buf()).or_default() += 1;
+    /// Records `op` for `path`, keeping the oldest journal number and arrival already there.
+    fn set(&mut self, path: &Path, op: Op, seq: u64, now: Instant, writing: Option<Instant>) {
+        let entry = match self.pending.get(path) {
+            Some(old) => Entry {
+                op,
+                first_seq: old.first_seq.min(seq),
+                first_at: old.first_at.min(now),
+                written_at: writing,
+            },
+            None => {
+                if let Some(dir) = parent(path) {
+                    *self.children.entry(dir.to_path_buf()).or_default() += 1;
+                }
+                Entry {
+                    op,
+                    first_seq: seq,
+                    first_at: now,
+                    written_at: writing,
+                }
+            }
+        };
+        if entry.written_at.is_some() {
+            self.writing.insert(path.to_path_buf());
+        } else {
+            self.writing.remove(path);
         }
+        self.pending.insert(path.to_path_buf(), entry);
     }
 
-    fn remove(&mut self, path: &Path) {
-        if self.pending.remove(path).is_some()
-            && let Some(dir) = parent(path)
+    /// Forgets `path`, returning its oldest journal number.
+    fn remove(&mut self, path: &Path) -> Option<u64> {
+        let e = self.pending.remove(path)?;
+        self.writing.remove(path);
+        if let Some(dir) = parent(path)
             && let Some(n) = self.children.get_mut(dir)
         {
             *n -= 1;
@@ -303,6 +387,7 @@ impl Coalescer {
                 self.children.remove(dir);
             }
         }
+        Some(e.first_seq)
     }
 
     fn descendants(&self, path: &Path) -> Vec<PathBuf> {
@@ -322,25 +407,35 @@ impl Coalescer {
             .is_some_and(|(p, _)| p.starts_with(path))
     }
 
-    fn remove_below(&mut self, path: &Path) {
-        for p in self.descendants(path) {
-            self.remove(&p);
-        }
+    /// Forgets everything below `path`, returning the oldest journal number among it.
+    fn remove_below(&mut self, path: &Path) -> Option<u64> {
+        self.descendants(path)
+            .iter()
+            .filter_map(|p| self.remove(p))
+            .min()
     }
 
-    fn enforce_caps(&mut self, path: &Path) {
+    fn enforce_caps(&mut self, path: &Path, now: Instant) {
         if self.pending.len() > self.settings.max_pending {
+            let seq = self
+                .pending
+                .values()
+                .map(|e| e.first_seq)
+                .min()
+                .unwrap_or(0);
+            let at = self.oldest().unwrap_or(now);
             self.pending.clear();
+            self.writing.clear();
             self.children.clear();
-            self.set(Path::new(""), Op::Tree { created: false });
+            self.set(Path::new(""), Op::Tree { created: false }, seq, at, None);
             return;
         }
         if let Some(dir) = parent(path)
             && self.children.get(dir).copied().unwrap_or(0) > self.settings.max_per_dir
         {
             let dir = dir.to_path_buf();
-            self.remove_below(&dir);
-            self.set(&dir, Op::Tree { created: false });
+            let seq = self.remove_below(&dir).unwrap_or(0);
+            self.set(&dir, Op::Tree { created: false }, seq, now, None);
         }
     }
 }
@@ -359,7 +454,7 @@ mod tests {
         for (i, ch) in changes.iter().enumerate() {
             c.push(ch, i as u64 + 1, t);
         }
-        c.take()
+        c.take(t)
     }
 
     fn batch(puts: &[&str], deletes: &[&str], trees: &[&str], upto: u64) -> Batch {
@@ -374,7 +469,7 @@ mod tests {
     #[test]
     fn a_create_and_its_writes_are_one_put() {
         use Change::*;
-        let b = run(&[Created(p("f")), Modified(p("f")), Modified(p("f"))]);
+        let b = run(&[Created(p("f")), Written(p("f")), Modified(p("f"))]);
         assert_eq!(b, batch(&["f"], &[], &[], 3));
     }
 
@@ -459,11 +554,11 @@ mod tests {
             c.push(&Change::Modified(p(&format!("busy/f{i}"))), i, t);
         }
         c.push(&Change::Modified(p("other")), 11, t);
-        assert_eq!(c.take(), batch(&["other"], &[], &["busy"], 11));
+        assert_eq!(c.take(t), batch(&["other"], &[], &["busy"], 11));
         for i in 0..60 {
             c.push(&Change::Modified(p(&format!("d{}/f{}", i % 7, i))), i, t);
         }
-        assert_eq!(c.take(), batch(&[], &[], &[""], 59));
+        assert_eq!(c.take(t), batch(&[], &[], &[""], 59));
     }
 
     #[test]
@@ -493,19 +588,50 @@ mod tests {
         c.push(&Deleted(p("gone")), 1, t);
         c.push(&Modified(p("f")), 2, t);
         c.push(&Resync(p("tree")), 3, t);
-        let failed = c.take();
+        let failed = c.take(t);
         // Meanwhile "f" was deleted, "gone" made again with contents, and "tree/x" changed.
         c.push(&Deleted(p("f")), 4, t);
         c.push(&Created(p("gone/new")), 5, t);
         c.push(&Modified(p("tree/x")), 6, t);
         c.requeue(failed, t);
-        assert_eq!(c.take(), batch(&[], &["f"], &["gone", "tree"], 6));
+        assert_eq!(c.take(t), batch(&[], &["f"], &["gone", "tree"], 6));
         // A new file over a failed delete may not be dropped by a later delete.
         c.push(&Deleted(p("x")), 7, t);
-        let failed = c.take();
+        let failed = c.take(t);
         c.push(&Created(p("x")), 8, t);
         c.requeue(failed, t);
         c.push(&Deleted(p("x")), 9, t);
-        assert_eq!(c.take(), batch(&[], &["x"], &[], 9));
+        assert_eq!(c.take(t), batch(&[], &["x"], &[], 9));
+    }
+
+    #[test]
+    fn a_file_being_written_waits_for_quiet_while_the_rest_goes() {
+        use Change::*;
+        let s = Settings::default();
+        let mut c = Coalescer::new(s);
+        let t0 = Instant::now();
+        c.push(&Written(p("upload.iso")), 1, t0);
+        c.push(&Modified(p("small")), 2, t0);
+        let ready = t0 + s.settle;
+        assert!(c.is_ready(ready));
+        // The finished file goes; the one still being written stays, and the acknowledgement
+        // stops short of it.
+        assert_eq!(c.take(ready), batch(&["small"], &[], &[], 0));
+        assert_eq!(c.deadline(), Some(t0 + s.write_quiet));
+        // More writes push it back, up to the hold cap.
+        let mut t = t0;
+        while t < t0 + s.max_write_hold {
+            t += s.write_quiet / 2;
+            c.push(&Written(p("upload.iso")), 3, t);
+        }
+        assert_eq!(c.deadline(), Some(t0 + s.max_write_hold));
+        assert_eq!(
+            c.take(t0 + s.max_write_hold),
+            batch(&["upload.iso"], &[], &[], 3)
+        );
+        // Closing it sends it at once.
+        c.push(&Written(p("f")), 4, t);
+        c.push(&Modified(p("f")), 5, t);
+        assert_eq!(c.take(t + s.settle), batch(&["f"], &[], &[], 5));
     }
 }

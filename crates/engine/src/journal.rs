@@ -51,6 +51,7 @@ fn op_letter(c: &Change) -> u8 {
         Change::Created(_) => b'C',
         Change::CreatedDir(_) => b'D',
         Change::Modified(_) => b'M',
+        Change::Written(_) => b'W',
         Change::Deleted(_) => b'X',
         Change::Resync(_) => b'R',
     }
@@ -65,6 +66,7 @@ fn parse_record(rec: &[u8]) -> Option<(u64, Change)> {
         b'C' => Change::Created(path),
         b'D' => Change::CreatedDir(path),
         b'M' => Change::Modified(path),
+        b'W' => Change::Written(path),
         b'X' => Change::Deleted(path),
         b'R' => Change::Resync(path),
         _ => return None,

@@ -145,14 +145,25 @@ pub fn list(root: &Path) -> Vec<(Vec<u8>, fs::Metadata)> {
         } else {
             p(root, &dir)
         };
-        for e in fs::read_dir(&path).unwrap_or_else(|e| panic!("readdir {path:?}: {e}")) {
+        // Entries that vanish while we look (a tree being mirrored into) are left out: the
+        // caller compares again.
+        let entries = match fs::read_dir(&path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => panic!("readdir {path:?}: {e}"),
+        };
+        for e in entries {
             let e = e.expect("dirent");
             let mut rel = dir.clone();
             if !rel.is_empty() {
                 rel.push(b'/');
             }
             rel.extend_from_slice(e.file_name().as_bytes());
-            let md = fs::symlink_metadata(e.path()).expect("lstat");
+            let md = match fs::symlink_metadata(e.path()) {
+                Ok(md) => md,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => panic!("lstat: {e}"),
+            };
             if md.is_dir() {
                 stack.push(rel.clone());
             }
@@ -167,11 +178,16 @@ fn describe(root: &Path, rel: &[u8], md: &fs::Metadata) -> String {
     let kind = if ft.is_dir() {
         "dir".to_string()
     } else if ft.is_symlink() {
-        let t = fs::read_link(p(root, rel)).expect("readlink");
-        format!("symlink -> {:?}", t)
+        match fs::read_link(p(root, rel)) {
+            Ok(t) => format!("symlink -> {t:?}"),
+            Err(_) => "symlink that vanished while being read".to_string(),
+        }
     } else if ft.is_file() {
-        let (len, digest) = content_digest(&p(root, rel));
-        format!("file {len} bytes, content {digest:032x}")
+        // A tree being written to (a mirror converging) may lose a temp file under us.
+        match content_digest(&p(root, rel)) {
+            Some((len, digest)) => format!("file {len} bytes, content {digest:032x}"),
+            None => "file that vanished while being read".to_string(),
+        }
     } else {
         format!("special {:o} rdev {}", md.mode() & 0o170000, md.rdev())
     };
@@ -186,9 +202,14 @@ fn describe(root: &Path, rel: &[u8], md: &fs::Metadata) -> String {
 }
 
 /// Length and xxh128 of a file's content, streamed: the large-file tests compare 4 GiB files.
-fn content_digest(path: &Path) -> (u64, u128) {
+/// `None` if the file is gone.
+fn content_digest(path: &Path) -> Option<(u64, u128)> {
     use std::io::Read;
-    let mut f = fs::File::open(path).unwrap_or_else(|e| panic!("open {path:?}: {e}"));
+    let mut f = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("open {path:?}: {e}"),
+    };
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut len = 0u64;
@@ -197,7 +218,7 @@ fn content_digest(path: &Path) -> (u64, u128) {
             .read(&mut buf)
             .unwrap_or_else(|e| panic!("read {path:?}: {e}"));
         if n == 0 {
-            return (len, hasher.digest128());
+            return Some((len, hasher.digest128()));
         }
         hasher.update(buf.get(..n).unwrap_or_default());
         len += n as u64;

@@ -51,23 +51,22 @@ impl StockDaemon {
         );
         std::fs::write(d.join("rsyncd.conf"), conf).unwrap();
         let port = free_port();
-        let child = Command::new("rsync")
-            .args(["--daemon", "--no-detach", "--address=127.0.0.1"])
-            .arg(format!("--port={port}"))
-            .arg(format!("--config={}", d.join("rsyncd.conf").display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start rsync --daemon");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "rsync --daemon did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = spawn(d, port);
         StockDaemon { port, dir, child }
+    }
+
+    /// Stops the daemon (a target host going down); [`StockDaemon::resume`] brings it back on
+    /// the same port.
+    pub fn pause(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the daemon again after [`StockDaemon::pause`].
+    pub fn resume(&mut self) {
+        // A killed daemon leaves its pid file, which a new one refuses to overwrite.
+        let _ = std::fs::remove_file(self.dir.path().join("rsyncd.pid"));
+        self.child = spawn(self.dir.path(), self.port);
     }
 
     pub fn url(&self, rest: &str) -> String {
@@ -108,6 +107,27 @@ impl Drop for StockDaemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `rsync --daemon` with the config in `d` and waits until it listens.
+fn spawn(d: &std::path::Path, port: u16) -> Child {
+    let child = Command::new("rsync")
+        .args(["--daemon", "--no-detach", "--address=127.0.0.1"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--config={}", d.join("rsyncd.conf").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rsync --daemon");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "rsync --daemon did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
 
 fn free_port() -> u16 {

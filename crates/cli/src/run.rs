@@ -1,0 +1,697 @@
+//! `rtsync run SRC DEST...`: the real-time mirror (what sersync and lsyncd do).
+//!
+//! One watcher thread owns the inotify instance. It turns events into [`Change`]s, appends them
+//! to the journal, fsyncs it, and only then hands them to every target. Each target has its own
+//! worker thread with its own [`Coalescer`], so a slow or dead target never holds up the others
+//! and its backlog stays bounded (it widens into subtree resyncs rather than growing).
+//!
+//! A ready batch becomes at most two transfers, each a child `rtsync sync` (the same client a
+//! user runs by hand, so every target kind — local directory, `host::module`, `rsync://`,
+//! remote shell — works alike, and a crashing transfer cannot take the engine down):
+//! - subtrees to resync: `-a -R --delete --force --delete-missing-args SRC/./dir...`;
+//! - paths named by events: `-a -I --force --delete-missing-args --from0 --files-from=LIST`,
+//!   `-I` because a rewrite within the same second at the same size would pass rsync's quick
+//!   check unsent.
+//!
+//! A batch that lands is acknowledged in the journal; one that fails goes back under newer
+//! changes and is retried with jittered backoff (forever for transient failures, slowly for
+//! permanent ones). After a crash, each target replays what it never acknowledged, then
+//! verifies with a full resync. SIGTERM or SIGINT stops watching, lets in-flight transfers end
+//! within a bound, keeps the rest in the journal and exits 0.
+
+use std::collections::hash_map::RandomState;
+use std::ffi::OsString;
+use std::hash::{BuildHasher, Hasher};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Arg, ArgAction, ArgMatches, Command as Cli};
+use engine::{Backoff, Batch, Change, Coalescer, Failure, Journal, Settings, changes_of};
+use watch::{InotifyWatcher, Pairer, Selector, WatchOptions, Watcher, mask};
+
+use crate::exit;
+
+/// Temporary files editors and rsync leave behind: never worth replicating.
+const DEFAULT_EXCLUDES: &[&str] = &["*.swp", "*.swx", "*~", ".#*", "4913", ".~tmp~"];
+
+/// How often the journal is cut down to what some target still needs.
+const JOURNAL_COMPACTION: Duration = Duration::from_secs(10);
+
+/// How long in-flight transfers may run on after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+fn cli() -> Cli {
+    Cli::new("rtsync run")
+        .about("Mirror SRC to every DEST in real time: watch it, push each change, lose nothing")
+        .override_usage("rtsync run [OPTIONS] SRC DEST...")
+        .arg(Arg::new("src").required(true).value_parser(clap::value_parser!(PathBuf)))
+        .arg(
+            Arg::new("dest")
+                .required(true)
+                .num_args(1..)
+                .value_parser(clap::value_parser!(OsString)),
+        )
+        .arg(
+            Arg::new("exclude")
+                .long("exclude")
+                .action(ArgAction::Append)
+                .help("rsync pattern of paths not to replicate (repeatable)"),
+        )
+        .arg(
+            Arg::new("no-default-excludes")
+                .long("no-default-excludes")
+                .action(ArgAction::SetTrue)
+                .help("replicate editor temp files too (*.swp, *.swx, *~, .#*, 4913, .~tmp~)"),
+        )
+        .arg(
+            Arg::new("initial-sync")
+                .short('r')
+                .long("initial-sync")
+                .action(ArgAction::SetTrue)
+                .help("full sync of every target at start (the default; sersync's -r)"),
+        )
+        .arg(
+            Arg::new("no-initial-sync")
+                .long("no-initial-sync")
+                .action(ArgAction::SetTrue)
+                .conflicts_with("initial-sync")
+                .help("send only what changes from now on"),
+        )
+        .arg(
+            Arg::new("state-dir")
+                .long("state-dir")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("where the journal lives (default: /var/lib/rtsync/ID as root, else ~/.local/state/rtsync/ID)"),
+        )
+        .arg(
+            Arg::new("settle")
+                .long("settle")
+                .value_parser(clap::value_parser!(u64))
+                .default_value("20")
+                .help("milliseconds without changes before a batch goes"),
+        )
+        .arg(
+            Arg::new("max-latency")
+                .long("max-latency")
+                .value_parser(clap::value_parser!(u64))
+                .default_value("200")
+                .help("milliseconds a change may wait at most under a steady stream"),
+        )
+        .arg(
+            Arg::new("password-file")
+                .long("password-file")
+                .help("password for rsync daemon targets"),
+        )
+        .arg(
+            Arg::new("timeout")
+                .long("timeout")
+                .value_parser(clap::value_parser!(u64))
+                .default_value("60")
+                .help("I/O timeout of each transfer, in seconds"),
+        )
+        .arg(
+            Arg::new("compress")
+                .short('z')
+                .long("compress")
+                .action(ArgAction::SetTrue)
+                .help("compress transfers to remote targets"),
+        )
+        .arg(
+            Arg::new("verbose")
+                .short('v')
+                .long("verbose")
+                .action(ArgAction::SetTrue)
+                .help("log every batch"),
+        )
+}
+
+/// One place changes go to.
+struct Target {
+    /// Stable name for its journal acknowledgement.
+    id: String,
+    dest: OsString,
+}
+
+/// What every transfer of the run shares.
+struct Transfers {
+    exe: PathBuf,
+    src: PathBuf,
+    state: PathBuf,
+    common: Vec<OsString>,
+    timeout: Duration,
+    verbose: bool,
+    /// Set on shutdown after the grace period: running transfers are killed.
+    abort: Arc<AtomicBool>,
+}
+
+enum Msg {
+    Changes(Vec<(u64, Change)>, Instant),
+    Done(Result<(), (Failure, String)>, Batch, Duration),
+    Stop,
+}
+
+fn fnv(bytes: &[u8]) -> String {
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("{h:016x}")
+}
+
+fn jitter() -> f64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(0);
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn log(msg: &str) {
+    let now = chrono::Local::now().format("%Y/%m/%d %H:%M:%S");
+    eprintln!("{now} rtsync run: {msg}");
+}
+
+pub fn main(args: &[OsString]) -> ExitCode {
+    let m = match cli().no_binary_name(true).try_get_matches_from(args.iter()) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::SYNTAX } else { 0 });
+        }
+    };
+    match run(&m) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("rtsync run: {msg}");
+            ExitCode::from(exit::SYNTAX)
+        }
+    }
+}
+
+fn default_state_dir(id: &str) -> PathBuf {
+    if fsx::is_root() {
+        return PathBuf::from("/var/lib/rtsync").join(id);
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("rtsync").join(id)
+}
+
+fn is_remote(dest: &OsString) -> bool {
+    let b = dest.as_bytes();
+    b.starts_with(b"rsync://") || b.windows(2).any(|w| w == b"::")
+}
+
+#[allow(clippy::too_many_lines)]
+fn run(m: &ArgMatches) -> Result<(), String> {
+    let src_arg: &PathBuf = m.get_one("src").ok_or("SRC is required")?;
+    let src = std::fs::canonicalize(src_arg).map_err(|e| format!("{}: {e}", src_arg.display()))?;
+    if !src.is_dir() {
+        return Err(format!("{} is not a directory", src.display()));
+    }
+    let targets: Vec<Target> = m
+        .get_many::<OsString>("dest")
+        .into_iter()
+        .flatten()
+        .map(|d| Target {
+            id: fnv(d.as_bytes()),
+            dest: d.clone(),
+        })
+        .collect();
+
+    let mut patterns: Vec<String> = m
+        .get_many::<String>("exclude")
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    if !m.get_flag("no-default-excludes") {
+        patterns.extend(DEFAULT_EXCLUDES.iter().map(|s| (*s).to_string()));
+    }
+    let mut rules = filter::FilterList::new();
+    for p in &patterns {
+        rules
+            .add_pattern(p.as_bytes(), false)
+            .map_err(|e| format!("--exclude {p:?}: {e}"))?;
+    }
+
+    let run_id = {
+        let mut key = src.as_os_str().as_bytes().to_vec();
+        for t in &targets {
+            key.push(0);
+            key.extend_from_slice(t.dest.as_bytes());
+        }
+        fnv(&key)
+    };
+    let state = m
+        .get_one::<PathBuf>("state-dir")
+        .cloned()
+        .unwrap_or_else(|| default_state_dir(&run_id));
+    let journal = Journal::open(&state).map_err(|e| e.to_string())?;
+    let journal = Arc::new(Mutex::new(journal));
+    // Present while we run: finding it at start means the last run did not stop cleanly, and
+    // whatever changed while nobody watched must be found by comparing everything.
+    let running = state.join("running");
+    let crashed = running.exists();
+    std::fs::write(&running, std::process::id().to_string())
+        .map_err(|e| format!("{}: {e}", running.display()))?;
+
+    // -H: links made together (and the whole tree at a resync) stay links on the target.
+    let mut common: Vec<OsString> = vec![
+        "-H".into(),
+        format!(
+            "--timeout={}",
+            m.get_one::<u64>("timeout").copied().unwrap_or(60)
+        )
+        .into(),
+    ];
+    for p in &patterns {
+        common.push(format!("--exclude={p}").into());
+    }
+    if m.get_flag("compress") {
+        common.push("-z".into());
+    }
+    if let Some(pw) = m.get_one::<String>("password-file") {
+        common.push(format!("--password-file={pw}").into());
+    }
+    let abort = Arc::new(AtomicBool::new(false));
+    let transfers = Arc::new(Transfers {
+        exe: std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?,
+        src: src.clone(),
+        state: state.clone(),
+        common,
+        timeout: Duration::from_secs(m.get_one::<u64>("timeout").copied().unwrap_or(60) * 4),
+        verbose: m.get_flag("verbose"),
+        abort: abort.clone(),
+    });
+    let settings = Settings {
+        settle: Duration::from_millis(m.get_one::<u64>("settle").copied().unwrap_or(20)),
+        max_latency: Duration::from_millis(m.get_one::<u64>("max-latency").copied().unwrap_or(200)),
+        ..Settings::default()
+    };
+    let initial_sync = !m.get_flag("no-initial-sync");
+    if crashed {
+        log("the last run did not stop cleanly: every target is compared in full after its replay");
+    }
+
+    // Watch first: whatever changes during the initial sync is queued, not missed.
+    let mut selector = Selector::new();
+    selector.rsync_rules(rules);
+    let opts = WatchOptions {
+        recursive: true,
+        // MODIFY too: setting a modification time alone is reported as a write, not ATTRIB.
+        events: mask::CREATE
+            | mask::MODIFY
+            | mask::CLOSE_WRITE
+            | mask::ATTRIB
+            | mask::DELETE
+            | mask::MOVED_FROM
+            | mask::MOVED_TO
+            | mask::DELETE_SELF
+            | mask::MOVE_SELF,
+        no_dereference: true,
+        selector,
+    };
+    let mut watcher = Watcher::Inotify(InotifyWatcher::new(opts).map_err(|e| e.to_string())?);
+    watcher.add(&src).map_err(|e| e.to_string())?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
+    }
+
+    let ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
+    let mut senders: Vec<Sender<Msg>> = Vec::new();
+    let mut workers = Vec::new();
+    for t in targets {
+        let (tx, rx) = mpsc::channel();
+        let replay = journal
+            .lock()
+            .map_err(|_| "journal lock poisoned")?
+            .unacknowledged(&t.id)
+            .map_err(|e| e.to_string())?;
+        let ctx = Worker {
+            target: t,
+            transfers: transfers.clone(),
+            journal: journal.clone(),
+            me: tx.clone(),
+        };
+        senders.push(tx);
+        workers.push(std::thread::spawn(move || {
+            ctx.worker(&rx, settings, replay, initial_sync, crashed);
+        }));
+    }
+    log(&format!(
+        "watching {} and replicating to {} target(s); journal in {}",
+        src.display(),
+        senders.len(),
+        state.display()
+    ));
+
+    let result = watch_loop(&mut watcher, &src, &journal, &ids, &senders, &stop);
+    for tx in &senders {
+        let _ = tx.send(Msg::Stop);
+    }
+    let deadline = Instant::now() + STOP_GRACE;
+    while workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    abort.store(true, Ordering::SeqCst);
+    for w in workers {
+        let _ = w.join();
+    }
+    if let Ok(mut j) = journal.lock() {
+        let _ = j.sync();
+    }
+    if result.is_ok() {
+        let _ = std::fs::remove_file(&running);
+    }
+    log("stopped; what was not sent stays in the journal for the next start");
+    result
+}
+
+/// Reads events until asked to stop, journals them, and fans them out.
+fn watch_loop(
+    watcher: &mut Watcher,
+    src: &Path,
+    journal: &Mutex<Journal>,
+    ids: &[String],
+    senders: &[Sender<Msg>],
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    let mut pairer = Pairer::new();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut compacted = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        if compacted.elapsed() > JOURNAL_COMPACTION {
+            // Drop what every target has; the journal holds only what some target still needs.
+            compacted = Instant::now();
+            let mut j = journal.lock().map_err(|_| "journal lock poisoned")?;
+            j.compact(&ids).map_err(|e| e.to_string())?;
+        }
+        let wait = pairer
+            .deadline()
+            .map_or(Duration::from_millis(100), |d| {
+                d.saturating_duration_since(Instant::now())
+            })
+            .min(Duration::from_millis(100));
+        let mut changes: Vec<Change> = Vec::new();
+        let first = watcher.next_event(Some(wait)).map_err(|e| e.to_string())?;
+        let now = Instant::now();
+        let mut raw = first.into_iter().collect::<Vec<_>>();
+        // Drain what is already read, so one journal sync covers a whole burst.
+        while raw.len() < 4096 && watcher.has_pending() {
+            match watcher
+                .next_event(Some(Duration::ZERO))
+                .map_err(|e| e.to_string())?
+            {
+                Some(ev) => raw.push(ev),
+                None => break,
+            }
+        }
+        let mut events = Vec::new();
+        for ev in &raw {
+            events.extend(pairer.push(ev, now));
+        }
+        events.extend(pairer.expire(now));
+        for ev in &events {
+            changes.extend(changes_of(ev, src));
+        }
+        for e in watcher.take_errors() {
+            log(&format!("{e}"));
+            changes.push(Change::Resync(PathBuf::new()));
+        }
+        if changes.is_empty() {
+            continue;
+        }
+        let seqs = {
+            let mut j = journal.lock().map_err(|_| "journal lock poisoned")?;
+            let seqs = j.append(&changes).map_err(|e| e.to_string())?;
+            j.sync().map_err(|e| e.to_string())?;
+            seqs
+        };
+        let numbered: Vec<(u64, Change)> = seqs.into_iter().zip(changes).collect();
+        for tx in senders {
+            let _ = tx.send(Msg::Changes(numbered.clone(), now));
+        }
+    }
+    Ok(())
+}
+
+struct Worker {
+    target: Target,
+    transfers: Arc<Transfers>,
+    journal: Arc<Mutex<Journal>>,
+    me: Sender<Msg>,
+}
+
+impl Worker {
+    fn name(&self) -> String {
+        self.target.dest.to_string_lossy().into_owned()
+    }
+
+    /// One target's loop: fold changes in, send ready batches one at a time, retry failures.
+    fn worker(
+        &self,
+        rx: &mpsc::Receiver<Msg>,
+        settings: Settings,
+        replay: Vec<(u64, Change)>,
+        initial_sync: bool,
+        crashed: bool,
+    ) {
+        let mut pending = Coalescer::new(settings);
+        let started = Instant::now();
+        // After a crash: send what was never acknowledged, then compare everything (changes
+        // made while nothing watched are in no journal).
+        let mut verify_after_replay = crashed || !replay.is_empty();
+        if verify_after_replay {
+            log(&format!(
+                "{}: replaying {} unacknowledged change(s) from the journal",
+                self.name(),
+                replay.len()
+            ));
+        }
+        for (seq, c) in &replay {
+            pending.push(c, *seq, started);
+        }
+        if (initial_sync || verify_after_replay) && replay.is_empty() {
+            verify_after_replay = false;
+            let seq = self.journal.lock().map_or(0, |j| j.last_seq());
+            pending.push(&Change::Resync(PathBuf::new()), seq, started);
+        }
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        let mut retry_at: Option<Instant> = None;
+        let mut in_flight = false;
+        let mut stopping = false;
+        let mut failing = false;
+        loop {
+            let now = Instant::now();
+            if !in_flight && !stopping && retry_at.is_none_or(|t| now >= t) && pending.is_ready(now)
+            {
+                let batch = pending.take(now);
+                in_flight = true;
+                let transfers = self.transfers.clone();
+                let id = self.target.id.clone();
+                let dest = self.target.dest.clone();
+                let me = self.me.clone();
+                std::thread::spawn(move || {
+                    let t0 = Instant::now();
+                    let result = transfers.apply(&id, &dest, &batch);
+                    let _ = me.send(Msg::Done(result, batch, t0.elapsed()));
+                });
+                continue;
+            }
+            if stopping && !in_flight {
+                return;
+            }
+            // While a transfer runs, its Done message is what wakes us.
+            let wake = if in_flight || stopping {
+                Duration::from_secs(1)
+            } else {
+                [pending.deadline(), retry_at]
+                    .into_iter()
+                    .flatten()
+                    .max()
+                    .map_or(Duration::from_secs(1), |t| t.saturating_duration_since(now))
+                    .clamp(Duration::from_millis(1), Duration::from_secs(1))
+            };
+            match rx.recv_timeout(wake) {
+                Ok(Msg::Changes(list, at)) => {
+                    for (seq, c) in &list {
+                        pending.push(c, *seq, at);
+                    }
+                }
+                Ok(Msg::Done(Ok(()), batch, took)) => {
+                    in_flight = false;
+                    retry_at = None;
+                    backoff.reset();
+                    if failing {
+                        failing = false;
+                        log(&format!("{}: recovered", self.name()));
+                    }
+                    if self.transfers.verbose {
+                        log(&format!(
+                            "{}: {} sent, {} deleted, {} subtree(s) compared in {} ms",
+                            self.name(),
+                            batch.puts.len(),
+                            batch.deletes.len(),
+                            batch.trees.len(),
+                            took.as_millis()
+                        ));
+                    }
+                    if let Ok(j) = self.journal.lock()
+                        && let Err(e) = j.acknowledge(&self.target.id, batch.upto)
+                    {
+                        log(&format!("{}: {e}", self.name()));
+                    }
+                    if verify_after_replay {
+                        verify_after_replay = false;
+                        pending.push(&Change::Resync(PathBuf::new()), batch.upto, Instant::now());
+                    }
+                }
+                Ok(Msg::Done(Err((failure, why)), batch, _)) => {
+                    in_flight = false;
+                    let now = Instant::now();
+                    pending.requeue(batch, now);
+                    let delay = backoff.next_delay(failure, jitter());
+                    retry_at = Some(now + delay);
+                    failing = true;
+                    let kind = match failure {
+                        Failure::Transient => "will retry",
+                        Failure::Partial => "some paths failed; will send them again",
+                        Failure::Permanent => "needs attention; retrying slowly",
+                    };
+                    log(&format!(
+                        "{}: {why} ({kind} in {:.1} s, attempt {})",
+                        self.name(),
+                        delay.as_secs_f64(),
+                        backoff.attempts()
+                    ));
+                }
+                Ok(Msg::Stop) => stopping = true,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+}
+
+impl Transfers {
+    /// Applies one batch to `dest`.
+    fn apply(&self, id: &str, dest: &OsString, batch: &Batch) -> Result<(), (Failure, String)> {
+        let mut src_slash = self.src.clone().into_os_string();
+        src_slash.push("/");
+        let mut remote: Vec<OsString> = Vec::new();
+        if is_remote(dest) {
+            remote.push("--contimeout=10".into());
+        }
+        if !batch.trees.is_empty() {
+            let mut args: Vec<OsString> = vec!["-a".into(), "--delete".into(), "--force".into()];
+            if batch.trees.iter().any(|t| t.as_os_str().is_empty()) {
+                args.push(src_slash.clone());
+            } else {
+                args.extend(["-R".into(), "--delete-missing-args".into()]);
+                for t in &batch.trees {
+                    let mut arg = src_slash.clone();
+                    arg.push("./");
+                    arg.push(t);
+                    args.push(arg);
+                }
+            }
+            self.sync(args, &remote, dest)?;
+        }
+        if !batch.puts.is_empty() || !batch.deletes.is_empty() {
+            let list = self.state.join(format!("batch-{id}"));
+            let mut names: Vec<&PathBuf> = batch.puts.iter().chain(&batch.deletes).collect();
+            names.sort();
+            let mut bytes = Vec::new();
+            for n in names {
+                bytes.extend_from_slice(n.as_os_str().as_bytes());
+                bytes.push(0);
+            }
+            std::fs::write(&list, bytes)
+                .map_err(|e| (Failure::Transient, format!("{}: {e}", list.display())))?;
+            let mut files_from = OsString::from("--files-from=");
+            files_from.push(&list);
+            let args: Vec<OsString> = vec![
+                "-a".into(),
+                "-I".into(),
+                "--force".into(),
+                "--delete-missing-args".into(),
+                "--from0".into(),
+                files_from,
+                src_slash,
+            ];
+            self.sync(args, &remote, dest)?;
+        }
+        Ok(())
+    }
+
+    /// Runs one `rtsync sync`, bounded in time and killed on shutdown.
+    fn sync(
+        &self,
+        args: Vec<OsString>,
+        remote: &[OsString],
+        dest: &OsString,
+    ) -> Result<(), (Failure, String)> {
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("sync")
+            .args(&self.common)
+            .args(remote)
+            .args(args)
+            .arg(dest)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| (Failure::Transient, format!("cannot start a transfer: {e}")))?;
+        let stderr = child.stderr.take();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut s) = stderr {
+                let _ = std::io::Read::read_to_string(&mut s, &mut text);
+            }
+            text
+        });
+        let deadline = Instant::now() + self.timeout;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) => {}
+                Err(_) => break None,
+            }
+            if self.abort.load(Ordering::SeqCst) || Instant::now() > deadline {
+                // Only our own child, by its pid.
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let text = reader.join().unwrap_or_default();
+        let detail = text
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .to_string();
+        match status.and_then(|s| s.code()) {
+            Some(0) => Ok(()),
+            Some(code) => {
+                let failure = Failure::of_exit(code).unwrap_or(Failure::Transient);
+                Err((
+                    failure,
+                    format!("transfer failed with exit {code}: {detail}"),
+                ))
+            }
+            None => Err((
+                Failure::Transient,
+                "transfer stopped (timed out, killed or shutting down)".to_string(),
+            )),
+        }
+    }
+}
