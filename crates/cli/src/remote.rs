@@ -582,6 +582,7 @@ fn pull_module(
             ignore_times: m.get_flag("ignore-times"),
             update: m.get_flag("update"),
             ignore_existing: m.get_flag("ignore-existing"),
+            modify_window: m.get_one::<i64>("modify-window").copied(),
         },
     };
     let protect: std::sync::Arc<client::pull::Protect> =
@@ -714,6 +715,10 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
         }
     }
     let mut args: Vec<Vec<u8>> = vec![b"--server".to_vec(), cluster.into_bytes()];
+    if let Some(n) = opts.modify_window {
+        // A stock receiver compares whole seconds unless told otherwise (-1: nanoseconds).
+        args.push(format!("--modify-window={n}").into_bytes());
+    }
     for (on, long) in [
         (opts.size_only, "--size-only"),
         (opts.ignore_existing, "--ignore-existing"),

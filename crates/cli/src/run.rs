@@ -261,8 +261,11 @@ fn run(m: &ArgMatches) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", running.display()))?;
 
     // -H: links made together (and the whole tree at a resync) stay links on the target.
+    // --modify-window=-1: a stock receiver otherwise calls two times in the same second equal,
+    // and a file rewritten within a second at the same size would never be put right.
     let mut common: Vec<OsString> = vec![
         "-H".into(),
+        "--modify-window=-1".into(),
         format!(
             "--timeout={}",
             m.get_one::<u64>("timeout").copied().unwrap_or(60)
@@ -674,9 +677,11 @@ impl Transfers {
             std::thread::sleep(Duration::from_millis(2));
         };
         let text = reader.join().unwrap_or_default();
+        // The cause (say "@ERROR: auth failed on module www"), not rsync's closing summary.
         let detail = text
             .lines()
-            .rfind(|l| !l.trim().is_empty())
+            .rfind(|l| !l.trim().is_empty() && !l.starts_with("rtsync error:"))
+            .or_else(|| text.lines().rfind(|l| !l.trim().is_empty()))
             .unwrap_or("")
             .to_string();
         match status.and_then(|s| s.code()) {

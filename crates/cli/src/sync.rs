@@ -283,6 +283,15 @@ fn command() -> Command {
             "flush each file to disk before it replaces the old one",
         ))
         .arg(
+            Arg::new("modify-window")
+                .short('@')
+                .long("modify-window")
+                .value_name("NUM")
+                .allow_negative_numbers(true)
+                .value_parser(clap::value_parser!(i64))
+                .help("times within NUM seconds match; -1 compares nanoseconds (the default here)"),
+        )
+        .arg(
             Arg::new("block-size")
                 .short('B')
                 .long("block-size")
@@ -609,6 +618,7 @@ impl Settings {
         o.partial = m.get_flag("partial") || m.get_flag("P");
         o.numeric_ids = m.get_flag("numeric-ids");
         o.block_size = m.get_one::<u32>("block-size").copied();
+        o.modify_window = m.get_one::<i64>("modify-window").copied();
         if m.get_flag("no-implied-dirs") {
             return Err(Refusal(
                 "option --no-implied-dirs: not supported yet".into(),

@@ -3,129 +3,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use common::daemon::StockDaemon;
+use common::engine::{Engine, converges};
 use common::have_rsync;
-
-/// A running `rtsync run`, killed by its pid when dropped.
-struct Engine {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Engine {
-    fn start(state: &Path, args: &[&str]) -> Engine {
-        let log = state.with_extension("log");
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rtsync"))
-            .arg("run")
-            .arg(format!("--state-dir={}", state.display()))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(out)
-            .spawn()
-            .expect("start rtsync run");
-        Engine { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then the exit status within a bound.
-    fn stop(mut self) -> Option<i32> {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "rtsync run ignored SIGTERM\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Whether a difference is only a directory's or symlink's modification time within the same
-/// second. A stock rsync receiver leaves that: it creates a directory, sets its time, then fills
-/// it (which moves the time again), and its final pass, comparing whole seconds, sees nothing
-/// to fix; a symlink made again gets the same treatment.
-fn time_within_second(diff: &str) -> bool {
-    let lines: Vec<&str> = diff.lines().skip(1).map(str::trim).collect();
-    let whole_seconds = |l: &str| {
-        let mut out = String::new();
-        let mut in_fraction = false;
-        for ch in l.chars() {
-            if ch == '.' && out.ends_with(|c: char| c.is_ascii_digit()) {
-                in_fraction = true;
-            } else if in_fraction && ch.is_ascii_digit() {
-            } else {
-                in_fraction = false;
-                out.push(ch);
-            }
-        }
-        out
-    };
-    lines.len() == 2
-        && lines
-            .iter()
-            .all(|l| l.starts_with("dir,") || l.starts_with("symlink "))
-        && whole_seconds(lines[0]) == whole_seconds(lines[1])
-}
-
-/// Waits until `dst` equals `src` (roots aside, and entries named in `unlike` aside), or fails
-/// with the differences and the log. `stock` relaxes directory times to whole seconds.
-fn converges(src: &Path, dst: &Path, unlike: &[&str], stock: bool, engine: &Engine) -> Duration {
-    let start = Instant::now();
-    let within = Duration::from_secs(30);
-    loop {
-        let diffs: Vec<String> = if dst.exists() {
-            testkit::diff_trees_below(src, dst, true)
-                .into_iter()
-                .filter(|d| !unlike.iter().any(|u| d.contains(&format!("{u:?}"))))
-                .filter(|d| !(stock && time_within_second(d)))
-                .collect()
-        } else {
-            vec![format!("{} does not exist yet", dst.display())]
-        };
-        if diffs.is_empty() {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < within,
-            "{} did not converge to {} within {within:?}:\n{}\nlog:\n{}",
-            dst.display(),
-            src.display(),
-            diffs.join("\n"),
-            engine.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn write(path: &Path, body: &[u8]) {
     std::fs::write(path, body).unwrap();
@@ -193,7 +76,7 @@ fn mirrors_a_tree_to_a_local_dir_and_a_stock_daemon_through_every_kind_of_change
     // sanitize_paths): the same happens with stock rsync pushing there.
     let daemon_differs = ["abs-link"];
     converges(&src, &local, &[], false, &engine);
-    converges(&src, &module, &daemon_differs, true, &engine);
+    converges(&src, &module, &daemon_differs, false, &engine);
 
     workload(&src);
     // The swap file is excluded, so it exists on the source only.
@@ -285,7 +168,7 @@ fn a_target_that_goes_down_catches_up_and_never_stalls_the_others() {
     );
     let module = d.module_path("push");
     converges(&src, &local, &[], false, &engine);
-    converges(&src, &module, &[], true, &engine);
+    converges(&src, &module, &[], false, &engine);
 
     d.pause();
     fill(&src, "during outage", 10, 300);
@@ -300,9 +183,57 @@ fn a_target_that_goes_down_catches_up_and_never_stalls_the_others() {
         "the daemon was down, yet its module changed"
     );
     d.resume();
-    let caught_up = converges(&src, &module, &[], true, &engine);
+    let caught_up = converges(&src, &module, &[], false, &engine);
     eprintln!("local target during the outage: {local_lag:?}; daemon after restart: {caught_up:?}");
     assert!(engine.log().contains("will retry"), "{}", engine.log());
     assert!(engine.log().contains("recovered"), "{}", engine.log());
+    assert_eq!(engine.stop(), Some(0));
+}
+
+#[test]
+fn a_target_with_a_wrong_password_is_reported_and_the_others_go_on() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let t = tempfile::tempdir().unwrap();
+    let (src, local) = (t.path().join("src"), t.path().join("local"));
+    std::fs::create_dir(&src).unwrap();
+    let pw = t.path().join("wrong.pass");
+    write(&pw, b"not the password\n");
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let secret = format!(
+        "rsync://{}@127.0.0.1:{}/secret/",
+        common::daemon::SECRET_USER,
+        d.port
+    );
+    let engine = Engine::start(
+        &t.path().join("state"),
+        &[
+            &format!("--password-file={}", pw.display()),
+            src.to_str().unwrap(),
+            local.to_str().unwrap(),
+            &secret,
+        ],
+    );
+    fill(&src, "data", 4, 100);
+    converges(&src, &local, &[], false, &engine);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !engine.log().contains("auth failed") {
+        assert!(std::time::Instant::now() < deadline, "{}", engine.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = engine.log();
+    assert!(log.contains("needs attention"), "{log}");
+    assert!(log.contains(&secret), "{log}");
+    // Nothing reached the module, and the local target kept up after the failure too.
+    assert!(
+        std::fs::read_dir(d.module_path("secret"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+    write(&src.join("after the failure"), b"still replicated");
+    converges(&src, &local, &[], false, &engine);
     assert_eq!(engine.stop(), Some(0));
 }

@@ -87,6 +87,8 @@ pub struct QuickCheck {
     pub update: bool,
     /// `--ignore-existing`: files that exist here are left alone.
     pub ignore_existing: bool,
+    /// `--modify-window`: `None` compares times to the nanosecond.
+    pub modify_window: Option<i64>,
 }
 
 /// What the receiver tells the generator as it goes.
@@ -352,7 +354,8 @@ fn generate(
                             && if o.always_checksum {
                                 same_sum(&dir, name, e, o.checksum)
                             } else {
-                                o.quick.size_only || st.mtime == mtime
+                                o.quick.size_only
+                                    || st.mtime.same_within(&mtime, o.quick.modify_window)
                             }
                     });
                 if unchanged {

@@ -8,7 +8,8 @@ use watch::FsEvent;
 /// One change below the source root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// A file, symlink or special file appeared (it did not exist before on the source).
+    /// A file, symlink or special file appeared: made, or renamed or moved in, maybe over an
+    /// entry of the same name (which the watcher does not report).
     Created(PathBuf),
     /// A directory appeared: it and everything below it must be sent.
     CreatedDir(PathBuf),

@@ -1,10 +1,12 @@
 //! Merging changes per path until a batch is ready: the sans-IO heart of `rtsync run`.
 //!
 //! Every change is folded into one pending operation per path:
-//! - a creation then writes is one put; a creation then a delete is nothing at all;
+//! - a creation then writes is one put; a creation then a delete is still a delete, since the
+//!   target may have the path: a rename or a move-in replaces an entry without a word, and a
+//!   transfer under way when the path was made may have sent it;
 //! - a delete of a directory absorbs everything pending below it, and so does a resync;
 //! - a rename is a delete and a creation (see [`crate::change`]), so chains `a → b → c` leave
-//!   "delete a, put c";
+//!   "delete a, delete b, put c";
 //! - a directory that appears is sent as a whole subtree, so the entries found in it need no
 //!   entries of their own.
 //!
@@ -56,13 +58,12 @@ impl Default for Settings {
 /// The pending operation on one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
-    /// Send this entry (not recursively). `created`: it did not exist when the target last
-    /// matched the source, so a later delete cancels it.
-    Put { created: bool },
+    /// Send this entry (not recursively).
+    Put,
     /// Delete it on the target, with everything below it.
     Delete,
     /// Send the subtree recursively and delete what the source lacks in it.
-    Tree { created: bool },
+    Tree,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -165,53 +166,28 @@ impl Coalescer {
         }
         let existing = self.pending.get(path).map(|e| e.op);
         match change {
-            Change::Created(_) => {
+            Change::Created(_) | Change::Modified(_) | Change::Written(_) => {
                 let op = match existing {
-                    None => Op::Put { created: true },
-                    Some(Op::Delete) => Op::Put { created: false },
-                    Some(op) => op,
-                };
-                self.set(path, op, seq, now, None);
-            }
-            Change::Modified(_) | Change::Written(_) => {
-                let op = match existing {
-                    None | Some(Op::Delete) => Op::Put { created: false },
+                    None | Some(Op::Delete) => Op::Put,
                     Some(op) => op,
                 };
                 let writing = matches!(change, Change::Written(_)).then_some(now);
                 self.set(path, op, seq, now, writing);
             }
-            Change::CreatedDir(_) => {
-                let created = match existing {
-                    None => true,
-                    Some(Op::Put { created } | Op::Tree { created }) => created,
-                    Some(Op::Delete) => false,
-                };
+            Change::CreatedDir(_) | Change::Resync(_) => {
                 let seq = self.remove_below(path).unwrap_or(seq).min(seq);
-                self.set(path, Op::Tree { created }, seq, now, None);
+                self.set(path, Op::Tree, seq, now, None);
             }
             Change::Deleted(_) => {
-                let below = self.remove_below(path);
-                match existing {
-                    Some(Op::Put { created: true } | Op::Tree { created: true }) => {
-                        self.remove(path);
-                    }
-                    _ => {
-                        let seq = below.unwrap_or(seq).min(seq);
-                        self.set(path, Op::Delete, seq, now, None);
-                    }
-                }
-            }
-            Change::Resync(_) => {
                 let seq = self.remove_below(path).unwrap_or(seq).min(seq);
-                self.set(path, Op::Tree { created: false }, seq, now, None);
+                self.set(path, Op::Delete, seq, now, None);
             }
         }
         self.enforce_caps(path, now);
     }
 
     /// Puts back a batch that failed, under whatever arrived since: newer operations on the
-    /// same paths win, but none of them may assume the target is up to date any more.
+    /// same paths win.
     pub fn requeue(&mut self, batch: Batch, now: Instant) {
         // The batch covered changes after the last acknowledgement; numbering them all with
         // the oldest possible keeps the acknowledgement from passing them.
@@ -220,28 +196,24 @@ impl Coalescer {
         for tree in &batch.trees {
             if !self.absorbed_by_ancestor(tree, seq, now) {
                 self.remove_below(tree);
-                self.set(tree, Op::Tree { created: false }, seq, now, None);
+                self.set(tree, Op::Tree, seq, now, None);
             }
         }
         for (path, old) in batch
             .deletes
             .iter()
             .map(|p| (p, Op::Delete))
-            .chain(batch.puts.iter().map(|p| (p, Op::Put { created: false })))
+            .chain(batch.puts.iter().map(|p| (p, Op::Put)))
         {
             if self.absorbed_by_ancestor(path, seq, now) {
                 continue;
             }
             match self.pending.get(path).map(|e| e.op) {
-                Some(Op::Put { .. }) => self.set(path, Op::Put { created: false }, seq, now, None),
-                Some(Op::Tree { .. }) => {
-                    self.set(path, Op::Tree { created: false }, seq, now, None);
-                }
-                Some(Op::Delete) => self.set(path, Op::Delete, seq, now, None),
+                Some(op) => self.set(path, op, seq, now, None),
                 None if old == Op::Delete && self.has_below(path) => {
                     // Deleted, then made again with new contents: compare it whole.
                     self.remove_below(path);
-                    self.set(path, Op::Tree { created: false }, seq, now, None);
+                    self.set(path, Op::Tree, seq, now, None);
                 }
                 None => self.set(path, old, seq, now, None),
             }
@@ -305,9 +277,9 @@ impl Coalescer {
                 continue;
             }
             match e.op {
-                Op::Put { .. } => batch.puts.push(path),
+                Op::Put => batch.puts.push(path),
                 Op::Delete => batch.deletes.push(path),
-                Op::Tree { .. } => batch.trees.push(path),
+                Op::Tree => batch.trees.push(path),
             }
         }
         // The target will have everything but the held files' changes.
@@ -336,10 +308,10 @@ impl Coalescer {
             .skip(1)
             .find_map(|a| self.pending.get(a).map(|e| (a.to_path_buf(), e.op)));
         match found {
-            Some((_, Op::Tree { .. })) => true,
+            Some((_, Op::Tree)) => true,
             Some((ancestor, Op::Delete)) => {
                 let seq = self.remove_below(&ancestor).unwrap_or(seq).min(seq);
-                self.set(&ancestor, Op::Tree { created: false }, seq, now, None);
+                self.set(&ancestor, Op::Tree, seq, now, None);
                 true
             }
             _ => false,
@@ -427,7 +399,7 @@ impl Coalescer {
             self.pending.clear();
             self.writing.clear();
             self.children.clear();
-            self.set(Path::new(""), Op::Tree { created: false }, seq, at, None);
+            self.set(Path::new(""), Op::Tree, seq, at, None);
             return;
         }
         if let Some(dir) = parent(path)
@@ -435,7 +407,7 @@ impl Coalescer {
         {
             let dir = dir.to_path_buf();
             let seq = self.remove_below(&dir).unwrap_or(0);
-            self.set(&dir, Op::Tree { created: false }, seq, now, None);
+            self.set(&dir, Op::Tree, seq, now, None);
         }
     }
 }
@@ -474,9 +446,12 @@ mod tests {
     }
 
     #[test]
-    fn a_create_then_delete_is_nothing_but_a_modify_then_delete_is_a_delete() {
+    fn a_create_then_delete_is_a_delete_like_a_modify_then_delete() {
         use Change::*;
-        assert!(run(&[Created(p("tmp")), Modified(p("tmp")), Deleted(p("tmp"))]).is_empty());
+        assert_eq!(
+            run(&[Created(p("tmp")), Modified(p("tmp")), Deleted(p("tmp"))]),
+            batch(&[], &["tmp"], &[], 3)
+        );
         assert_eq!(
             run(&[Modified(p("old")), Deleted(p("old"))]),
             batch(&[], &["old"], &[], 2)
@@ -508,12 +483,15 @@ mod tests {
             Modified(p("new/deeper/b")),
         ]);
         assert_eq!(b, batch(&[], &[], &["new"], 4));
-        // Made and removed within the window: nothing.
-        assert!(run(&[CreatedDir(p("t")), Created(p("t/x")), Deleted(p("t"))]).is_empty());
+        // Made and removed within the window: one delete.
+        assert_eq!(
+            run(&[CreatedDir(p("t")), Created(p("t/x")), Deleted(p("t"))]),
+            batch(&[], &["t"], &[], 3)
+        );
     }
 
     #[test]
-    fn rename_chains_collapse() {
+    fn rename_chains_leave_one_operation_per_name() {
         use Change::*;
         // a → b → c, as the watcher reports renames.
         let b = run(&[
@@ -522,7 +500,35 @@ mod tests {
             Deleted(p("b")),
             Created(p("c")),
         ]);
-        assert_eq!(b, batch(&["c"], &["a"], &[], 4));
+        assert_eq!(b, batch(&["c"], &["a", "b"], &[], 4));
+    }
+
+    #[test]
+    fn a_rename_over_an_existing_file_then_a_delete_still_deletes_it() {
+        use Change::*;
+        // "a" and "b" are on the target; `mv b a` replaces "a" (inotify reports no delete of
+        // the old "a"), then `mv a b`.
+        let b = run(&[
+            Deleted(p("b")),
+            Created(p("a")),
+            Deleted(p("a")),
+            Created(p("b")),
+        ]);
+        assert_eq!(b, batch(&["b"], &["a"], &[], 4));
+    }
+
+    #[test]
+    fn a_file_made_while_its_delete_is_in_flight_then_deleted_is_deleted_again() {
+        use Change::*;
+        let mut c = Coalescer::new(Settings::default());
+        let t = Instant::now();
+        c.push(&Deleted(p("c")), 1, t);
+        let in_flight = c.take(t);
+        assert_eq!(in_flight, batch(&[], &["c"], &[], 1));
+        // "c" is made again before that transfer reads the source, so the transfer sends it.
+        c.push(&Created(p("c")), 2, t);
+        c.push(&Deleted(p("c")), 3, t);
+        assert_eq!(c.take(t), batch(&[], &["c"], &[], 3));
     }
 
     #[test]

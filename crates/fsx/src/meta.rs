@@ -80,6 +80,19 @@ pub struct Timespec {
     pub nsec: u32,
 }
 
+impl Timespec {
+    /// Whether two modification times count as the same under rsync's `--modify-window`:
+    /// `Some(n)` with `n >= 0` allows `n` whole seconds apart; otherwise (no window, or a
+    /// negative one) they must agree to the nanosecond.
+    #[must_use]
+    pub fn same_within(&self, other: &Timespec, window: Option<i64>) -> bool {
+        match window {
+            Some(n) if n >= 0 => self.sec.abs_diff(other.sec) <= n.unsigned_abs(),
+            _ => self == other,
+        }
+    }
+}
+
 /// What `lstat` says about an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {

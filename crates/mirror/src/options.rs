@@ -56,6 +56,9 @@ pub struct Options {
     pub existing: bool,
     /// `-W`: copy whole files instead of using the delta engine.
     pub whole_file: bool,
+    /// `--modify-window`: how far apart times may be and still match (see
+    /// [`fsx::Timespec::same_within`]); `None` compares nanoseconds.
+    pub modify_window: Option<i64>,
     /// `-S`: leave holes where new files hold runs of zeros. Locally this copies whole files,
     /// since a range copy from the old version would fill the holes back in.
     pub sparse: bool,
@@ -106,6 +109,7 @@ impl Default for Options {
             ignore_existing: false,
             existing: false,
             whole_file: false,
+            modify_window: None,
             sparse: false,
             delete: None,
             delete_missing_args: false,

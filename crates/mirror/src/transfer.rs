@@ -445,7 +445,7 @@ impl<'a> Transfer<'a> {
             };
             return a == b;
         }
-        st.mtime == entry.mtime
+        st.mtime.same_within(&entry.mtime, self.opts.modify_window)
     }
 
     fn regular(

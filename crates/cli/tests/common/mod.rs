@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod engine;
 
 use std::ffi::OsStr;
 use std::path::Path;

@@ -1,0 +1,130 @@
+//! A running `rtsync run` for the engine's end-to-end tests, and the wait for a target to
+//! converge to its source.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `rtsync run`, killed by its pid when dropped.
+pub struct Engine {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Engine {
+    pub fn start(state: &Path, args: &[&str]) -> Engine {
+        let log = state.with_extension("log");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rtsync"))
+            .arg("run")
+            .arg(format!("--state-dir={}", state.display()))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("start rtsync run");
+        Engine { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status within a bound.
+    pub fn stop(mut self) -> Option<i32> {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rtsync run ignored SIGTERM\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether a difference is only a directory's or symlink's modification time within the same
+/// second. A stock rsync receiver leaves that: it creates a directory, sets its time, then fills
+/// it (which moves the time again), and its final pass, comparing whole seconds, sees nothing
+/// to fix; a symlink made again gets the same treatment.
+fn time_within_second(diff: &str) -> bool {
+    let lines: Vec<&str> = diff.lines().skip(1).map(str::trim).collect();
+    let whole_seconds = |l: &str| {
+        let mut out = String::new();
+        let mut in_fraction = false;
+        for ch in l.chars() {
+            if ch == '.' && out.ends_with(|c: char| c.is_ascii_digit()) {
+                in_fraction = true;
+            } else if in_fraction && ch.is_ascii_digit() {
+            } else {
+                in_fraction = false;
+                out.push(ch);
+            }
+        }
+        out
+    };
+    lines.len() == 2
+        && lines
+            .iter()
+            .all(|l| l.starts_with("dir,") || l.starts_with("symlink "))
+        && whole_seconds(lines[0]) == whole_seconds(lines[1])
+}
+
+/// Waits until `dst` equals `src` (roots aside, and entries named in `unlike` aside), or fails
+/// with the differences and the log. `stock` relaxes directory times to whole seconds.
+pub fn converges(
+    src: &Path,
+    dst: &Path,
+    unlike: &[&str],
+    stock: bool,
+    engine: &Engine,
+) -> Duration {
+    let start = Instant::now();
+    let within = Duration::from_secs(30);
+    loop {
+        let diffs: Vec<String> = if dst.exists() {
+            testkit::diff_trees_below(src, dst, true)
+                .into_iter()
+                .filter(|d| !unlike.iter().any(|u| d.contains(&format!("{u:?}"))))
+                .filter(|d| !(stock && time_within_second(d)))
+                .collect()
+        } else {
+            vec![format!("{} does not exist yet", dst.display())]
+        };
+        if diffs.is_empty() {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{} did not converge to {} within {within:?}:\n{}\nlog:\n{}",
+            dst.display(),
+            src.display(),
+            diffs.join("\n"),
+            engine.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
