@@ -83,6 +83,12 @@ fn cli() -> Cli {
                 .help("send only what changes from now on"),
         )
         .arg(
+            Arg::new("resync-interval")
+                .long("resync-interval")
+                .value_parser(clap::value_parser!(u64).range(1..))
+                .help("also compare everything every N seconds (sersync's crontab)"),
+        )
+        .arg(
             Arg::new("state-dir")
                 .long("state-dir")
                 .value_parser(clap::value_parser!(PathBuf))
@@ -145,6 +151,8 @@ struct Transfers {
     common: Vec<OsString>,
     timeout: Duration,
     verbose: bool,
+    /// A full comparison this often, whatever the events say.
+    resync_every: Option<Duration>,
     /// Set on shutdown after the grace period: running transfers are killed.
     abort: Arc<AtomicBool>,
 }
@@ -289,6 +297,9 @@ fn run(m: &ArgMatches) -> Result<(), String> {
         common,
         timeout: Duration::from_secs(m.get_one::<u64>("timeout").copied().unwrap_or(60) * 4),
         verbose: m.get_flag("verbose"),
+        resync_every: m
+            .get_one::<u64>("resync-interval")
+            .map(|s| Duration::from_secs(*s)),
         abort: abort.clone(),
     });
     let settings = Settings {
@@ -491,8 +502,18 @@ impl Worker {
         let mut in_flight = false;
         let mut stopping = false;
         let mut failing = false;
+        let mut next_resync = self.transfers.resync_every.map(|every| started + every);
         loop {
             let now = Instant::now();
+            if let (Some(at), Some(every)) = (next_resync, self.transfers.resync_every)
+                && now >= at
+            {
+                // Catches what no event can tell: a hard link changed under its other name,
+                // a directory time moved by an excluded entry, a change made on the target.
+                let seq = self.journal.lock().map_or(0, |j| j.last_seq());
+                pending.push(&Change::Resync(PathBuf::new()), seq, now);
+                next_resync = Some(now + every);
+            }
             if !in_flight && !stopping && retry_at.is_none_or(|t| now >= t) && pending.is_ready(now)
             {
                 let batch = pending.take(now);
@@ -515,10 +536,11 @@ impl Worker {
             let wake = if in_flight || stopping {
                 Duration::from_secs(1)
             } else {
-                [pending.deadline(), retry_at]
+                let batch_due = [pending.deadline(), retry_at].into_iter().flatten().max();
+                [batch_due, next_resync]
                     .into_iter()
                     .flatten()
-                    .max()
+                    .min()
                     .map_or(Duration::from_secs(1), |t| t.saturating_duration_since(now))
                     .clamp(Duration::from_millis(1), Duration::from_secs(1))
             };

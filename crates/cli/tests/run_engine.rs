@@ -75,19 +75,13 @@ fn mirrors_a_tree_to_a_local_dir_and_a_stock_daemon_through_every_kind_of_change
     // A stock daemon without chroot strips the leading '/' of absolute symlinks (rsync's
     // sanitize_paths): the same happens with stock rsync pushing there.
     let daemon_differs = ["abs-link"];
-    converges(&src, &local, &[], false, &engine);
-    converges(&src, &module, &daemon_differs, false, &engine);
+    converges(&src, &local, &[], &engine);
+    converges(&src, &module, &daemon_differs, &engine);
 
     workload(&src);
     // The swap file is excluded, so it exists on the source only.
-    let took = converges(&src, &local, &["a/.text.txt.swp"], false, &engine);
-    converges(
-        &src,
-        &module,
-        &["a/.text.txt.swp", "abs-link"],
-        true,
-        &engine,
-    );
+    let took = converges(&src, &local, &["a/.text.txt.swp"], &engine);
+    converges(&src, &module, &["a/.text.txt.swp", "abs-link"], &engine);
     eprintln!("converged {took:?} after the workload");
     assert!(!local.join("a/.text.txt.swp").exists());
     assert_eq!(
@@ -122,7 +116,7 @@ fn kill_9_mid_burst_then_restart_loses_nothing() {
     let state = t.path().join("state");
     let args = [src.to_str().unwrap(), dst.to_str().unwrap()];
     let engine = Engine::start(&state, &args);
-    converges(&src, &dst, &[], false, &engine);
+    converges(&src, &dst, &[], &engine);
     let writer = {
         let src = src.clone();
         std::thread::spawn(move || fill(&src, "burst", 20, 2000))
@@ -135,7 +129,7 @@ fn kill_9_mid_burst_then_restart_loses_nothing() {
     write(&src.join("while down"), b"made while the engine was dead");
     // Without an initial sync: the journal replay and the crash check must do it all.
     let engine = Engine::start(&state, &["--no-initial-sync", args[0], args[1]]);
-    converges(&src, &dst, &[], false, &engine);
+    converges(&src, &dst, &[], &engine);
     assert!(
         engine.log().contains("did not stop cleanly"),
         "{}",
@@ -167,14 +161,14 @@ fn a_target_that_goes_down_catches_up_and_never_stalls_the_others() {
         ],
     );
     let module = d.module_path("push");
-    converges(&src, &local, &[], false, &engine);
-    converges(&src, &module, &[], false, &engine);
+    converges(&src, &local, &[], &engine);
+    converges(&src, &module, &[], &engine);
 
     d.pause();
     fill(&src, "during outage", 10, 300);
     std::fs::remove_dir_all(src.join("start/d0")).unwrap();
     // The local target keeps up while the daemon is down.
-    let local_lag = converges(&src, &local, &[], false, &engine);
+    let local_lag = converges(&src, &local, &[], &engine);
     std::thread::sleep(Duration::from_secs(1));
     assert!(
         testkit::diff_trees_below(&src, &module, true)
@@ -183,7 +177,7 @@ fn a_target_that_goes_down_catches_up_and_never_stalls_the_others() {
         "the daemon was down, yet its module changed"
     );
     d.resume();
-    let caught_up = converges(&src, &module, &[], false, &engine);
+    let caught_up = converges(&src, &module, &[], &engine);
     eprintln!("local target during the outage: {local_lag:?}; daemon after restart: {caught_up:?}");
     assert!(engine.log().contains("will retry"), "{}", engine.log());
     assert!(engine.log().contains("recovered"), "{}", engine.log());
@@ -210,6 +204,7 @@ fn a_target_with_a_wrong_password_is_reported_and_the_others_go_on() {
     let engine = Engine::start(
         &t.path().join("state"),
         &[
+            "-v",
             &format!("--password-file={}", pw.display()),
             src.to_str().unwrap(),
             local.to_str().unwrap(),
@@ -217,7 +212,7 @@ fn a_target_with_a_wrong_password_is_reported_and_the_others_go_on() {
         ],
     );
     fill(&src, "data", 4, 100);
-    converges(&src, &local, &[], false, &engine);
+    converges(&src, &local, &[], &engine);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !engine.log().contains("auth failed") {
         assert!(std::time::Instant::now() < deadline, "{}", engine.log());
@@ -234,6 +229,30 @@ fn a_target_with_a_wrong_password_is_reported_and_the_others_go_on() {
             .is_none()
     );
     write(&src.join("after the failure"), b"still replicated");
-    converges(&src, &local, &[], false, &engine);
+    converges(&src, &local, &[], &engine);
+    assert_eq!(engine.stop(), Some(0));
+}
+
+#[test]
+fn a_periodic_resync_repairs_what_no_event_reports() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    std::fs::create_dir(&src).unwrap();
+    fill(&src, "data", 2, 20);
+    let engine = Engine::start(
+        &t.path().join("state"),
+        &[
+            "--resync-interval=1",
+            src.to_str().unwrap(),
+            dst.to_str().unwrap(),
+        ],
+    );
+    converges(&src, &dst, &[], &engine);
+    // Drift on the target side: no source event will ever mention these.
+    write(&dst.join("data/d0/f0"), b"edited on the target");
+    std::fs::remove_file(dst.join("data/d1/f1")).unwrap();
+    write(&dst.join("stray"), b"not on the source");
+    let took = converges(&src, &dst, &[], &engine);
+    assert!(took < Duration::from_secs(5), "{took:?}");
     assert_eq!(engine.stop(), Some(0));
 }

@@ -66,42 +66,9 @@ impl Drop for Engine {
     }
 }
 
-/// Whether a difference is only a directory's or symlink's modification time within the same
-/// second. A stock rsync receiver leaves that: it creates a directory, sets its time, then fills
-/// it (which moves the time again), and its final pass, comparing whole seconds, sees nothing
-/// to fix; a symlink made again gets the same treatment.
-fn time_within_second(diff: &str) -> bool {
-    let lines: Vec<&str> = diff.lines().skip(1).map(str::trim).collect();
-    let whole_seconds = |l: &str| {
-        let mut out = String::new();
-        let mut in_fraction = false;
-        for ch in l.chars() {
-            if ch == '.' && out.ends_with(|c: char| c.is_ascii_digit()) {
-                in_fraction = true;
-            } else if in_fraction && ch.is_ascii_digit() {
-            } else {
-                in_fraction = false;
-                out.push(ch);
-            }
-        }
-        out
-    };
-    lines.len() == 2
-        && lines
-            .iter()
-            .all(|l| l.starts_with("dir,") || l.starts_with("symlink "))
-        && whole_seconds(lines[0]) == whole_seconds(lines[1])
-}
-
 /// Waits until `dst` equals `src` (roots aside, and entries named in `unlike` aside), or fails
-/// with the differences and the log. `stock` relaxes directory times to whole seconds.
-pub fn converges(
-    src: &Path,
-    dst: &Path,
-    unlike: &[&str],
-    stock: bool,
-    engine: &Engine,
-) -> Duration {
+/// with the differences and the log.
+pub fn converges(src: &Path, dst: &Path, unlike: &[&str], engine: &Engine) -> Duration {
     let start = Instant::now();
     let within = Duration::from_secs(30);
     loop {
@@ -109,7 +76,6 @@ pub fn converges(
             testkit::diff_trees_below(src, dst, true)
                 .into_iter()
                 .filter(|d| !unlike.iter().any(|u| d.contains(&format!("{u:?}"))))
-                .filter(|d| !(stock && time_within_second(d)))
                 .collect()
         } else {
             vec![format!("{} does not exist yet", dst.display())]
