@@ -6,6 +6,7 @@ mod exit;
 mod output;
 mod remote;
 mod run;
+mod run_config;
 mod sync;
 mod watch;
 

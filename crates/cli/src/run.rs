@@ -30,14 +30,12 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::{Arg, ArgAction, ArgMatches, Command as Cli};
+use clap::{Arg, ArgAction, Command as Cli};
 use engine::{Backoff, Batch, Change, Coalescer, Failure, Journal, Settings, changes_of};
 use watch::{InotifyWatcher, Pairer, Selector, WatchOptions, Watcher, mask};
 
 use crate::exit;
-
-/// Temporary files editors and rsync leave behind: never worth replicating.
-const DEFAULT_EXCLUDES: &[&str] = &["*.swp", "*.swx", "*~", ".#*", "4913", ".~tmp~"];
+use crate::run_config::RunConfig;
 
 /// How often the journal is cut down to what some target still needs.
 const JOURNAL_COMPACTION: Duration = Duration::from_secs(10);
@@ -49,12 +47,35 @@ fn cli() -> Cli {
     Cli::new("rtsync run")
         .about("Mirror SRC to every DEST in real time: watch it, push each change, lose nothing")
         .override_usage("rtsync run [OPTIONS] SRC DEST...")
-        .arg(Arg::new("src").required(true).value_parser(clap::value_parser!(PathBuf)))
+        .arg(
+            Arg::new("src")
+                .required_unless_present("config")
+                .value_parser(clap::value_parser!(PathBuf)),
+        )
         .arg(
             Arg::new("dest")
-                .required(true)
+                .required_unless_present("config")
                 .num_args(1..)
                 .value_parser(clap::value_parser!(OsString)),
+        )
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .short('o')
+                .value_parser(clap::value_parser!(PathBuf))
+                .conflicts_with_all([
+                    "src",
+                    "dest",
+                    "exclude",
+                    "no-default-excludes",
+                    "initial-sync",
+                    "no-initial-sync",
+                    "state-dir",
+                    "resync-interval",
+                    "password-file",
+                    "compress",
+                ])
+                .help("read the source, targets and settings from a TOML file (see README)"),
         )
         .arg(
             Arg::new("exclude")
@@ -111,6 +132,7 @@ fn cli() -> Cli {
         .arg(
             Arg::new("password-file")
                 .long("password-file")
+                .value_parser(clap::value_parser!(PathBuf))
                 .help("password for rsync daemon targets"),
         )
         .arg(
@@ -137,10 +159,15 @@ fn cli() -> Cli {
 }
 
 /// One place changes go to.
+#[derive(Clone)]
 struct Target {
     /// Stable name for its journal acknowledgement.
     id: String,
     dest: OsString,
+    /// Its own `rtsync sync` options (password file, compression, timeout).
+    args: Vec<OsString>,
+    /// A transfer running longer than this is killed.
+    kill_after: Duration,
 }
 
 /// What every transfer of the run shares.
@@ -149,7 +176,6 @@ struct Transfers {
     src: PathBuf,
     state: PathBuf,
     common: Vec<OsString>,
-    timeout: Duration,
     verbose: bool,
     /// A full comparison this often, whatever the events say.
     resync_every: Option<Duration>,
@@ -189,7 +215,11 @@ pub fn main(args: &[OsString]) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::SYNTAX } else { 0 });
         }
     };
-    match run(&m) {
+    let config = match m.get_one::<PathBuf>("config") {
+        Some(path) => RunConfig::from_file(path),
+        None => RunConfig::from_args(&m),
+    };
+    match config.and_then(|c| run(&c)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
             eprintln!("rtsync run: {msg}");
@@ -215,36 +245,41 @@ fn is_remote(dest: &OsString) -> bool {
 }
 
 #[allow(clippy::too_many_lines)]
-fn run(m: &ArgMatches) -> Result<(), String> {
-    let src_arg: &PathBuf = m.get_one("src").ok_or("SRC is required")?;
-    let src = std::fs::canonicalize(src_arg).map_err(|e| format!("{}: {e}", src_arg.display()))?;
+fn run(config: &RunConfig) -> Result<(), String> {
+    let src = std::fs::canonicalize(&config.source)
+        .map_err(|e| format!("{}: {e}", config.source.display()))?;
     if !src.is_dir() {
         return Err(format!("{} is not a directory", src.display()));
     }
-    let targets: Vec<Target> = m
-        .get_many::<OsString>("dest")
-        .into_iter()
-        .flatten()
-        .map(|d| Target {
-            id: fnv(d.as_bytes()),
-            dest: d.clone(),
+    let targets: Vec<Target> = config
+        .targets
+        .iter()
+        .map(|t| {
+            let mut args: Vec<OsString> = vec![format!("--timeout={}", t.timeout).into()];
+            if t.compress {
+                args.push("-z".into());
+            }
+            if let Some(pw) = &t.password_file {
+                let mut arg = OsString::from("--password-file=");
+                arg.push(pw);
+                args.push(arg);
+            }
+            Target {
+                id: fnv(t.dest.as_bytes()),
+                dest: t.dest.clone(),
+                args,
+                // Generous: a timeout is about silence, and a big transfer is not silent.
+                kill_after: Duration::from_secs(t.timeout.max(1) * 4),
+            }
         })
         .collect();
 
-    let mut patterns: Vec<String> = m
-        .get_many::<String>("exclude")
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
-    if !m.get_flag("no-default-excludes") {
-        patterns.extend(DEFAULT_EXCLUDES.iter().map(|s| (*s).to_string()));
-    }
+    let patterns = &config.exclude;
     let mut rules = filter::FilterList::new();
-    for p in &patterns {
+    for p in patterns {
         rules
             .add_pattern(p.as_bytes(), false)
-            .map_err(|e| format!("--exclude {p:?}: {e}"))?;
+            .map_err(|e| format!("exclude {p:?}: {e}"))?;
     }
 
     let run_id = {
@@ -255,9 +290,9 @@ fn run(m: &ArgMatches) -> Result<(), String> {
         }
         fnv(&key)
     };
-    let state = m
-        .get_one::<PathBuf>("state-dir")
-        .cloned()
+    let state = config
+        .state_dir
+        .clone()
         .unwrap_or_else(|| default_state_dir(&run_id));
     let journal = Journal::open(&state).map_err(|e| e.to_string())?;
     let journal = Arc::new(Mutex::new(journal));
@@ -271,23 +306,9 @@ fn run(m: &ArgMatches) -> Result<(), String> {
     // -H: links made together (and the whole tree at a resync) stay links on the target.
     // --modify-window=-1: a stock receiver otherwise calls two times in the same second equal,
     // and a file rewritten within a second at the same size would never be put right.
-    let mut common: Vec<OsString> = vec![
-        "-H".into(),
-        "--modify-window=-1".into(),
-        format!(
-            "--timeout={}",
-            m.get_one::<u64>("timeout").copied().unwrap_or(60)
-        )
-        .into(),
-    ];
-    for p in &patterns {
+    let mut common: Vec<OsString> = vec!["-H".into(), "--modify-window=-1".into()];
+    for p in patterns {
         common.push(format!("--exclude={p}").into());
-    }
-    if m.get_flag("compress") {
-        common.push("-z".into());
-    }
-    if let Some(pw) = m.get_one::<String>("password-file") {
-        common.push(format!("--password-file={pw}").into());
     }
     let abort = Arc::new(AtomicBool::new(false));
     let transfers = Arc::new(Transfers {
@@ -295,19 +316,16 @@ fn run(m: &ArgMatches) -> Result<(), String> {
         src: src.clone(),
         state: state.clone(),
         common,
-        timeout: Duration::from_secs(m.get_one::<u64>("timeout").copied().unwrap_or(60) * 4),
-        verbose: m.get_flag("verbose"),
-        resync_every: m
-            .get_one::<u64>("resync-interval")
-            .map(|s| Duration::from_secs(*s)),
+        verbose: config.verbose,
+        resync_every: config.resync_interval,
         abort: abort.clone(),
     });
     let settings = Settings {
-        settle: Duration::from_millis(m.get_one::<u64>("settle").copied().unwrap_or(20)),
-        max_latency: Duration::from_millis(m.get_one::<u64>("max-latency").copied().unwrap_or(200)),
+        settle: config.settle,
+        max_latency: config.max_latency,
         ..Settings::default()
     };
-    let initial_sync = !m.get_flag("no-initial-sync");
+    let initial_sync = config.initial_sync;
     if crashed {
         log("the last run did not stop cleanly: every target is compared in full after its replay");
     }
@@ -519,12 +537,11 @@ impl Worker {
                 let batch = pending.take(now);
                 in_flight = true;
                 let transfers = self.transfers.clone();
-                let id = self.target.id.clone();
-                let dest = self.target.dest.clone();
+                let target = self.target.clone();
                 let me = self.me.clone();
                 std::thread::spawn(move || {
                     let t0 = Instant::now();
-                    let result = transfers.apply(&id, &dest, &batch);
+                    let result = transfers.apply(&target, &batch);
                     let _ = me.send(Msg::Done(result, batch, t0.elapsed()));
                 });
                 continue;
@@ -606,8 +623,9 @@ impl Worker {
 }
 
 impl Transfers {
-    /// Applies one batch to `dest`.
-    fn apply(&self, id: &str, dest: &OsString, batch: &Batch) -> Result<(), (Failure, String)> {
+    /// Applies one batch to `target`.
+    fn apply(&self, target: &Target, batch: &Batch) -> Result<(), (Failure, String)> {
+        let (id, dest) = (&target.id, &target.dest);
         let mut src_slash = self.src.clone().into_os_string();
         src_slash.push("/");
         let mut remote: Vec<OsString> = Vec::new();
@@ -627,7 +645,7 @@ impl Transfers {
                     args.push(arg);
                 }
             }
-            self.sync(args, &remote, dest)?;
+            self.sync(target, args, &remote)?;
         }
         if !batch.puts.is_empty() || !batch.deletes.is_empty() {
             let list = self.state.join(format!("batch-{id}"));
@@ -651,7 +669,7 @@ impl Transfers {
                 files_from,
                 src_slash,
             ];
-            self.sync(args, &remote, dest)?;
+            self.sync(target, args, &remote)?;
         }
         Ok(())
     }
@@ -659,16 +677,17 @@ impl Transfers {
     /// Runs one `rtsync sync`, bounded in time and killed on shutdown.
     fn sync(
         &self,
+        target: &Target,
         args: Vec<OsString>,
         remote: &[OsString],
-        dest: &OsString,
     ) -> Result<(), (Failure, String)> {
         let mut cmd = Command::new(&self.exe);
         cmd.arg("sync")
             .args(&self.common)
+            .args(&target.args)
             .args(remote)
             .args(args)
-            .arg(dest)
+            .arg(&target.dest)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -683,7 +702,7 @@ impl Transfers {
             }
             text
         });
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now() + target.kill_after;
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break Some(status),

@@ -256,3 +256,45 @@ fn a_periodic_resync_repairs_what_no_event_reports() {
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert_eq!(engine.stop(), Some(0));
 }
+
+#[test]
+fn a_toml_config_drives_the_same_engine() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let t = tempfile::tempdir().unwrap();
+    let (src, local) = (t.path().join("src"), t.path().join("local"));
+    std::fs::create_dir(&src).unwrap();
+    fill(&src, "data", 3, 30);
+    write(&src.join("notes.tmp"), b"scratch");
+    let config = t.path().join("rtsync.toml");
+    write(
+        &config,
+        format!(
+            "source = {src:?}\nstate_dir = {state:?}\nexclude = [\"*.tmp\"]\nverbose = true\n\
+             \n[[target]]\ndest = {local:?}\n\
+             \n[[target]]\ndest = {daemon:?}\ncompress = true\ntimeout = 20\n",
+            src = src.display().to_string(),
+            state = t.path().join("state").display().to_string(),
+            local = format!("{}/", local.display()),
+            daemon = d.url("push/"),
+        )
+        .as_bytes(),
+    );
+    let engine = Engine::start(
+        &t.path().join("unused-state"),
+        &["--config", config.to_str().unwrap()],
+    );
+    converges(&src, &local, &["notes.tmp"], &engine);
+    converges(&src, &d.module_path("push"), &["notes.tmp"], &engine);
+    fill(&src, "more", 2, 40);
+    converges(&src, &local, &["notes.tmp"], &engine);
+    converges(&src, &d.module_path("push"), &["notes.tmp"], &engine);
+    assert!(!local.join("notes.tmp").exists());
+    assert!(
+        t.path().join("state/journal").exists(),
+        "state_dir from the file is used"
+    );
+    assert_eq!(engine.stop(), Some(0));
+}

@@ -13,6 +13,8 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Starts `rtsync run ARGS` with its journal in `state` (unless a `--config` names one)
+    /// and its log next to it.
     pub fn start(state: &Path, args: &[&str]) -> Engine {
         let log = state.with_extension("log");
         let out = std::fs::OpenOptions::new()
@@ -20,9 +22,12 @@ impl Engine {
             .append(true)
             .open(&log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rtsync"))
-            .arg("run")
-            .arg(format!("--state-dir={}", state.display()))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtsync"));
+        cmd.arg("run");
+        if !args.contains(&"--config") {
+            cmd.arg(format!("--state-dir={}", state.display()));
+        }
+        let child = cmd
             .args(args)
             .stdout(Stdio::null())
             .stderr(out)

@@ -1,0 +1,238 @@
+//! What `rtsync run` is asked to do, from its command line or from a TOML file
+//! (`rtsync run --config rtsync.toml`): one source, its targets and how to treat them.
+//!
+//! The file's keys mirror the options; unknown keys are an error naming the key and line, so a
+//! typo never silently turns a setting off. README shows a complete example.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::ArgMatches;
+use serde::Deserialize;
+
+/// Temporary files editors and rsync leave behind: never worth replicating.
+pub const DEFAULT_EXCLUDES: &[&str] = &["*.swp", "*.swx", "*~", ".#*", "4913", ".~tmp~"];
+
+/// One replication run, validated.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub source: PathBuf,
+    pub targets: Vec<TargetConfig>,
+    /// rsync patterns, the default temp-file ones included unless turned off.
+    pub exclude: Vec<String>,
+    pub initial_sync: bool,
+    pub state_dir: Option<PathBuf>,
+    pub settle: Duration,
+    pub max_latency: Duration,
+    pub resync_interval: Option<Duration>,
+    pub verbose: bool,
+}
+
+/// One destination and how to reach it.
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    /// Anything `rtsync sync` takes as a destination.
+    pub dest: OsString,
+    pub password_file: Option<PathBuf>,
+    pub compress: bool,
+    /// I/O timeout of each transfer, in seconds.
+    pub timeout: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    source: PathBuf,
+    #[serde(default, rename = "target")]
+    targets: Vec<FileTarget>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default = "yes")]
+    default_excludes: bool,
+    #[serde(default = "yes")]
+    initial_sync: bool,
+    state_dir: Option<PathBuf>,
+    #[serde(default = "default_settle_ms")]
+    settle_ms: u64,
+    #[serde(default = "default_max_latency_ms")]
+    max_latency_ms: u64,
+    resync_interval: Option<u64>,
+    #[serde(default)]
+    verbose: bool,
+    /// Defaults for every target.
+    password_file: Option<PathBuf>,
+    #[serde(default)]
+    compress: bool,
+    #[serde(default = "default_timeout")]
+    timeout: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTarget {
+    dest: String,
+    password_file: Option<PathBuf>,
+    compress: Option<bool>,
+    timeout: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_settle_ms() -> u64 {
+    20
+}
+fn default_max_latency_ms() -> u64 {
+    200
+}
+fn default_timeout() -> u64 {
+    60
+}
+
+fn with_defaults(mut exclude: Vec<String>, defaults: bool) -> Vec<String> {
+    if defaults {
+        exclude.extend(DEFAULT_EXCLUDES.iter().map(|s| (*s).to_string()));
+    }
+    exclude
+}
+
+impl RunConfig {
+    /// Reads a TOML config file.
+    ///
+    /// # Errors
+    /// A message naming the file, and the line and key for a bad value or unknown key.
+    pub fn from_file(path: &Path) -> Result<RunConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let f: File = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if f.targets.is_empty() {
+            return Err(format!(
+                "{}: no [[target]] given: where should {} go?",
+                path.display(),
+                f.source.display()
+            ));
+        }
+        let targets = f
+            .targets
+            .into_iter()
+            .map(|t| TargetConfig {
+                dest: t.dest.into(),
+                password_file: t.password_file.or_else(|| f.password_file.clone()),
+                compress: t.compress.unwrap_or(f.compress),
+                timeout: t.timeout.unwrap_or(f.timeout),
+            })
+            .collect();
+        Ok(RunConfig {
+            source: f.source,
+            targets,
+            exclude: with_defaults(f.exclude, f.default_excludes),
+            initial_sync: f.initial_sync,
+            state_dir: f.state_dir,
+            settle: Duration::from_millis(f.settle_ms),
+            max_latency: Duration::from_millis(f.max_latency_ms),
+            resync_interval: f.resync_interval.map(Duration::from_secs),
+            verbose: f.verbose,
+        })
+    }
+
+    /// The same from `rtsync run`'s command line.
+    ///
+    /// # Errors
+    /// When SRC or DEST is missing.
+    pub fn from_args(m: &ArgMatches) -> Result<RunConfig, String> {
+        let source: PathBuf = m
+            .get_one::<PathBuf>("src")
+            .cloned()
+            .ok_or("SRC and at least one DEST are required (or --config FILE)")?;
+        let timeout = m.get_one::<u64>("timeout").copied().unwrap_or(60);
+        let targets: Vec<TargetConfig> = m
+            .get_many::<OsString>("dest")
+            .into_iter()
+            .flatten()
+            .map(|d| TargetConfig {
+                dest: d.clone(),
+                password_file: m.get_one::<PathBuf>("password-file").cloned(),
+                compress: m.get_flag("compress"),
+                timeout,
+            })
+            .collect();
+        if targets.is_empty() {
+            return Err("at least one DEST is required".to_string());
+        }
+        let exclude: Vec<String> = m
+            .get_many::<String>("exclude")
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        Ok(RunConfig {
+            source,
+            targets,
+            exclude: with_defaults(exclude, !m.get_flag("no-default-excludes")),
+            initial_sync: !m.get_flag("no-initial-sync"),
+            state_dir: m.get_one::<PathBuf>("state-dir").cloned(),
+            settle: Duration::from_millis(m.get_one::<u64>("settle").copied().unwrap_or(20)),
+            max_latency: Duration::from_millis(
+                m.get_one::<u64>("max-latency").copied().unwrap_or(200),
+            ),
+            resync_interval: m
+                .get_one::<u64>("resync-interval")
+                .map(|s| Duration::from_secs(*s)),
+            verbose: m.get_flag("verbose"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<RunConfig, String> {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("rtsync.toml");
+        std::fs::write(&p, text).unwrap();
+        RunConfig::from_file(&p)
+    }
+
+    #[test]
+    fn a_full_file_with_per_target_overrides() {
+        let c = parse(
+            r#"
+source = "/var/www/html"
+exclude = ["*.tmp", "/cache/"]
+resync_interval = 3600
+password_file = "/etc/rtsync.pass"
+timeout = 30
+
+[[target]]
+dest = "backup@10.0.0.2::www"
+compress = true
+
+[[target]]
+dest = "/mnt/mirror/www/"
+timeout = 5
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.targets.len(), 2);
+        assert!(c.targets[0].compress && !c.targets[1].compress);
+        assert_eq!(c.targets[0].timeout, 30);
+        assert_eq!(c.targets[1].timeout, 5);
+        assert_eq!(
+            c.targets[1].password_file.as_deref(),
+            Some(Path::new("/etc/rtsync.pass"))
+        );
+        assert_eq!(c.resync_interval, Some(Duration::from_secs(3600)));
+        assert!(c.exclude.contains(&"/cache/".to_string()));
+        assert!(c.exclude.contains(&"*.swp".to_string()));
+        assert!(c.initial_sync);
+    }
+
+    #[test]
+    fn typos_and_missing_targets_are_errors_that_say_where() {
+        let e = parse("source = \"/a\"\nsettle = 5\n[[target]]\ndest = \"/b\"\n").unwrap_err();
+        assert!(e.contains("settle") && e.contains("line 2"), "{e}");
+        let e = parse("source = \"/a\"\n").unwrap_err();
+        assert!(e.contains("no [[target]]"), "{e}");
+    }
+}
