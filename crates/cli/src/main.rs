@@ -7,6 +7,7 @@ mod output;
 mod remote;
 mod run;
 mod run_config;
+mod status;
 mod sync;
 mod watch;
 
@@ -19,6 +20,7 @@ Usage: rtsync <COMMAND> [ARGS]...
 
 Commands:
   run     mirror SRC to every DEST in real time (rtsync run SRC DEST...)
+  status  each target's queue, lag and last error, for every rtsync run
   sync    one-shot transfer with rsync's options: local, rsync daemon or remote shell
   watch   print filesystem events as inotifywait does (--stats: count them as inotifywatch)
   doctor  check inotify limits and fanotify for the trees given, with the sysctl lines to fix them
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     match command {
         "sync" => sync::main(rest.get(1..).unwrap_or_default()),
         "run" => run::main(rest.get(1..).unwrap_or_default()),
+        "status" => status::main(rest.get(1..).unwrap_or_default()),
         "watch" => watch::main(rest.get(1..).unwrap_or_default()),
         "doctor" => doctor::main(rest.get(1..).unwrap_or_default()),
         "-h" | "--help" | "help" => {

@@ -36,6 +36,10 @@ use watch::{InotifyWatcher, Pairer, Selector, WatchOptions, Watcher, mask};
 
 use crate::exit;
 use crate::run_config::RunConfig;
+use crate::status::{TargetStatus, instant_ms, now_ms};
+
+/// How often each worker rewrites its status file for `rtsync status`.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
 
 /// How often the journal is cut down to what some target still needs.
 const JOURNAL_COMPACTION: Duration = Duration::from_secs(10);
@@ -520,6 +524,14 @@ impl Worker {
         let mut in_flight = false;
         let mut stopping = false;
         let mut failing = false;
+        let mut status = TargetStatus {
+            dest: self.name(),
+            pid: std::process::id(),
+            ..TargetStatus::default()
+        };
+        let mut status_saved = Instant::now()
+            .checked_sub(STATUS_EVERY)
+            .unwrap_or_else(Instant::now);
         let mut next_resync = self.transfers.resync_every.map(|every| started + every);
         loop {
             let now = Instant::now();
@@ -561,7 +573,15 @@ impl Worker {
                     .map_or(Duration::from_secs(1), |t| t.saturating_duration_since(now))
                     .clamp(Duration::from_millis(1), Duration::from_secs(1))
             };
-            match rx.recv_timeout(wake) {
+            if status_saved.elapsed() >= STATUS_EVERY {
+                status.pending = pending.len();
+                status.oldest_pending_ms = pending.oldest().map(instant_ms);
+                status.next_retry_ms = retry_at.filter(|t| *t > now).map(instant_ms);
+                status.updated_ms = now_ms();
+                let _ = status.save(&self.transfers.state, &self.target.id);
+                status_saved = Instant::now();
+            }
+            match rx.recv_timeout(wake.min(STATUS_EVERY)) {
                 Ok(Msg::Changes(list, at)) => {
                     for (seq, c) in &list {
                         pending.push(c, *seq, at);
@@ -571,6 +591,12 @@ impl Worker {
                     in_flight = false;
                     retry_at = None;
                     backoff.reset();
+                    status.batches += 1;
+                    status.paths += batch.len() as u64;
+                    status.last_ok_ms = Some(now_ms());
+                    status_saved = Instant::now()
+                        .checked_sub(STATUS_EVERY)
+                        .unwrap_or_else(Instant::now);
                     if failing {
                         failing = false;
                         log(&format!("{}: recovered", self.name()));
@@ -602,6 +628,12 @@ impl Worker {
                     let delay = backoff.next_delay(failure, jitter());
                     retry_at = Some(now + delay);
                     failing = true;
+                    status.failures += 1;
+                    status.last_error = Some(why.clone());
+                    status.last_error_ms = Some(now_ms());
+                    status_saved = Instant::now()
+                        .checked_sub(STATUS_EVERY)
+                        .unwrap_or_else(Instant::now);
                     let kind = match failure {
                         Failure::Transient => "will retry",
                         Failure::Partial => "some paths failed; will send them again",

@@ -221,6 +221,33 @@ fn a_target_with_a_wrong_password_is_reported_and_the_others_go_on() {
     let log = engine.log();
     assert!(log.contains("needs attention"), "{log}");
     assert!(log.contains(&secret), "{log}");
+    // `rtsync status` shows the failing target with its cause, and the other one fine.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let table = loop {
+        let out = common::rtsync([
+            "status",
+            &format!("--state-dir={}", t.path().join("state").display()),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("auth failed") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let line_of = |dest: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(dest))
+            .unwrap_or_else(|| panic!("no line for {dest} in\n{table}"))
+            .to_string()
+    };
+    let failing = line_of(&secret);
+    assert!(
+        failing.contains("retry") && failing.contains("auth failed"),
+        "{table}"
+    );
+    let fine = line_of(local.to_str().unwrap());
+    assert!(fine.contains(" ok ") && !fine.contains("auth"), "{table}");
     // Nothing reached the module, and the local target kept up after the failure too.
     assert!(
         std::fs::read_dir(d.module_path("secret"))

@@ -1,0 +1,174 @@
+//! Directories created while the watcher runs, filled at once: every file written in them must
+//! be reported with its exact path, however the writer and the watcher interleave. The writer
+//! races the watcher's walk of each new directory, with busy threads competing for the CPU.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use watch::{InotifyWatcher, WatchOptions, mask};
+
+/// The events `rtsync run` asks for (crates/cli/src/run.rs).
+const EVENTS: u32 = mask::CREATE
+    | mask::MODIFY
+    | mask::CLOSE_WRITE
+    | mask::ATTRIB
+    | mask::DELETE
+    | mask::MOVED_FROM
+    | mask::MOVED_TO
+    | mask::DELETE_SELF
+    | mask::MOVE_SELF;
+
+const ROUNDS: usize = 40;
+const DIRS: usize = 4;
+const FILES: usize = 60;
+
+/// Spins on every core until dropped, so the watcher and the writer are preempted at random.
+struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let n = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let threads = (0..n)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..10_000 {
+                            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { stop, threads }
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The directories of round `r`: flat ones under `data/`, and nested ones made by one
+/// `create_dir_all` each.
+fn round_dirs(root: &Path, r: usize) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = (0..DIRS)
+        .map(|k| root.join(format!("data{r}/d{k}")))
+        .collect();
+    dirs.extend((0..DIRS).map(|k| root.join(format!("nest{r}/a/b{k}/c/d"))));
+    dirs
+}
+
+/// Writes every round; returns the files written.
+fn write_all(root: &Path) -> Vec<PathBuf> {
+    let mut written = Vec::new();
+    for r in 0..ROUNDS {
+        let dirs = round_dirs(root, r);
+        for d in &dirs {
+            fs::create_dir_all(d).unwrap();
+        }
+        for i in 0..FILES * dirs.len() {
+            let f = dirs[i % dirs.len()].join(format!("f{i}"));
+            fs::write(&f, b"x").unwrap();
+            written.push(f);
+        }
+        if r % 8 == 7 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    written
+}
+
+#[test]
+fn every_file_in_new_directories_is_reported() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().to_path_buf();
+    let mut w = InotifyWatcher::new(WatchOptions {
+        events: EVENTS,
+        no_dereference: true,
+        ..WatchOptions::default()
+    })
+    .unwrap();
+    w.add(&root).unwrap();
+
+    let _load = Load::start();
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let root = root.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let written = write_all(&root);
+            done.store(true, Ordering::SeqCst);
+            written
+        })
+    };
+
+    let mut seen: HashSet<PathBuf> = HashSet::new();
+    let mut overflowed = false;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut quiet_since: Option<Instant> = None;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the writer and the watcher did not finish in 120 s"
+        );
+        match w.next_event(Some(Duration::from_millis(50))).unwrap() {
+            Some(ev) => {
+                quiet_since = None;
+                if ev.mask & mask::Q_OVERFLOW != 0 {
+                    overflowed = true;
+                }
+                if ev.mask & (mask::CREATE | mask::CLOSE_WRITE) != 0 {
+                    seen.insert(ev.path());
+                }
+            }
+            None if done.load(Ordering::SeqCst) => {
+                // Done writing: wait until nothing has come for a while.
+                let since = *quiet_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_millis(500) {
+                    break;
+                }
+            }
+            None => {}
+        }
+    }
+    let written = writer.join().unwrap();
+    let errors = w.take_errors();
+    assert!(errors.is_empty(), "errors while watching: {errors:?}");
+    assert!(
+        !overflowed,
+        "the queue overflowed: events were lost legitimately; lower ROUNDS or FILES"
+    );
+
+    let missing: Vec<&PathBuf> = written.iter().filter(|f| !seen.contains(*f)).collect();
+    if !missing.is_empty() {
+        let dirs: BTreeSet<&Path> = missing.iter().filter_map(|f| f.parent()).collect();
+        let strays: BTreeSet<&PathBuf> = seen
+            .iter()
+            .filter(|p| !p.starts_with(&root) || !p.exists())
+            .collect();
+        panic!(
+            "{} of {} files never reported, in {} directories: {:?}\nfirst missing: {:?}\n\
+             events on paths that do not exist: {:?}",
+            missing.len(),
+            written.len(),
+            dirs.len(),
+            dirs,
+            missing.iter().take(10).collect::<Vec<_>>(),
+            strays.iter().take(20).collect::<Vec<_>>(),
+        );
+    }
+}
