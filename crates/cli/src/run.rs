@@ -154,6 +154,25 @@ fn cli() -> Cli {
                 .help("compress transfers to remote targets"),
         )
         .arg(
+            Arg::new("detach")
+                .short('d')
+                .long("detach")
+                .action(ArgAction::SetTrue)
+                .help("run in the background (sersync's -d): log to --log-file, write --pid-file"),
+        )
+        .arg(
+            Arg::new("pid-file")
+                .long("pid-file")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("write the process id here (removed on a clean stop)"),
+        )
+        .arg(
+            Arg::new("log-file")
+                .long("log-file")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("with -d: where the log goes (default: rtsync.log in the state dir)"),
+        )
+        .arg(
             Arg::new("verbose")
                 .short('v')
                 .long("verbose")
@@ -219,14 +238,93 @@ pub fn main(args: &[OsString]) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::SYNTAX } else { 0 });
         }
     };
+    if m.get_flag("detach") {
+        return detach(args, &m);
+    }
     let config = match m.get_one::<PathBuf>("config") {
         Some(path) => RunConfig::from_file(path),
         None => RunConfig::from_args(&m),
     };
-    match config.and_then(|c| run(&c)) {
+    let pid_file = m.get_one::<PathBuf>("pid-file").cloned();
+    if let Some(p) = &pid_file
+        && let Err(e) = std::fs::write(p, format!("{}\n", std::process::id()))
+    {
+        eprintln!("rtsync run: {}: {e}", p.display());
+        return ExitCode::from(exit::SYNTAX);
+    }
+    let result = config.and_then(|c| run(&c));
+    if let Some(p) = &pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
             eprintln!("rtsync run: {msg}");
+            ExitCode::from(exit::SYNTAX)
+        }
+    }
+}
+
+/// `-d`: starts this same command again without `-d`, in its own process group (so the
+/// terminal's Ctrl-C and hang-up do not reach it), its output going to the log file, and
+/// returns once it runs. The child writes the pid file itself, so it names the real process.
+fn detach(args: &[OsString], m: &clap::ArgMatches) -> ExitCode {
+    let rest: Vec<&OsString> = args
+        .iter()
+        .filter(|a| a.as_os_str() != "-d" && a.as_os_str() != "--detach")
+        .collect();
+    let log_path = m
+        .get_one::<PathBuf>("log-file")
+        .cloned()
+        .unwrap_or_else(|| {
+            m.get_one::<PathBuf>("state-dir")
+                .cloned()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("rtsync.log")
+        });
+    if let Some(dir) = log_path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let log = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("rtsync run: {}: {e}", log_path.display());
+            return ExitCode::from(exit::SYNTAX);
+        }
+    };
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("rtsync run: cannot find my own binary: {e}");
+            return ExitCode::from(exit::SYNTAX);
+        }
+    };
+    let spawned = {
+        use std::os::unix::process::CommandExt;
+        Command::new(exe)
+            .arg("run")
+            .args(rest)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+    };
+    match spawned {
+        Ok(child) => {
+            eprintln!(
+                "rtsync run: running in the background as pid {}, logging to {}",
+                child.id(),
+                log_path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rtsync run: cannot start in the background: {e}");
             ExitCode::from(exit::SYNTAX)
         }
     }

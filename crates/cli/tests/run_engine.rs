@@ -325,3 +325,61 @@ fn a_toml_config_drives_the_same_engine() {
     );
     assert_eq!(engine.stop(), Some(0));
 }
+
+#[test]
+fn detached_with_a_pid_file_and_stopped_by_it() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    std::fs::create_dir(&src).unwrap();
+    let (pid_file, log) = (t.path().join("run.pid"), t.path().join("run.log"));
+    let out = common::rtsync([
+        "run",
+        "-d",
+        &format!("--pid-file={}", pid_file.display()),
+        &format!("--log-file={}", log.display()),
+        &format!("--state-dir={}", t.path().join("state").display()),
+        src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+    ]);
+    common::ok(&out);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        if let Ok(text) = std::fs::read_to_string(&pid_file)
+            && let Ok(pid) = text.trim().parse::<i32>()
+        {
+            break pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "no pid file");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Killed by its pid should the test fail before the clean stop below.
+    struct KillOnDrop(Option<i32>);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if let Some(pid) = self.0.and_then(rustix::process::Pid::from_raw) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+    let mut guard = KillOnDrop(Some(pid));
+    write(&src.join("hello"), b"from the background");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read(dst.join("hello")).ok().as_deref() != Some(&b"from the background"[..]) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            std::fs::read_to_string(&log)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Stopped by the pid it wrote (ours alone); a clean stop removes the pid file.
+    let pid = rustix::process::Pid::from_raw(pid).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    guard.0 = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while pid_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(std::fs::read_to_string(&log).unwrap().contains("stopped"));
+}
