@@ -7,6 +7,7 @@ mod output;
 mod remote;
 mod run;
 mod run_config;
+mod sersync;
 mod status;
 mod sync;
 mod watch;

@@ -53,12 +53,12 @@ fn cli() -> Cli {
         .override_usage("rtsync run [OPTIONS] SRC DEST...")
         .arg(
             Arg::new("src")
-                .required_unless_present("config")
+                .required_unless_present_any(["config", "sersync"])
                 .value_parser(clap::value_parser!(PathBuf)),
         )
         .arg(
             Arg::new("dest")
-                .required_unless_present("config")
+                .required_unless_present_any(["config", "sersync"])
                 .num_args(1..)
                 .value_parser(clap::value_parser!(OsString)),
         )
@@ -80,6 +80,13 @@ fn cli() -> Cli {
                     "compress",
                 ])
                 .help("read the source, targets and settings from a TOML file (see README)"),
+        )
+        .arg(
+            Arg::new("sersync")
+                .long("sersync")
+                .value_parser(clap::value_parser!(PathBuf))
+                .conflicts_with_all(["src", "dest", "config", "exclude", "password-file"])
+                .help("read a sersync confxml.xml (what cannot be mapped is named in a warning)"),
         )
         .arg(
             Arg::new("exclude")
@@ -241,9 +248,21 @@ pub fn main(args: &[OsString]) -> ExitCode {
     if m.get_flag("detach") {
         return detach(args, &m);
     }
-    let config = match m.get_one::<PathBuf>("config") {
-        Some(path) => RunConfig::from_file(path),
-        None => RunConfig::from_args(&m),
+    let config = if let Some(path) = m.get_one::<PathBuf>("sersync") {
+        crate::sersync::read(path).map(|mapped| {
+            for w in &mapped.warnings {
+                log(&format!("{}: {w}", path.display()));
+            }
+            let mut config = mapped.config;
+            config.state_dir = m.get_one::<PathBuf>("state-dir").cloned();
+            config.verbose = m.get_flag("verbose");
+            config.initial_sync = !m.get_flag("no-initial-sync");
+            config
+        })
+    } else if let Some(path) = m.get_one::<PathBuf>("config") {
+        RunConfig::from_file(path)
+    } else {
+        RunConfig::from_args(&m)
     };
     let pid_file = m.get_one::<PathBuf>("pid-file").cloned();
     if let Some(p) = &pid_file

@@ -383,3 +383,84 @@ fn detached_with_a_pid_file_and_stopped_by_it() {
     }
     assert!(std::fs::read_to_string(&log).unwrap().contains("stopped"));
 }
+
+#[test]
+fn a_sersync_confxml_runs_as_it_is() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    fill(&src, "site", 3, 30);
+    write(
+        &src.join("backup.tar.gz"),
+        b"filtered out by sersync's filter",
+    );
+    let xml = t.path().join("confxml.xml");
+    write(
+        &xml,
+        format!(
+            r#"<?xml version="1.0" encoding="ISO-8859-1"?>
+<head version="2.5">
+    <host hostip="localhost" port="8008"></host>
+    <debug start="false"/>
+    <fileSystem xfs="false"/>
+    <filter start="true">
+        <exclude expression="(.*)\.gz"></exclude>
+    </filter>
+    <inotify>
+        <delete start="true"/>
+        <createFolder start="true"/>
+        <createFile start="false"/>
+        <closeWrite start="true"/>
+        <moveFrom start="true"/>
+        <moveTo start="true"/>
+        <attrib start="false"/>
+        <modify start="false"/>
+    </inotify>
+    <sersync>
+        <localpath watch="{src}">
+            <remote ip="127.0.0.1" name="open"/>
+            <remote ip="127.0.0.1" name="push"/>
+        </localpath>
+        <rsync>
+            <commonParams params="-artuz"/>
+            <auth start="false" users="root" passwordfile="/etc/rsync.pas"/>
+            <userDefinedPort start="true" port="{port}"/>
+            <timeout start="true" time="30"/>
+            <ssh start="false"/>
+        </rsync>
+        <failLog path="/tmp/rsync_fail_log.sh" timeToExecute="60"/>
+        <crontab start="false" schedule="600">
+            <crontabfilter start="false"><exclude expression="*.php"></exclude></crontabfilter>
+        </crontab>
+        <plugin start="false" name="command"/>
+    </sersync>
+    <plugin name="command">
+        <param prefix="/bin/sh" suffix="" ignoreError="true"/>
+    </plugin>
+</head>
+"#,
+            src = src.display(),
+            port = d.port
+        )
+        .as_bytes(),
+    );
+    let engine = Engine::start(
+        &t.path().join("state"),
+        &["-v", "--sersync", xml.to_str().unwrap()],
+    );
+    let filtered = ["backup.tar.gz"];
+    converges(&src, &d.module_path("open"), &filtered, &engine);
+    converges(&src, &d.module_path("push"), &filtered, &engine);
+    fill(&src, "more", 2, 20);
+    std::fs::remove_dir_all(src.join("site/d1")).unwrap();
+    converges(&src, &d.module_path("open"), &filtered, &engine);
+    converges(&src, &d.module_path("push"), &filtered, &engine);
+    assert!(!d.module_path("open").join("backup.tar.gz").exists());
+    let log = engine.log();
+    assert!(log.contains("failLog is ignored"), "{log}");
+    assert_eq!(engine.stop(), Some(0));
+}

@@ -1,0 +1,371 @@
+//! `rtsync run --sersync confxml.xml`: sersync 2.5's XML configuration, mapped onto the same
+//! [`RunConfig`] as the command line and the TOML file, so a sersync setup moves over as it is.
+//!
+//! Mapped: `localpath watch` (the source), each `remote ip name` (a target: `ip::name`, or
+//! `rsync://[users@]ip:port/name/` with `userDefinedPort`, or `ip:name` with `ssh`), `auth`
+//! (user and password file), `timeout`, `z` in `commonParams` (compression), `crontab`
+//! (a full compare every `schedule` minutes) and `filter` excludes where their regular
+//! expressions have an rsync-pattern equivalent. Everything else is named in a warning:
+//! rtsync always watches every kind of event, keeps its own journal instead of the fail log,
+//! and has no plugins yet.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use quick_xml::events::{BytesStart, Event};
+
+use crate::run_config::{DEFAULT_EXCLUDES, RunConfig, TargetConfig};
+
+/// One element's attributes, by name.
+fn attrs(e: &BytesStart<'_>) -> Vec<(String, String)> {
+    e.attributes()
+        .flatten()
+        .map(|a| {
+            let key = a.key.as_ref().to_string();
+            let value = a
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_or_else(|_| a.value.to_string(), std::borrow::Cow::into_owned);
+            (key, value)
+        })
+        .collect()
+}
+
+fn get<'a>(attrs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn on(attrs: &[(String, String)]) -> bool {
+    get(attrs, "start") == Some("true")
+}
+
+/// sersync's filter expressions are regular expressions on the path below the watch; the
+/// common ones are globs in disguise.
+fn regex_to_rsync(expr: &str) -> Option<String> {
+    let word = |s: &str, extra: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    };
+    if let Some(ext) = expr.strip_prefix("(.*)\\.")
+        && word(ext, "")
+    {
+        return Some(format!("*.{ext}"));
+    }
+    if let Some(rest) = expr.strip_prefix("(.*)")
+        && word(rest, "_-")
+    {
+        return Some(format!("*{rest}"));
+    }
+    if let Some(dir) = expr.strip_prefix('^').and_then(|d| d.strip_suffix("/*"))
+        && word(dir, "_-./")
+    {
+        return Some(format!("/{dir}/"));
+    }
+    None
+}
+
+/// The result: the run, and what was ignored, for the user to read.
+#[derive(Debug)]
+pub struct Mapped {
+    pub config: RunConfig,
+    pub warnings: Vec<String>,
+}
+
+/// Reads a sersync `confxml.xml`.
+///
+/// # Errors
+/// Unreadable or malformed XML (with its position), or no `localpath`/`remote`.
+#[allow(clippy::too_many_lines)]
+pub fn read(path: &Path) -> Result<Mapped, String> {
+    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // sersync's files declare ISO-8859-1; the names we use are ASCII either way.
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let mut reader = quick_xml::Reader::from_str(&text);
+    let mut stack: Vec<String> = Vec::new();
+    let mut warnings = Vec::new();
+    let mut source: Option<PathBuf> = None;
+    let mut remotes: Vec<(String, String)> = Vec::new();
+    let mut exclude: Vec<String> = Vec::new();
+    let mut filter_on = false;
+    let mut filter_exprs: Vec<String> = Vec::new();
+    let mut auth: Option<(String, PathBuf)> = None;
+    let mut port: Option<u16> = None;
+    let mut timeout: u64 = 60;
+    let mut ssh = false;
+    let mut compress = false;
+    let mut resync: Option<Duration> = None;
+    loop {
+        let event = reader.read_event().map_err(|e| {
+            format!(
+                "{}: malformed XML at byte {}: {e}",
+                path.display(),
+                reader.error_position()
+            )
+        })?;
+        let (e, empty) = match &event {
+            Event::Start(e) => (e, false),
+            Event::Empty(e) => (e, true),
+            Event::End(_) => {
+                stack.pop();
+                continue;
+            }
+            Event::Eof => break,
+            _ => continue,
+        };
+        let name = e.name().as_ref().to_string();
+        let a = attrs(e);
+        let parent = stack.last().map(String::as_str).unwrap_or("");
+        let in_sersync = stack.iter().any(|s| s == "sersync");
+        let in_plugin = stack.iter().any(|s| s == "plugin");
+        match (parent, name.as_str()) {
+            ("head", "filter") => filter_on = on(&a),
+            ("filter", "exclude") if !in_plugin && !stack.iter().any(|s| s == "crontab") => {
+                if let Some(x) = get(&a, "expression") {
+                    filter_exprs.push(x.to_string());
+                }
+            }
+            ("sersync", "localpath") => match get(&a, "watch") {
+                Some(w) if source.is_none() => source = Some(PathBuf::from(w)),
+                Some(w) => warnings.push(format!("a second localpath ({w}) is ignored: run one rtsync per source")),
+                None => {}
+            },
+            ("localpath", "remote") if in_sersync => {
+                if let (Some(ip), Some(module)) = (get(&a, "ip"), get(&a, "name")) {
+                    remotes.push((ip.to_string(), module.to_string()));
+                }
+            }
+            ("rsync", "commonParams") => {
+                let params = get(&a, "params").unwrap_or("");
+                compress = params.trim_start_matches('-').contains('z');
+                warnings.push(format!(
+                    "commonParams {params:?}: rtsync always sends with -a -H (plus -z if given) and deletes what the source deletes"
+                ));
+            }
+            ("rsync", "auth") if on(&a) => {
+                auth = Some((
+                    get(&a, "users").unwrap_or("").to_string(),
+                    PathBuf::from(get(&a, "passwordfile").unwrap_or("")),
+                ));
+            }
+            ("rsync", "userDefinedPort") if on(&a) => {
+                port = get(&a, "port").and_then(|p| p.parse().ok());
+            }
+            ("rsync", "timeout") if on(&a) => {
+                timeout = get(&a, "time").and_then(|t| t.parse().ok()).unwrap_or(timeout);
+            }
+            ("rsync", "ssh") => ssh = on(&a),
+            ("sersync", "failLog") => warnings.push(
+                "failLog is ignored: failed changes stay in rtsync's journal and are retried until they land".to_string(),
+            ),
+            ("sersync", "crontab") if on(&a) => {
+                let minutes: u64 = get(&a, "schedule").and_then(|s| s.parse().ok()).unwrap_or(600);
+                resync = Some(Duration::from_secs(minutes.max(1) * 60));
+            }
+            ("crontab", "crontabfilter") if on(&a) => warnings.push(
+                "crontabfilter is ignored: the periodic compare uses the same excludes as the rest".to_string(),
+            ),
+            ("sersync", "plugin") if on(&a) => warnings.push(format!(
+                "plugin {:?} is not supported yet and is ignored",
+                get(&a, "name").unwrap_or("")
+            )),
+            ("head", "inotify") => warnings.push(
+                "the inotify switches are ignored: rtsync watches every kind of change".to_string(),
+            ),
+            ("head", "debug") if on(&a) => warnings.push("debug is ignored: use -v".to_string()),
+            _ => {}
+        }
+        if !empty {
+            stack.push(name);
+        }
+    }
+    let source = source
+        .ok_or_else(|| format!("{}: no <localpath watch=...> in <sersync>", path.display()))?;
+    if remotes.is_empty() {
+        return Err(format!(
+            "{}: no <remote ip=... name=...> under <localpath>",
+            path.display()
+        ));
+    }
+    if filter_on {
+        for x in filter_exprs {
+            match regex_to_rsync(&x) {
+                Some(p) => exclude.push(p),
+                None => warnings.push(format!(
+                    "filter expression {x:?} has no rsync-pattern equivalent and is ignored; add an exclude to a TOML config instead"
+                )),
+            }
+        }
+    }
+    let user = auth
+        .as_ref()
+        .map(|(u, _)| u.clone())
+        .filter(|u| !u.is_empty());
+    let targets = remotes
+        .into_iter()
+        .map(|(ip, module)| {
+            let at = user.as_ref().map(|u| format!("{u}@")).unwrap_or_default();
+            let dest = if ssh {
+                format!("{at}{ip}:{module}")
+            } else if let Some(port) = port {
+                format!("rsync://{at}{ip}:{port}/{module}/")
+            } else {
+                format!("{at}{ip}::{module}")
+            };
+            TargetConfig {
+                dest: dest.into(),
+                password_file: auth
+                    .as_ref()
+                    .map(|(_, p)| p.clone())
+                    .filter(|p| !p.as_os_str().is_empty()),
+                compress,
+                timeout,
+            }
+        })
+        .collect();
+    exclude.extend(DEFAULT_EXCLUDES.iter().map(|s| (*s).to_string()));
+    Ok(Mapped {
+        config: RunConfig {
+            source,
+            targets,
+            exclude,
+            initial_sync: true,
+            state_dir: None,
+            settle: Duration::from_millis(20),
+            max_latency: Duration::from_millis(200),
+            resync_interval: resync,
+            verbose: false,
+        },
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// sersync 2.5.4's shipped layout, every section present, with auth, a port and ssh off.
+    fn confxml(extra_rsync: &str) -> String {
+        format!(
+            r#"<?xml version="1.0" encoding="ISO-8859-1"?>
+<head version="2.5">
+    <host hostip="localhost" port="8008"></host>
+    <debug start="false"/>
+    <fileSystem xfs="false"/>
+    <filter start="true">
+        <exclude expression="(.*)\.svn"></exclude>
+        <exclude expression="(.*)\.gz"></exclude>
+        <exclude expression="^info/*"></exclude>
+        <exclude expression="^st[a-z]+tic/.*"></exclude>
+    </filter>
+    <inotify>
+        <delete start="true"/>
+        <createFolder start="true"/>
+        <createFile start="false"/>
+        <closeWrite start="true"/>
+        <moveFrom start="true"/>
+        <moveTo start="true"/>
+        <attrib start="false"/>
+        <modify start="false"/>
+    </inotify>
+    <sersync>
+        <localpath watch="/opt/tongbu">
+            <remote ip="10.0.0.2" name="tongbu1"/>
+            <!--<remote ip="192.168.8.39" name="tongbu"/>-->
+            <remote ip="10.0.0.3" name="tongbu2"/>
+        </localpath>
+        <rsync>
+            <commonParams params="-artuz"/>
+            <auth start="true" users="rsync_backup" passwordfile="/etc/rsync.pas"/>
+            {extra_rsync}
+            <timeout start="true" time="100"/><!-- timeout=100 -->
+            <ssh start="false"/>
+        </rsync>
+        <failLog path="/tmp/rsync_fail_log.sh" timeToExecute="60"/>
+        <crontab start="true" schedule="600">
+            <crontabfilter start="false">
+                <exclude expression="*.php"></exclude>
+            </crontabfilter>
+        </crontab>
+        <plugin start="false" name="command"/>
+    </sersync>
+    <plugin name="command">
+        <param prefix="/bin/sh" suffix="" ignoreError="true"/>
+        <filter start="false">
+            <include expression="(.*)\.php"/>
+        </filter>
+    </plugin>
+    <plugin name="socket">
+        <localpath watch="/opt/tongbu">
+            <deshost ip="192.168.138.20" port="8009"/>
+        </localpath>
+    </plugin>
+</head>
+"#
+        )
+    }
+
+    fn read_str(text: &str) -> Result<Mapped, String> {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("confxml.xml");
+        std::fs::write(&p, text).unwrap();
+        read(&p)
+    }
+
+    #[test]
+    fn the_default_layout_maps_to_targets_auth_timeout_and_crontab() {
+        let m = read_str(&confxml(r#"<userDefinedPort start="false" port="874"/>"#)).unwrap();
+        let c = &m.config;
+        assert_eq!(c.source, PathBuf::from("/opt/tongbu"));
+        let dests: Vec<_> = c.targets.iter().map(|t| t.dest.clone()).collect();
+        assert_eq!(
+            dests,
+            [
+                "rsync_backup@10.0.0.2::tongbu1",
+                "rsync_backup@10.0.0.3::tongbu2"
+            ]
+        );
+        assert!(c.targets.iter().all(|t| t.compress && t.timeout == 100));
+        assert_eq!(
+            c.targets[0].password_file.as_deref(),
+            Some(Path::new("/etc/rsync.pas"))
+        );
+        assert_eq!(c.resync_interval, Some(Duration::from_secs(600 * 60)));
+        for p in ["*.svn", "*.gz", "/info/"] {
+            assert!(c.exclude.contains(&p.to_string()), "{p} in {:?}", c.exclude);
+        }
+        let said = m.warnings.join("\n");
+        for w in [
+            "failLog",
+            "inotify switches",
+            "commonParams",
+            "^st[a-z]+tic/.*",
+        ] {
+            assert!(said.contains(w), "{w} not warned:\n{said}");
+        }
+    }
+
+    #[test]
+    fn a_port_or_ssh_changes_the_destination_form() {
+        let m = read_str(&confxml(r#"<userDefinedPort start="true" port="874"/>"#)).unwrap();
+        assert_eq!(
+            m.config.targets[0].dest,
+            "rsync://rsync_backup@10.0.0.2:874/tongbu1/"
+        );
+        let text = confxml("").replace(r#"<ssh start="false"/>"#, r#"<ssh start="true"/>"#);
+        let m = read_str(&text).unwrap();
+        assert_eq!(m.config.targets[1].dest, "rsync_backup@10.0.0.3:tongbu2");
+    }
+
+    #[test]
+    fn broken_or_empty_files_say_what_is_wrong() {
+        let e = read_str("<head><sersync><localpath watch=\"/a\">").unwrap_err();
+        assert!(e.contains("no <remote"), "{e}");
+        let e = read_str("<head><sersync></head>").unwrap_err();
+        assert!(e.contains("malformed XML"), "{e}");
+        let e = read_str("<head/>").unwrap_err();
+        assert!(e.contains("no <localpath"), "{e}");
+    }
+}
