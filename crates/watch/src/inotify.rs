@@ -5,9 +5,12 @@
 //! that skips excluded directories. The walk is post-order — a directory is listed, its
 //! subdirectories are watched, and only then the directory itself — so the walk's own reading
 //! never shows as events, as with inotifywait. Each directory's modification time is taken before
-//! it is listed and checked again once its watch exists; if it moved, the directory is listed
-//! again, so nothing created between the listing and the watch is missed. Entries found in a
-//! directory created while we run are reported as synthetic `CREATE`s.
+//! it is listed and checked again once its watch exists — in the first walk of a tree as in the
+//! walk of a new directory; if it moved, the directory is listed again, so nothing created between
+//! the listing and the watch is missed. (This needs the time to move with every change, which
+//! Linux makes sure of since 6.13 once the time has been read; older kernels stamp changes from a
+//! clock that ticks every few milliseconds, and a change within the tick can go unseen.) Entries
+//! found in a directory created while we run are reported as synthetic `CREATE`s.
 //!
 //! Watches form a tree: each holds its parent's watch descriptor and its own name, and paths are
 //! rebuilt from that chain when an event arrives. This keeps memory to a few dozen bytes per
@@ -105,6 +108,12 @@ fn mtime(path: &Path) -> Option<(i64, u64)> {
         .map(|st| (st.st_mtime, st.st_mtime_nsec))
 }
 
+/// Whether directory `path`, whose modification time was `before` when it was listed, must be
+/// listed again: its time moved, or was unknown.
+fn changed(path: &Path, before: Option<(i64, u64)>) -> bool {
+    before.is_none() || before != mtime(path)
+}
+
 /// The entries of directory `path` (without `.` and `..`) and whether each is a directory;
 /// only the directories with `dirs_only`.
 fn list(path: &Path, dirs_only: bool) -> Vec<(Vec<u8>, bool)> {
@@ -143,6 +152,10 @@ struct TreeDir {
     parent: Option<u32>,
     /// Its name (for the root: its path as `%w` shows it).
     name: Box<[u8]>,
+    /// Its modification time just before it was listed.
+    mtime: Option<(i64, u64)>,
+    /// Where its subdirectories are in the walk's list.
+    children: std::ops::Range<u32>,
 }
 
 /// Lists every directory below `root` that the selector lets through, parents before children,
@@ -163,6 +176,8 @@ fn walk_tree(
         found: vec![TreeDir {
             parent: None,
             name: root_name,
+            mtime: None,
+            children: 0..0,
         }],
         todo: vec![(0, root.to_path_buf())],
         busy: 0,
@@ -187,6 +202,7 @@ fn walk_tree(
                     };
                 }
             };
+            let before = mtime(&path);
             let mut subdirs = Vec::new();
             for (name, _) in list(&path, true) {
                 let child = path.join(OsStr::from_bytes(&name));
@@ -195,13 +211,21 @@ fn walk_tree(
                 }
             }
             let Ok(mut s) = shared.lock() else { return };
+            let first = u32::try_from(s.found.len()).unwrap_or(u32::MAX);
             for (name, child) in subdirs {
                 let i = u32::try_from(s.found.len()).unwrap_or(u32::MAX);
                 s.found.push(TreeDir {
                     parent: Some(index),
                     name: name.into(),
+                    mtime: None,
+                    children: 0..0,
                 });
                 s.todo.push((i, child));
+            }
+            let end = u32::try_from(s.found.len()).unwrap_or(u32::MAX);
+            if let Some(dir) = s.found.get_mut(index as usize) {
+                dir.mtime = before;
+                dir.children = first..end;
             }
             s.busy -= 1;
             wake.notify_all();
@@ -322,7 +346,7 @@ impl InotifyWatcher {
             return Ok(());
         }
         // List the whole tree first, on every core (no watch exists yet, so the listing makes no
-        // events), then watch it deepest first.
+        // events), then watch it deepest first, listing again each directory that changed since.
         let mut dirs = walk_tree(path, name, &self.opts.selector, &|p| {
             self.rel(root, p).to_vec()
         });
@@ -363,6 +387,25 @@ impl InotifyWatcher {
             let wd = self.add_watch(Path::new(OsStr::from_bytes(&buf)), watch, i == 0)?;
             if let Some(slot) = wds.get_mut(i) {
                 *slot = wd;
+            }
+            // A directory made in it between its listing and its watch sent no event: it is in
+            // a second listing. (Its subdirectories from the first one are watched by now.)
+            if let (Some(wd), Some(dir)) = (wd, dirs.get(i)) {
+                let mut path = PathBuf::from(OsStr::from_bytes(&buf));
+                if changed(&path, dir.mtime) {
+                    let known: Vec<Box<[u8]>> = wds
+                        .get(dir.children.start as usize..dir.children.end as usize)
+                        .unwrap_or_default()
+                        .iter()
+                        .flatten()
+                        .filter_map(|c| self.watches.get(c).map(|w| w.name.clone()))
+                        .collect();
+                    for (child, _) in list(&path, true) {
+                        if !known.iter().any(|k| **k == *child) {
+                            self.visit(&mut path, &child, true, Some(wd), root, None)?;
+                        }
+                    }
+                }
             }
         }
         for (dir, wd) in dirs.iter().zip(&wds) {
@@ -507,7 +550,7 @@ impl InotifyWatcher {
             }
         }
         // Whatever appeared between the listing and the watch is in a second listing.
-        if check && (before.is_none() || before != mtime(path)) {
+        if check && changed(path, before) {
             for (child, is_dir) in list(path, false) {
                 if entries.iter().any(|(n, _)| *n == child) {
                     continue;

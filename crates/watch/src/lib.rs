@@ -4,8 +4,9 @@
 //!   names, which `rtsync watch` prints as inotifywait does) and the semantic [`FsEvent`]s the
 //!   replication engine consumes;
 //! - [`fanotify`]: the privileged backend: one mark per filesystem, no per-directory watches;
-//! - [`inotify`]: the default backend. One watch per directory, added by a walk; a new directory
-//!   is watched *then* read, so files created in it before its watch existed are reported; a
+//! - [`inotify`]: the default backend. One watch per directory, added by a walk; a directory is
+//!   read, watched, and read again if it changed meanwhile, so files created in a new directory
+//!   before its watch existed are reported, and no directory made during a walk goes unwatched; a
 //!   directory renamed inside the tree keeps correct paths for everything below it; a queue
 //!   overflow becomes a rescan; excluded directories are never watched; hitting the watch limit
 //!   is an error that says which sysctl to raise and to what;
