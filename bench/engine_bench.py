@@ -490,7 +490,9 @@ def checker(conn, result, dst, timeout, sweep_every=1.0):
     t_end = info = None
     last_arrival = None
     next_sweep = time.monotonic() + sweep_every
-    by_sweep = 0
+    overflows = 0
+    # Found by a sweep before their event was read: cleared when the event shows up after all.
+    suspects = set()
     while True:
         fresh = []
         while conn.poll():
@@ -502,6 +504,8 @@ def checker(conn, result, dst, timeout, sweep_every=1.0):
             else:
                 _, t_end, info = msg
         changed, overflow = tw.read()
+        overflows += overflow
+        suspects.difference_update(changed)
         now = time.monotonic()
         sweep = overflow or now >= next_sweep
         if sweep:
@@ -518,15 +522,17 @@ def checker(conn, result, dst, timeout, sweep_every=1.0):
                 arrivals.append((rec[1], now - rec[1]))
                 last_arrival = now if last_arrival is None else max(last_arrival, now)
                 if sweep and rel not in fresh and rel not in changed:
-                    by_sweep += 1
+                    suspects.add(rel)
         now = time.monotonic()
         if t_end is not None and not pending:
             break
         if t_end is not None and now > t_end + timeout:
             break
         select.select([conn, tw], [], [], max(0.0, next_sweep - now))
+    time.sleep(0.05)
+    suspects.difference_update(tw.read()[0])
     os.close(tw.fd)
-    info = dict(info or {}, found_by_sweep=by_sweep)
+    info = dict(info or {}, found_by_sweep=len(suspects), checker_overflows=overflows)
     result.send({
         "lags": lags,
         "arrivals": sorted(arrivals),
