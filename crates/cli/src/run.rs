@@ -350,14 +350,7 @@ fn detach(args: &[OsString], m: &clap::ArgMatches) -> ExitCode {
 }
 
 fn default_state_dir(id: &str) -> PathBuf {
-    if fsx::is_root() {
-        return PathBuf::from("/var/lib/rtsync").join(id);
-    }
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("rtsync").join(id)
+    crate::status::default_base().join(id)
 }
 
 fn is_remote(dest: &OsString) -> bool {

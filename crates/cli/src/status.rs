@@ -83,8 +83,8 @@ fn cli() -> Cli {
         )
 }
 
-/// Where runs keep their state by default (see `rtsync run --state-dir`).
-fn default_base() -> PathBuf {
+/// Where runs keep their state by default, one directory per run (see `rtsync run --state-dir`).
+pub fn default_base() -> PathBuf {
     if fsx::is_root() {
         return PathBuf::from("/var/lib/rtsync");
     }
