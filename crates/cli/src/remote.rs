@@ -16,13 +16,16 @@ use std::time::Duration;
 use clap::ArgMatches;
 use client::daemon::{ConnectOptions, Connection, read_password_file};
 use client::{ClientError, Remote};
+use session::SessionError;
 
 use crate::exit;
 use crate::output::escape_name;
 
 fn fail(e: &ClientError) -> ExitCode {
     match e {
-        ClientError::Protocol(protocol::ProtoError::Remote(msg)) => eprintln!("@ERROR: {msg}"),
+        ClientError::Session(SessionError::Protocol(protocol::ProtoError::Remote(msg))) => {
+            eprintln!("@ERROR: {msg}")
+        }
         ClientError::Connect { .. } | ClientError::ConnectTimeout { .. } => {
             eprintln!("rtsync: {e}")
         }
@@ -56,9 +59,9 @@ impl Server {
     /// The connection for a server started with `args`.
     fn open(&mut self, args: &[Vec<u8>]) -> Result<Connection, ClientError> {
         match self {
-            Server::Daemon(conn) => conn
-                .take()
-                .ok_or_else(|| ClientError::Socket(std::io::ErrorKind::NotConnected.into())),
+            Server::Daemon(conn) => conn.take().ok_or_else(|| {
+                ClientError::from(std::io::Error::from(std::io::ErrorKind::NotConnected))
+            }),
             Server::Shell {
                 command,
                 user,
@@ -83,7 +86,7 @@ impl Server {
                     source: e,
                 })?;
                 let (Some(to), Some(from)) = (spawned.stdin.take(), spawned.stdout.take()) else {
-                    return Err(ClientError::Socket(std::io::ErrorKind::BrokenPipe.into()));
+                    return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
                 };
                 *child = Some(spawned);
                 Connection::over_pipes(Box::new(to), Box::new(from))
@@ -230,12 +233,16 @@ pub fn main(m: &ArgMatches, paths: &[OsString]) -> ExitCode {
     match result {
         Ok(0) => shell_code.map_or(ExitCode::SUCCESS, exit::fail),
         Ok(code) => exit::fail(code),
-        Err(e @ ClientError::Socket(_)) if matches!(server, Server::Shell { .. }) => {
+        Err(e @ ClientError::Session(SessionError::Socket(_)))
+            if matches!(server, Server::Shell { .. }) =>
+        {
             // The remote shell's pipes broke: rsync's "error in rsync protocol data stream"
             // (12), raised to the shell's own failing code (ssh gives 255) as rsync does when
             // it reaps the shell. `finish` has waited for the shell, so this does not race.
             match &e {
-                ClientError::Socket(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                ClientError::Session(SessionError::Socket(io))
+                    if io.kind() == std::io::ErrorKind::UnexpectedEof =>
+                {
                     eprintln!("rtsync: connection unexpectedly closed");
                 }
                 _ => eprintln!("rtsync: {e}"),
@@ -364,7 +371,7 @@ fn receive_file_list(
     conn.send_data(&filter)?;
     let opts = FlistOptions {
         protocol: conn.protocol,
-        varint_flags: setup.compat & client::daemon::CF_VARINT_FLIST_FLAGS != 0,
+        varint_flags: setup.compat & protocol::compat::CF_VARINT_FLIST_FLAGS != 0,
         uid: shape.owner,
         gid: shape.group,
         links: shape.links,
@@ -379,7 +386,7 @@ fn receive_file_list(
     while let Item::Entry(e) = conn.recv_data(data, &mut messages, |b| decoder.decode(b))? {
         entries.push(e);
     }
-    let id0 = setup.compat & client::daemon::CF_ID0_NAMES != 0;
+    let id0 = setup.compat & protocol::compat::CF_ID0_NAMES != 0;
     for wanted in [shape.owner, shape.group] {
         if wanted && !shape.numeric {
             conn.recv_data(data, &mut messages, |b| decode_id_list(b, id0))?;
@@ -543,7 +550,7 @@ fn pull_module(
         println!("receiving file list ... done");
     }
     if !dest.exists() {
-        std::fs::create_dir(dest).map_err(ClientError::Socket)?;
+        std::fs::create_dir(dest)?;
         if verbose {
             let shown = dest.display().to_string();
             let trimmed = shown.trim_end_matches('/');
@@ -559,7 +566,7 @@ fn pull_module(
         .map(|e| e.size.cast_unsigned())
         .sum();
     let traffic = conn.traffic();
-    let o = client::pull::PullOptions {
+    let o = session::receiver::ReceiveOptions {
         perms: shape.perms,
         times: shape.times,
         owner: shape.owner,
@@ -577,15 +584,17 @@ fn pull_module(
         compress: setup.compress,
         verbose: m.get_count("verbose") > 0 || m.get_count("itemize-changes") > 0,
         always_checksum: shape.checksum,
-        quick: client::pull::QuickCheck {
+        quick: session::receiver::QuickCheck {
             size_only: m.get_flag("size-only"),
             ignore_times: m.get_flag("ignore-times"),
             update: m.get_flag("update"),
             ignore_existing: m.get_flag("ignore-existing"),
             modify_window: m.get_one::<i64>("modify-window").copied(),
         },
+        sender_is_server: true,
+        tell_deletions: false,
     };
-    let protect: std::sync::Arc<client::pull::Protect> =
+    let protect: std::sync::Arc<session::receiver::Protect> =
         std::sync::Arc::new(move |path: &[u8], is_dir: bool| {
             filters.is_excluded(
                 path,
@@ -597,13 +606,13 @@ fn pull_module(
         });
     let mut errors = Vec::new();
     let mut messages = print_message;
-    let names: Option<std::sync::Arc<client::pull::Reporter>> = verbose.then(|| {
-        let print = |r: client::pull::Report<'_>| match r {
-            client::pull::Report::Entry(e) => println!("{}", verbose_name(e)),
-            client::pull::Report::Linked { entry, to } => {
+    let names: Option<std::sync::Arc<session::receiver::Reporter>> = verbose.then(|| {
+        let print = |r: session::receiver::Report<'_>| match r {
+            session::receiver::Report::Entry(e) => println!("{}", verbose_name(e)),
+            session::receiver::Report::Linked { entry, to } => {
                 println!("{} => {}", verbose_name(entry), escape_name(to));
             }
-            client::pull::Report::Deleted { name, dir } => {
+            session::receiver::Report::Deleted { name, dir } => {
                 println!(
                     "deleting {}{}",
                     escape_name(name),
@@ -611,14 +620,14 @@ fn pull_module(
                 );
             }
         };
-        std::sync::Arc::new(print) as std::sync::Arc<client::pull::Reporter>
+        std::sync::Arc::new(print) as std::sync::Arc<session::receiver::Reporter>
     });
-    let target = client::pull::Destination {
+    let target = session::receiver::Destination {
         dir: dest,
         protect,
         report: names,
     };
-    let stats = client::pull::pull(
+    let stats = session::receiver::receive(
         conn.into_halves(),
         entries,
         &target,
@@ -760,7 +769,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
 
     let mut uids = std::collections::BTreeSet::new();
     let mut gids = std::collections::BTreeSet::new();
-    let mut files: Vec<client::push::PushFile> = list
+    let mut files: Vec<session::sender::SendFile> = list
         .entries
         .iter()
         .map(|e| {
@@ -797,7 +806,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
             } else {
                 protocol::flist::DirRole::Listed
             };
-            client::push::PushFile {
+            session::sender::SendFile {
                 entry,
                 source: list.source_path(e),
                 role,
@@ -826,10 +835,10 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
             .map(filter::Rule::to_rule_text)
             .collect()
     });
-    let o = client::push::PushOptions {
+    let o = session::sender::SendOptions {
         flist: protocol::flist::FlistOptions {
             protocol: conn.protocol,
-            varint_flags: setup.compat & client::daemon::CF_VARINT_FLIST_FLAGS != 0,
+            varint_flags: setup.compat & protocol::compat::CF_VARINT_FLIST_FLAGS != 0,
             uid: shape.owner,
             gid: shape.group,
             links: shape.links,
@@ -849,7 +858,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
         },
         compress: setup.compress,
         dry_run: opts.dry_run,
-        log_deletions: verbose,
+        server: false,
         group_names: if shape.numeric {
             Vec::new()
         } else {
@@ -869,12 +878,31 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
             total_size += f.entry.size.cast_unsigned();
         }
     }
-    let mut items = |f: &client::push::PushFile, iflags: u16| {
-        if verbose && client::push::named_under_verbose(iflags, f.entry.is_dir()) {
+    let mut items = |f: &session::sender::SendFile, iflags: u16| {
+        if verbose && session::sender::named_under_verbose(iflags, f.entry.is_dir()) {
             println!("{}", verbose_name(&f.entry));
         }
     };
-    let stats = client::push::push(reader, writer, &files, &o, &mut errors, &mut items)?;
+    let messages: session::sender::Messages = Box::new(move |code, text| match code {
+        protocol::mux::MsgCode::Deleted if verbose => {
+            // A directory's name comes with a trailing NUL (`log.c log_delete`).
+            let (name, slash) = match text.strip_suffix(b"\0") {
+                Some(dir) => (dir, "/"),
+                None => (text, ""),
+            };
+            println!("deleting {}{slash}", String::from_utf8_lossy(name));
+        }
+        protocol::mux::MsgCode::Deleted => {}
+        _ => print_message(code, text),
+    });
+    let stats = session::sender::send(
+        (reader, writer),
+        &files,
+        &o,
+        &mut errors,
+        &mut items,
+        messages,
+    )?;
     report(
         &errors,
         settings.stats,

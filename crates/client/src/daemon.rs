@@ -6,10 +6,11 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use protocol::compat::CF_VARINT_FLIST_FLAGS;
 use protocol::daemon::{self, AuthDigest, Greeting, ServerLine};
+pub use session::mux::{MessageSink, MuxReader, MuxWriter, Traffic};
 
 use crate::ClientError;
 
@@ -37,109 +38,6 @@ pub struct Connection {
     pub protocol: u32,
     /// Over a remote shell the server's arguments went on its command line, not in-band.
     args_in_band: bool,
-}
-
-/// The reading half of a connection: raw bytes first, multiplexed frames later.
-pub struct MuxReader {
-    stream: Box<dyn Read + Send>,
-    pending: Vec<u8>,
-    io_timeout: Option<Duration>,
-    traffic: Arc<Traffic>,
-}
-
-/// Bytes that crossed the connection each way, for rsync's "sent N bytes  received M bytes".
-#[derive(Debug, Default)]
-pub struct Traffic {
-    sent: AtomicU64,
-    received: AtomicU64,
-}
-
-impl Traffic {
-    /// Bytes written to the server so far.
-    #[must_use]
-    pub fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
-    }
-    /// Bytes read from the server so far.
-    #[must_use]
-    pub fn received(&self) -> u64 {
-        self.received.load(Ordering::Relaxed)
-    }
-}
-
-/// The writing half of a connection.
-pub struct MuxWriter {
-    stream: Option<Box<dyn Write + Send>>,
-    /// The socket, to shut down its sending side (a pipe is closed by dropping it instead).
-    tcp: Option<TcpStream>,
-    traffic: Arc<Traffic>,
-}
-
-impl MuxWriter {
-    fn send(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(ClientError::Socket(std::io::ErrorKind::BrokenPipe.into()));
-        };
-        stream
-            .write_all(bytes)
-            .and_then(|()| stream.flush())
-            .map_err(ClientError::Socket)?;
-        self.traffic
-            .sent
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Sends protocol data in multiplexed frames.
-    ///
-    /// # Errors
-    /// Socket errors.
-    pub fn send_data(&mut self, data: &[u8]) -> Result<(), ClientError> {
-        let mut out = Vec::with_capacity(data.len() + 8);
-        protocol::mux::encode_data(&mut out, data);
-        self.send(&out)
-    }
-
-    /// Sends bytes that are already framed (a message other than data).
-    ///
-    /// # Errors
-    /// Socket errors.
-    pub fn send_raw(&mut self, framed: &[u8]) -> Result<(), ClientError> {
-        self.send(framed)
-    }
-
-    /// Closes our sending side (after the goodbye), so the server sees the end cleanly.
-    pub fn shutdown(&mut self) {
-        match &self.tcp {
-            Some(tcp) => {
-                let _ = tcp.shutdown(std::net::Shutdown::Write);
-            }
-            None => self.stream = None,
-        }
-    }
-}
-
-/// The exit code an `MSG_ERROR_EXIT` carries (protocol 31+), else rsync's "error in rsync
-/// protocol data stream".
-fn remote_exit(payload: &[u8]) -> ClientError {
-    let code = payload
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .map(i32::from_le_bytes);
-    ClientError::RemoteExit(
-        code.and_then(|c| u8::try_from(c).ok())
-            .filter(|&c| c != 0)
-            .unwrap_or(12),
-    )
-}
-
-fn io(e: std::io::Error, timeout: Option<Duration>) -> ClientError {
-    match e.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-            ClientError::Timeout(timeout.map_or(0, |t| t.as_secs()))
-        }
-        _ => ClientError::Socket(e),
-    }
 }
 
 impl Connection {
@@ -187,23 +85,16 @@ impl Connection {
                 });
             }
         };
-        stream
-            .set_read_timeout(opts.io_timeout)
-            .map_err(ClientError::Socket)?;
-        stream.set_nodelay(true).map_err(ClientError::Socket)?;
+        stream.set_read_timeout(opts.io_timeout)?;
+        stream.set_nodelay(true)?;
         let traffic = Arc::new(Traffic::default());
-        let writer = MuxWriter {
-            stream: Some(Box::new(stream.try_clone().map_err(ClientError::Socket)?)),
-            tcp: Some(stream.try_clone().map_err(ClientError::Socket)?),
-            traffic: Arc::clone(&traffic),
-        };
+        let writer = MuxWriter::new(
+            Box::new(stream.try_clone()?),
+            Some(stream.try_clone()?),
+            Arc::clone(&traffic),
+        );
         let mut conn = Connection {
-            reader: MuxReader {
-                stream: Box::new(stream),
-                pending: Vec::new(),
-                io_timeout: opts.io_timeout,
-                traffic,
-            },
+            reader: MuxReader::new(Box::new(stream), opts.io_timeout, traffic),
             writer,
             greeting: Greeting {
                 version: 0,
@@ -221,11 +112,11 @@ impl Connection {
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        self.writer.send(bytes)
+        Ok(self.writer.send(bytes)?)
     }
 
     fn read_line(&mut self) -> Result<Vec<u8>, ClientError> {
-        self.reader.read_line()
+        Ok(self.reader.read_line()?)
     }
 
     /// The two halves, for a reader and a writer working at the same time (a transfer must never
@@ -238,7 +129,7 @@ impl Connection {
     /// The byte counts of this connection, which go on counting after [`Self::into_halves`].
     #[must_use]
     pub fn traffic(&self) -> Arc<Traffic> {
-        Arc::clone(&self.writer.traffic)
+        self.writer.traffic()
     }
 
     /// Sends protocol data in multiplexed frames.
@@ -246,7 +137,7 @@ impl Connection {
     /// # Errors
     /// Socket errors.
     pub fn send_data(&mut self, data: &[u8]) -> Result<(), ClientError> {
-        self.writer.send_data(data)
+        Ok(self.writer.send_data(data)?)
     }
 
     /// Reads the next value of the multiplexed data stream (see [`MuxReader::recv_data`]).
@@ -259,18 +150,7 @@ impl Connection {
         messages: &mut MessageSink<'_>,
         decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, protocol::ProtoError>,
     ) -> Result<T, ClientError> {
-        self.reader.recv_data(data, messages, decode)
-    }
-}
-
-impl MuxReader {
-    fn read_line(&mut self) -> Result<Vec<u8>, ClientError> {
-        loop {
-            if let Some(line) = daemon::take_line(&mut self.pending, 4096)? {
-                return Ok(line);
-            }
-            self.fill()?;
-        }
+        Ok(self.reader.recv_data(data, messages, decode)?)
     }
 }
 
@@ -373,10 +253,6 @@ pub fn read_password_file(path: &Path) -> Result<Vec<u8>, ClientError> {
     Ok(line.strip_suffix(b"\r").unwrap_or(line).to_vec())
 }
 
-/// `CF_VARINT_FLIST_FLAGS`: varint entry flags and negotiated checksum names.
-pub const CF_VARINT_FLIST_FLAGS: u32 = 0x80;
-/// `CF_ID0_NAMES`: id lists carry a name for id 0.
-pub const CF_ID0_NAMES: u32 = 0x100;
 /// The capability letters rtsync sends after `e`: no incremental recursion (`i`), no symlink
 /// iconv (`s`).
 pub const CAPABILITIES: &str = ".LfxCIvu";
@@ -392,112 +268,6 @@ pub struct ServerSetup {
     pub seed: i32,
     /// Tokens are compressed with zstd.
     pub compress: bool,
-}
-
-/// Messages other than data that the server sent, for the user.
-pub type MessageSink<'a> = dyn FnMut(protocol::mux::MsgCode, &[u8]) + 'a;
-
-impl MuxReader {
-    /// Reads more bytes from the socket into `pending`; `false` when the daemon closed it.
-    fn read_more(&mut self) -> Result<bool, ClientError> {
-        let mut buf = [0u8; 64 * 1024];
-        let n = self
-            .stream
-            .read(&mut buf)
-            .map_err(|e| io(e, self.io_timeout))?;
-        self.traffic.received.fetch_add(n as u64, Ordering::Relaxed);
-        self.pending
-            .extend_from_slice(buf.get(..n).unwrap_or_default());
-        Ok(n > 0)
-    }
-
-    /// Like [`MuxReader::read_more`], where the end of the connection is an error.
-    fn fill(&mut self) -> Result<(), ClientError> {
-        if self.read_more()? {
-            return Ok(());
-        }
-        Err(ClientError::Socket(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "connection closed by the daemon",
-        )))
-    }
-
-    /// Reads one value from the raw (not yet multiplexed) stream with `decode`.
-    fn read_raw<T>(
-        &mut self,
-        mut decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, protocol::ProtoError>,
-    ) -> Result<T, ClientError> {
-        loop {
-            if let Some((v, used)) = decode(&self.pending)? {
-                self.pending.drain(..used);
-                return Ok(v);
-            }
-            self.fill()?;
-        }
-    }
-
-    /// The payload of the next data frame (messages met on the way go to `messages`); `None` when
-    /// the daemon closed the connection.
-    ///
-    /// # Errors
-    /// Socket errors, malformed frames, or the server's error exit.
-    pub fn next_data(
-        &mut self,
-        messages: &mut MessageSink<'_>,
-    ) -> Result<Option<Vec<u8>>, ClientError> {
-        use protocol::mux::MsgCode;
-        loop {
-            if let Some((code, len)) = protocol::mux::decode_header(&self.pending)?
-                && self.pending.len() >= 4 + len
-            {
-                let payload: Vec<u8> = self.pending.drain(..4 + len).skip(4).collect();
-                match code {
-                    MsgCode::Data => return Ok(Some(payload)),
-                    MsgCode::ErrorExit => return Err(remote_exit(&payload)),
-                    other => messages(other, &payload),
-                }
-                continue;
-            }
-            if !self.read_more()? {
-                return Ok(None);
-            }
-        }
-    }
-
-    /// Reads the next value of the multiplexed data stream with `decode`; messages met on the
-    /// way go to `messages`. An error exit from the server ends the session.
-    ///
-    /// # Errors
-    /// Socket errors, malformed frames or data, or the server's error exit.
-    pub fn recv_data<T>(
-        &mut self,
-        data: &mut Vec<u8>,
-        messages: &mut MessageSink<'_>,
-        mut decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, protocol::ProtoError>,
-    ) -> Result<T, ClientError> {
-        use protocol::mux::MsgCode;
-        loop {
-            if let Some((v, used)) = decode(data)? {
-                data.drain(..used);
-                return Ok(v);
-            }
-            // Move one whole frame from the socket into `data` or to `messages`.
-            let (code, len) = loop {
-                if let Some(h) = protocol::mux::decode_header(&self.pending)?
-                    && self.pending.len() >= 4 + h.1
-                {
-                    break h;
-                }
-                self.fill()?;
-            };
-            let payload: Vec<u8> = self.pending.drain(..4 + len).skip(4).collect();
-            match code {
-                MsgCode::Data => data.extend_from_slice(&payload),
-                MsgCode::ErrorExit => return Err(remote_exit(&payload)),
-                other => messages(other, &payload),
-            }
-        }
-    }
 }
 
 impl Connection {
@@ -544,15 +314,17 @@ impl Connection {
             if compress {
                 let theirs = self.read_list()?;
                 if !theirs.split_whitespace().any(|t| t == "zstd") {
-                    return Err(ClientError::Unsupported(format!(
+                    return Err(session::SessionError::Unsupported(format!(
                         "no compression in common: the server offers {theirs:?}, rtsync compresses with zstd only"
-                    )));
+                    ))
+                    .into());
                 }
             }
         } else if compress {
-            return Err(ClientError::Unsupported(
+            return Err(session::SessionError::Unsupported(
                 "the server cannot negotiate compression (it would use zlib): rtsync compresses with zstd only".into(),
-            ));
+            )
+            .into());
         }
         let seed = self.reader.read_raw(|b| Ok(protocol::wire::get_int(b)))?;
         Ok(ServerSetup {
@@ -584,17 +356,8 @@ impl Connection {
     ) -> Result<Self, ClientError> {
         let traffic = Arc::new(Traffic::default());
         let mut conn = Connection {
-            reader: MuxReader {
-                stream: from,
-                pending: Vec::new(),
-                io_timeout: None,
-                traffic: Arc::clone(&traffic),
-            },
-            writer: MuxWriter {
-                stream: Some(to),
-                tcp: None,
-                traffic,
-            },
+            reader: MuxReader::new(from, None, Arc::clone(&traffic)),
+            writer: MuxWriter::new(to, None, traffic),
             greeting: Greeting {
                 version: 0,
                 sub: None,

@@ -1,6 +1,8 @@
 //! The client side of rsync connections, over real sockets: how rsync spells remote paths
 //! ([`Remote::parse`]), and daemon connections ([`daemon`]): connect with a timeout, exchange
-//! greetings, list modules, open a module and answer its authentication challenge.
+//! greetings, list modules, open a module and answer its authentication challenge, then the
+//! binary setup. The transfer roles themselves are the `session` crate's, shared with the
+//! daemon.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg_attr(
@@ -9,8 +11,6 @@
 )]
 
 pub mod daemon;
-pub mod pull;
-pub mod push;
 mod remote;
 
 pub use remote::Remote;
@@ -36,21 +36,9 @@ pub enum ClientError {
         /// The timeout.
         secs: u64,
     },
-    /// Reading or writing the socket failed.
-    #[error("error in socket IO: {0}")]
-    Socket(#[source] std::io::Error),
-    /// `--timeout` expired with nothing received.
-    #[error("timeout waiting for the daemon after {0} seconds")]
-    Timeout(u64),
-    /// The daemon refused us or the protocol broke.
+    /// The session failed once connected.
     #[error(transparent)]
-    Protocol(#[from] protocol::ProtoError),
-    /// Something rtsync does not do yet.
-    #[error("{0}")]
-    Unsupported(String),
-    /// The daemon ended the session with an error exit (its message came before).
-    #[error("the daemon ended the session (its exit code {0})")]
-    RemoteExit(u8),
+    Session(#[from] session::SessionError),
     /// The daemon asked for a password we do not have, or the password file is unusable.
     #[error("{0}")]
     Password(String),
@@ -61,14 +49,23 @@ impl ClientError {
     #[must_use]
     pub fn exit_code(&self) -> u8 {
         match self {
-            ClientError::Connect { .. } | ClientError::Socket(_) => 10,
+            ClientError::Connect { .. } => 10,
             ClientError::ConnectTimeout { .. } => 35,
-            ClientError::Timeout(_) => 30,
-            ClientError::RemoteExit(code) => *code,
-            ClientError::Unsupported(_) => 4,
-            ClientError::Protocol(protocol::ProtoError::VersionMismatch { .. }) => 2,
-            ClientError::Protocol(protocol::ProtoError::Protocol { .. }) => 12,
-            ClientError::Protocol(_) | ClientError::Password(_) => 5,
+            ClientError::Session(e) => e.exit_code(),
+            ClientError::Password(_) => 5,
         }
+    }
+}
+
+impl From<protocol::ProtoError> for ClientError {
+    fn from(e: protocol::ProtoError) -> Self {
+        ClientError::Session(e.into())
+    }
+}
+
+impl From<std::io::Error> for ClientError {
+    /// A socket error.
+    fn from(e: std::io::Error) -> Self {
+        ClientError::Session(session::SessionError::Socket(e))
     }
 }

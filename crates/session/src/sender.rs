@@ -1,8 +1,9 @@
-//! The sending side of a transfer to a daemon (`flist.c send_file_list`, `sender.c send_files`):
-//! send the file list, then answer each file the daemon's generator requests with a delta
-//! against the block signature it sent — literal records of at most 32 KiB and block copies —
-//! followed by the whole-file sum. A reader thread drains the socket into a channel the whole
-//! time, so a daemon busy writing to us can never stall our writing (rsync's classic deadlock).
+//! The sending role (`flist.c send_file_list`, `sender.c send_files`), for a client pushing and
+//! for a daemon serving a pull: send the file list, then answer each file the peer's generator
+//! requests with a delta against the block signature it sent — literal records of at most
+//! 32 KiB and block copies — followed by the whole-file sum. A reader thread drains the socket
+//! into a channel the whole time, so a peer busy writing to us can never stall our writing
+//! (rsync's classic deadlock).
 
 use std::io::BufReader;
 use std::path::PathBuf;
@@ -15,18 +16,17 @@ use protocol::wire::{
     NDX_DEL_STATS, NDX_DONE, NdxCodec, get_int, get_short, get_varint, get_vstring, put_int,
 };
 
-use crate::ClientError;
-use crate::daemon::{MuxReader, MuxWriter};
+use crate::SessionError;
+use crate::mux::{MuxReader, MuxWriter};
 
 const ITEM_TRANSFER: u16 = 1 << 15;
 const ITEM_BASIS_TYPE_FOLLOWS: u16 = 1 << 11;
 const ITEM_XNAME_FOLLOWS: u16 = 1 << 12;
-const CF_CHKSUM_SEED_FIX: u32 = 0x20;
-const CF_ID0_NAMES: u32 = 0x100;
+use protocol::compat::{CF_CHKSUM_SEED_FIX, CF_ID0_NAMES};
 
 /// One entry to send and where its content is read from.
 #[derive(Debug, Clone)]
-pub struct PushFile {
+pub struct SendFile {
     /// The entry as the list carries it.
     pub entry: Entry,
     /// Its path here.
@@ -37,10 +37,11 @@ pub struct PushFile {
 
 /// How the session was set up and what the list carries.
 #[derive(Debug, Clone)]
-pub struct PushOptions {
+pub struct SendOptions {
     /// What each entry carries.
     pub flist: FlistOptions,
-    /// Filter rules the daemon applies when it deletes; `None` sends no list (no deletion).
+    /// Filter rules a receiving daemon applies when it deletes; `None` sends no list (no
+    /// deletion, or we are the daemon).
     pub receiver_rules: Option<Vec<Vec<u8>>>,
     /// Negotiated checksum.
     pub checksum: ChecksumKind,
@@ -54,20 +55,21 @@ pub struct PushOptions {
     pub group_names: Vec<(u32, Vec<u8>)>,
     /// `-z`: compress tokens with zstd.
     pub compress: bool,
-    /// `-n`: the daemon changes nothing and asks for no data; items are only reported.
+    /// `-n`: the receiver changes nothing and asks for no data; items are only reported.
     pub dry_run: bool,
-    /// `-v`: print `deleting NAME` for what the daemon deletes.
-    pub log_deletions: bool,
+    /// We are the server: the totals go to the client after the last file (`main.c
+    /// handle_stats`).
+    pub server: bool,
 }
 
-/// Totals of a push.
+/// Totals of a send.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PushStats {
+pub struct SendStats {
     /// Files whose content was sent.
     pub transferred: u64,
     /// Literal bytes sent.
     pub literal: u64,
-    /// Bytes the daemon rebuilt from its old versions.
+    /// Bytes the receiver rebuilt from its old versions.
     pub matched: u64,
     /// Files that could not be read.
     pub errors: u64,
@@ -85,9 +87,9 @@ pub fn named_under_verbose(iflags: u16, is_dir: bool) -> bool {
     iflags & ITEM_TRANSFER != 0 || (significant != 0 && (is_dir || iflags & ITEM_LOCAL_CHANGE != 0))
 }
 
-/// The daemon's data, fed by the reader thread.
+/// The peer's data, fed by the reader thread.
 struct Incoming {
-    rx: mpsc::Receiver<Result<Vec<u8>, ClientError>>,
+    rx: mpsc::Receiver<Result<Vec<u8>, SessionError>>,
     buf: Vec<u8>,
 }
 
@@ -95,7 +97,7 @@ impl Incoming {
     fn next<T>(
         &mut self,
         mut decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, protocol::ProtoError>,
-    ) -> Result<T, ClientError> {
+    ) -> Result<T, SessionError> {
         loop {
             if let Some((v, used)) = decode(&self.buf)? {
                 self.buf.drain(..used);
@@ -105,9 +107,9 @@ impl Incoming {
                 Ok(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
                 Ok(Err(e)) => return Err(e),
                 Err(_) => {
-                    return Err(ClientError::Socket(std::io::Error::new(
+                    return Err(SessionError::Socket(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
-                        "connection closed by the daemon",
+                        "connection closed by the peer",
                     )));
                 }
             }
@@ -160,19 +162,22 @@ impl DeltaSink for TokenWriter<'_> {
     }
 }
 
-/// Sends `files` (sorted as rsync sorts them: indexes refer to this order) to the daemon and
-/// serves its requests until the goodbye.
+/// What the peer sent besides data (errors, warnings, deletions), from the reader thread.
+pub type Messages = Box<dyn FnMut(protocol::mux::MsgCode, &[u8]) + Send>;
+
+/// Sends `files` (sorted as rsync sorts them: indexes refer to this order) and serves the
+/// peer's requests until the goodbye. `items` hears each item the peer's generator names.
 ///
 /// # Errors
 /// Socket or protocol errors; unreadable files are counted in the stats.
-pub fn push(
-    mut reader: MuxReader,
-    mut writer: MuxWriter,
-    files: &[PushFile],
-    o: &PushOptions,
+pub fn send(
+    (mut reader, mut writer): (MuxReader, MuxWriter),
+    files: &[SendFile],
+    o: &SendOptions,
     errors: &mut Vec<String>,
-    items: &mut dyn FnMut(&PushFile, u16),
-) -> Result<PushStats, ClientError> {
+    items: &mut dyn FnMut(&SendFile, u16),
+    mut messages: Messages,
+) -> Result<SendStats, SessionError> {
     let mut out = Vec::new();
     if let Some(rules) = &o.receiver_rules {
         for rule in rules {
@@ -202,23 +207,9 @@ pub fn push(
 
     // From now on the socket is drained by its own thread.
     let (tx, rx) = mpsc::channel();
-    let log_deletions = o.log_deletions;
     let drain = std::thread::spawn(move || {
-        let mut messages = |code: protocol::mux::MsgCode, text: &[u8]| match code {
-            protocol::mux::MsgCode::Info => print!("{}", String::from_utf8_lossy(text)),
-            protocol::mux::MsgCode::Deleted if log_deletions => {
-                // A directory's name comes with a trailing NUL (`io.c`, MSG_DELETED).
-                let (name, slash) = match text.strip_suffix(b"\0") {
-                    Some(dir) => (dir, "/"),
-                    None => (text, ""),
-                };
-                println!("deleting {}{slash}", String::from_utf8_lossy(name));
-            }
-            protocol::mux::MsgCode::Deleted => {}
-            _ => eprint!("{}", String::from_utf8_lossy(text)),
-        };
         loop {
-            match reader.next_data(&mut messages) {
+            match reader.next_data(&mut *messages) {
                 Ok(Some(chunk)) => {
                     if tx.send(Ok(chunk)).is_err() {
                         return;
@@ -238,7 +229,7 @@ pub fn push(
     };
     let mut ndx_in = NdxCodec::default();
     let mut ndx_out = NdxCodec::default();
-    let mut stats = PushStats::default();
+    let mut stats = SendStats::default();
     let digest = o.checksum.digest_len();
     let seed_fix = o.compat & CF_CHKSUM_SEED_FIX != 0;
     let mut phase = 0;
@@ -270,7 +261,7 @@ pub fn push(
             .ok_or_else(|| {
                 protocol::ProtoError::protocol_text(
                     "sender",
-                    "the daemon asked for a file that is not in the list",
+                    "the peer asked for a file that is not in the list",
                 )
             })?;
         let iflags = incoming.next(|b| Ok(get_short(b)))?;
@@ -287,7 +278,7 @@ pub fn push(
         }
         items(file, iflags);
         if iflags & ITEM_TRANSFER == 0 || o.dry_run {
-            // Nothing to send (with -n the daemon reads no sums and no data either).
+            // Nothing to send (with -n the receiver reads no sums and no data either).
             writer.send_data(&echo)?;
             continue;
         }
@@ -346,7 +337,7 @@ pub fn push(
                 &mut BufReader::with_capacity(256 * 1024, source),
                 &mut tokens,
             )
-            .map_err(|e| ClientError::Socket(std::io::Error::other(e.to_string())))?;
+            .map_err(|e| SessionError::Socket(std::io::Error::other(e.to_string())))?;
         match tokens.encoder.as_mut() {
             Some(enc) => enc.end_file(&mut tokens.out)?,
             None => put_int(&mut tokens.out, 0),
@@ -358,9 +349,23 @@ pub fn push(
         stats.literal += mstats.literal_bytes;
         stats.matched += mstats.matched_bytes;
     }
-    // End of our files, then the goodbye (deletion statistics may come first).
+    // End of our files; a server adds its totals (`main.c handle_stats`); then the goodbye
+    // (deletion statistics may come first).
     writer.send_data(&[0])?;
-    let mut next_ndx = |incoming: &mut Incoming| -> Result<i32, ClientError> {
+    if o.server {
+        let traffic = writer.traffic();
+        let total_size: u64 = files
+            .iter()
+            .filter(|f| f.entry.is_file() || f.entry.is_symlink())
+            .map(|f| f.entry.size.cast_unsigned())
+            .sum();
+        let mut totals = Vec::new();
+        for v in [traffic.received(), traffic.sent(), total_size, 0, 0] {
+            protocol::wire::put_varlong(&mut totals, i64::try_from(v).unwrap_or(i64::MAX), 3);
+        }
+        writer.send_data(&totals)?;
+    }
+    let mut next_ndx = |incoming: &mut Incoming| -> Result<i32, SessionError> {
         loop {
             let n = incoming.next(|b| ndx_in.decode(b))?;
             if n != NDX_DEL_STATS {

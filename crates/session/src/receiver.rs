@@ -1,9 +1,11 @@
-//! The receiving side of a transfer from a daemon (`generator.c` + `receiver.c`): a generator
-//! thread compares the daemon's file list with the destination, makes directories, symlinks and
-//! nodes, and requests each changed file with the block signature of its old version; this
-//! thread receives each file as literals and block copies, rebuilds it through the delta
-//! patcher into a temporary file, checks the whole-file sum, and renames it into place. Reading
-//! and writing run in separate threads, so neither side of the socket can block the other.
+//! The receiving roles (`generator.c` + `receiver.c`), for a client pulling and for a daemon
+//! serving a push: a generator thread compares the peer's file list with the destination,
+//! makes directories, symlinks and nodes, and requests each changed file with the block
+//! signature of its old version; this thread receives each file as literals and block copies,
+//! rebuilds it through the delta patcher into a temporary file, checks the whole-file sum, and
+//! renames it into place. Reading and writing run in separate threads, so neither side of the
+//! socket can block the other. Every write goes through an `fsx::Root`, confined to the
+//! destination.
 
 use std::io::BufWriter;
 use std::os::unix::ffi::OsStrExt;
@@ -17,8 +19,8 @@ use protocol::flist::Entry;
 use protocol::token::{Token, TokenDecoder};
 use protocol::wire::{NDX_DONE, NdxCodec, get_int, get_short, get_varlong, get_vstring, put_int};
 
-use crate::ClientError;
-use crate::daemon::{MessageSink, MuxReader, MuxWriter};
+use crate::SessionError;
+use crate::mux::{MessageSink, MuxReader, MuxWriter};
 
 /// `ITEM_TRANSFER`.
 const ITEM_TRANSFER: u16 = 1 << 15;
@@ -28,13 +30,12 @@ const ITEM_IS_NEW: u16 = 1 << 13;
 const ITEM_BASIS_TYPE_FOLLOWS: u16 = 1 << 11;
 /// `ITEM_XNAME_FOLLOWS`.
 const ITEM_XNAME_FOLLOWS: u16 = 1 << 12;
-/// `CF_CHKSUM_SEED_FIX`.
-const CF_CHKSUM_SEED_FIX: u32 = 0x20;
+use protocol::compat::CF_CHKSUM_SEED_FIX;
 
-/// What a pull preserves, and the session's checksum settings.
+/// What a receiver preserves, and the session's checksum settings.
 #[derive(Debug, Clone, Copy)]
 #[allow(clippy::struct_excessive_bools)]
-pub struct PullOptions {
+pub struct ReceiveOptions {
     /// `-p`.
     pub perms: bool,
     /// `-t`.
@@ -73,6 +74,10 @@ pub struct PullOptions {
     pub always_checksum: bool,
     /// How the quick check decides, and which files it may skip outright.
     pub quick: QuickCheck,
+    /// The sender is a server: its totals follow its last file (`main.c handle_stats`).
+    pub sender_is_server: bool,
+    /// We are a server and the client wants to hear what `--delete` removed (`MSG_DELETED`).
+    pub tell_deletions: bool,
 }
 
 /// The generator's quick-check options (`generator.c recv_generator`).
@@ -102,7 +107,7 @@ enum Progress {
 /// Which destination paths `--delete` must leave alone (receiver-side filter rules).
 pub type Protect = dyn Fn(&[u8], bool) -> bool + Send + Sync;
 
-/// One thing a pull did that rsync's `-v` names.
+/// One thing a receiver did that rsync's `-v` names.
 #[derive(Debug, Clone, Copy)]
 pub enum Report<'a> {
     /// An entry made or changed: a file received, a directory made or retimed, a symlink or
@@ -124,7 +129,7 @@ pub enum Report<'a> {
     },
 }
 
-/// Where a pull's reports go (from both of its threads).
+/// Where a receiver's reports go (from both of its threads).
 pub type Reporter = dyn Fn(Report<'_>) + Send + Sync;
 
 /// The caller's say in the generator's work: what to spare, where to report.
@@ -136,7 +141,7 @@ struct Hooks<'a> {
 
 /// Whether a directory here (its time and permission bits) differs from its entry in ways
 /// `-v` reports.
-fn dir_changed(mtime: Timespec, perms: u32, e: &Entry, o: &PullOptions) -> bool {
+fn dir_changed(mtime: Timespec, perms: u32, e: &Entry, o: &ReceiveOptions) -> bool {
     let time = Timespec {
         sec: e.mtime,
         nsec: e.mtime_nsec,
@@ -155,15 +160,16 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 }
 
 /// `--delete`, before any transfer: in every directory whose contents the list covers, remove
-/// what the list does not name, except what `protect` spares.
+/// what the list does not name, except what `protect` spares. Returns what it removed (path,
+/// directory or not).
 fn delete_extraneous(
     entries: &[Entry],
     root: &Root,
-    o: &PullOptions,
-    hooks: Hooks<'_>,
+    o: &ReceiveOptions,
+    protect: &Protect,
     errors: &mut Vec<String>,
-) {
-    let Hooks { protect, report } = hooks;
+) -> Vec<(Vec<u8>, bool)> {
+    let mut deleted = Vec::new();
     use std::collections::{HashMap, HashSet};
     let mut children: HashMap<&[u8], HashSet<&[u8]>> = HashMap::new();
     for e in entries.iter().filter(|e| e.name != b".") {
@@ -198,25 +204,20 @@ fn delete_extraneous(
                 protect(&join(&base, rel), kind == Kind::Dir)
             });
             match removed {
-                Ok(gone) => {
-                    for (rel, kind) in report.map(|_| gone).unwrap_or_default() {
-                        if let Some(r) = report {
-                            r(Report::Deleted {
-                                name: &join(&base, &rel),
-                                dir: kind == Kind::Dir,
-                            });
-                        }
-                    }
-                }
+                Ok(gone) => deleted.extend(
+                    gone.into_iter()
+                        .map(|(rel, kind)| (join(&base, &rel), kind == Kind::Dir)),
+                ),
                 Err(e) => errors.push(e.to_string()),
             }
         }
     }
+    deleted
 }
 
-/// Totals of a pull.
+/// Totals of a receiver.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PullStats {
+pub struct ReceiveStats {
     /// Files whose content was received.
     pub transferred: u64,
     /// Literal bytes received.
@@ -237,11 +238,7 @@ fn split(name: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-fn fs_err(e: &fsx::FsError) -> ClientError {
-    ClientError::Socket(std::io::Error::other(e.to_string()))
-}
-
-fn meta_of(e: &Entry, o: &PullOptions) -> Meta {
+fn meta_of(e: &Entry, o: &ReceiveOptions) -> Meta {
     Meta {
         perms: Some(e.mode & 0o7777).filter(|_| o.perms || e.mode & 0o170_000 != 0o040_000),
         uid: e.uid.filter(|_| o.owner && fsx::is_root()),
@@ -258,16 +255,31 @@ fn meta_of(e: &Entry, o: &PullOptions) -> Meta {
 fn generate(
     entries: &[Entry],
     root: &Root,
-    o: &PullOptions,
+    o: &ReceiveOptions,
     hooks: Hooks<'_>,
     writer: &mut MuxWriter,
     progress: &mpsc::Receiver<Progress>,
     errors: &mut Vec<String>,
-) -> Result<(), ClientError> {
-    if o.delete {
-        delete_extraneous(entries, root, o, hooks, errors);
-    }
+) -> Result<(), SessionError> {
     let report = hooks.report;
+    if o.delete {
+        let deleted = delete_extraneous(entries, root, o, hooks.protect, errors);
+        let mut told = Vec::new();
+        for (name, dir) in &deleted {
+            report.inspect(|r| r(Report::Deleted { name, dir: *dir }));
+            if o.tell_deletions {
+                // A directory's name goes with a trailing NUL (`log.c log_delete`).
+                let mut text = name.clone();
+                if *dir {
+                    text.push(0);
+                }
+                protocol::mux::encode(&mut told, protocol::mux::MsgCode::Deleted, &text)?;
+            }
+        }
+        if !told.is_empty() {
+            writer.send_raw(&told)?;
+        }
+    }
     let mut ndx = NdxCodec::default();
     let mut out = Vec::new();
     let rule = BlockSizeRule {
@@ -300,7 +312,7 @@ fn generate(
                 continue;
             }
         };
-        let existing = dir.stat(name).map_err(|err| fs_err(&err))?;
+        let existing = dir.stat(name)?;
         let result: Result<(), fsx::FsError> = (|| {
             if e.is_dir() {
                 match existing {
@@ -487,7 +499,7 @@ fn request(
     dir: &fsx::Dir,
     name: &[u8],
     existing: Option<fsx::Stat>,
-    o: &PullOptions,
+    o: &ReceiveOptions,
     rule: BlockSizeRule,
 ) -> Result<(), fsx::FsError> {
     let basis = existing.filter(|st| st.kind == Kind::File && st.size > 0 && !o.whole_file);
@@ -531,8 +543,8 @@ fn rustix_makedev(major: u32, minor: u32) -> u64 {
         | u64::from(minor & 0xff)
 }
 
-/// Where a pull writes: the destination directory (which must exist) and the entries in it
-/// that `--delete` must spare.
+/// Where a receiver writes: the destination directory (which must exist) and the entries in
+/// it that `--delete` must spare.
 pub struct Destination<'a> {
     /// The destination directory.
     pub dir: &'a Path,
@@ -542,28 +554,28 @@ pub struct Destination<'a> {
     pub report: Option<Arc<Reporter>>,
 }
 
-/// Receives the server's files into `dest`, as the file list `entries` (sorted as rsync sorts
+/// Receives the peer's files into `dest`, as the file list `entries` (sorted as rsync sorts
 /// it) describes them.
 ///
 /// # Errors
 /// Socket or protocol errors; per-file problems are counted in the stats.
-pub fn pull(
+pub fn receive(
     (mut reader, mut writer): (MuxReader, MuxWriter),
     entries: Vec<Entry>,
     dest: &Destination<'_>,
-    o: PullOptions,
+    o: ReceiveOptions,
     messages: &mut MessageSink<'_>,
     errors_out: &mut Vec<String>,
-) -> Result<PullStats, ClientError> {
+) -> Result<ReceiveStats, SessionError> {
     let protect = Arc::clone(&dest.protect);
     let report = dest.report.clone();
     let gen_report = dest.report.clone();
     let dest = dest.dir;
-    let root = Root::open(dest, Persist::Buffered).map_err(|e| fs_err(&e))?;
+    let root = Root::open(dest, Persist::Buffered)?;
     let entries = Arc::new(entries);
     let (progress_tx, progress_rx) = mpsc::channel::<Progress>();
     let gen_entries = Arc::clone(&entries);
-    let gen_root = Root::open(dest, Persist::Buffered).map_err(|e| fs_err(&e))?;
+    let gen_root = Root::open(dest, Persist::Buffered)?;
     let generator = std::thread::spawn(move || {
         let mut errors = Vec::new();
         let r = generate(
@@ -581,7 +593,7 @@ pub fn pull(
         (r, errors)
     });
 
-    let mut stats = PullStats::default();
+    let mut stats = ReceiveStats::default();
     let mut data = Vec::new();
     let mut ndx_in = NdxCodec::default();
     let mut phase = 0;
@@ -592,12 +604,12 @@ pub fn pull(
     } else {
         None
     };
-    let result: Result<(), ClientError> = (|| {
+    let result: Result<(), SessionError> = (|| {
         loop {
             let n = reader.recv_data(&mut data, messages, |b| ndx_in.decode(b))?;
             if n == NDX_DONE {
                 phase += 1;
-                if phase == 3 {
+                if phase == 3 && o.sender_is_server {
                     for _ in 0..5 {
                         reader.recv_data(&mut data, messages, |b| get_varlong(b, 3))?;
                     }
@@ -634,13 +646,13 @@ pub fn pull(
             let sizes = SumSizes::checked(head[0], head[1], head[2], head[3], digest)
                 .map_err(|e| protocol::ProtoError::protocol_text("sum header", &e.to_string()))?;
             let (parent, name) = split(&entry.name);
-            let dir = root.open_dir(parent).map_err(|e| fs_err(&e))?;
+            let dir = root.open_dir(parent)?;
             let basis: Box<dyn delta::Basis> = if sizes.count > 0 {
-                Box::new(dir.open_file(name).map_err(|e| fs_err(&e))?)
+                Box::new(dir.open_file(name)?)
             } else {
                 Box::new(&[][..])
             };
-            let mut tmp = dir.create_temp(name).map_err(|e| fs_err(&e))?;
+            let mut tmp = dir.create_temp(name)?;
             let out = BufWriter::with_capacity(
                 256 * 1024,
                 fsx::SparseWriter::new(tmp.file_mut(), o.sparse),
@@ -739,7 +751,7 @@ pub fn pull(
     drop(progress_tx);
     let (gen_result, gen_errors) = generator
         .join()
-        .map_err(|_| ClientError::Socket(std::io::Error::other("generator thread panicked")))?;
+        .map_err(|_| SessionError::Socket(std::io::Error::other("generator thread panicked")))?;
     stats.errors += gen_errors.len() as u64;
     errors_out.extend(gen_errors);
     result?;

@@ -1,0 +1,278 @@
+//! The two halves of a connection: raw bytes first (greetings, arguments, setup), then
+//! multiplexed frames (`io.c`), with the byte counts rsync reports. The reader hands messages
+//! other than data to a [`MessageSink`]; an error exit from the peer ends the session.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::SessionError;
+
+/// The reading half of a connection: raw bytes first, multiplexed frames later.
+pub struct MuxReader {
+    stream: Box<dyn Read + Send>,
+    pending: Vec<u8>,
+    io_timeout: Option<Duration>,
+    traffic: Arc<Traffic>,
+}
+
+/// Bytes that crossed the connection each way, for rsync's "sent N bytes  received M bytes".
+#[derive(Debug, Default)]
+pub struct Traffic {
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl Traffic {
+    /// Bytes written to the server so far.
+    #[must_use]
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+    /// Bytes read from the server so far.
+    #[must_use]
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+}
+
+/// The writing half of a connection.
+pub struct MuxWriter {
+    stream: Option<Box<dyn Write + Send>>,
+    /// The socket, to shut down its sending side (a pipe is closed by dropping it instead).
+    tcp: Option<TcpStream>,
+    traffic: Arc<Traffic>,
+}
+
+impl MuxWriter {
+    /// A writer over `stream`; with `tcp`, [`MuxWriter::shutdown`] shuts that socket's sending
+    /// side instead of dropping the stream.
+    #[must_use]
+    pub fn new(
+        stream: Box<dyn Write + Send>,
+        tcp: Option<TcpStream>,
+        traffic: Arc<Traffic>,
+    ) -> Self {
+        MuxWriter {
+            stream: Some(stream),
+            tcp,
+            traffic,
+        }
+    }
+
+    /// The byte counts this writer shares with its reader.
+    #[must_use]
+    pub fn traffic(&self) -> Arc<Traffic> {
+        Arc::clone(&self.traffic)
+    }
+
+    /// Sends bytes as they are (the raw phase before multiplexing).
+    ///
+    /// # Errors
+    /// Socket errors.
+    pub fn send(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(SessionError::Socket(std::io::ErrorKind::BrokenPipe.into()));
+        };
+        stream
+            .write_all(bytes)
+            .and_then(|()| stream.flush())
+            .map_err(SessionError::Socket)?;
+        self.traffic
+            .sent
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sends protocol data in multiplexed frames.
+    ///
+    /// # Errors
+    /// Socket errors.
+    pub fn send_data(&mut self, data: &[u8]) -> Result<(), SessionError> {
+        let mut out = Vec::with_capacity(data.len() + 8);
+        protocol::mux::encode_data(&mut out, data);
+        self.send(&out)
+    }
+
+    /// Sends bytes that are already framed (a message other than data).
+    ///
+    /// # Errors
+    /// Socket errors.
+    pub fn send_raw(&mut self, framed: &[u8]) -> Result<(), SessionError> {
+        self.send(framed)
+    }
+
+    /// Closes our sending side (after the goodbye), so the server sees the end cleanly.
+    pub fn shutdown(&mut self) {
+        match &self.tcp {
+            Some(tcp) => {
+                let _ = tcp.shutdown(std::net::Shutdown::Write);
+            }
+            None => self.stream = None,
+        }
+    }
+}
+
+/// The exit code an `MSG_ERROR_EXIT` carries (protocol 31+), else rsync's "error in rsync
+/// protocol data stream".
+fn remote_exit(payload: &[u8]) -> SessionError {
+    let code = payload
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(i32::from_le_bytes);
+    SessionError::RemoteExit(
+        code.and_then(|c| u8::try_from(c).ok())
+            .filter(|&c| c != 0)
+            .unwrap_or(12),
+    )
+}
+
+fn io(e: std::io::Error, timeout: Option<Duration>) -> SessionError {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            SessionError::Timeout(timeout.map_or(0, |t| t.as_secs()))
+        }
+        _ => SessionError::Socket(e),
+    }
+}
+
+impl MuxReader {
+    /// A reader over `stream`; reads wait at most `io_timeout` (`--timeout`).
+    #[must_use]
+    pub fn new(
+        stream: Box<dyn Read + Send>,
+        io_timeout: Option<Duration>,
+        traffic: Arc<Traffic>,
+    ) -> Self {
+        MuxReader {
+            stream,
+            pending: Vec::new(),
+            io_timeout,
+            traffic,
+        }
+    }
+
+    /// Reads one text line of the daemon phase (at most 4 KiB, without its newline).
+    ///
+    /// # Errors
+    /// Socket errors, a line too long, or a NUL in it.
+    pub fn read_line(&mut self) -> Result<Vec<u8>, SessionError> {
+        loop {
+            if let Some(line) = protocol::daemon::take_line(&mut self.pending, 4096)? {
+                return Ok(line);
+            }
+            self.fill()?;
+        }
+    }
+}
+
+/// Messages other than data that the server sent, for the user.
+pub type MessageSink<'a> = dyn FnMut(protocol::mux::MsgCode, &[u8]) + 'a;
+
+impl MuxReader {
+    /// Reads more bytes from the socket into `pending`; `false` when the peer closed it.
+    fn read_more(&mut self) -> Result<bool, SessionError> {
+        let mut buf = [0u8; 64 * 1024];
+        let n = self
+            .stream
+            .read(&mut buf)
+            .map_err(|e| io(e, self.io_timeout))?;
+        self.traffic.received.fetch_add(n as u64, Ordering::Relaxed);
+        self.pending
+            .extend_from_slice(buf.get(..n).unwrap_or_default());
+        Ok(n > 0)
+    }
+
+    /// Like [`MuxReader::read_more`], where the end of the connection is an error.
+    fn fill(&mut self) -> Result<(), SessionError> {
+        if self.read_more()? {
+            return Ok(());
+        }
+        Err(SessionError::Socket(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed by the peer",
+        )))
+    }
+
+    /// Reads one value from the raw (not yet multiplexed) stream with `decode`.
+    ///
+    /// # Errors
+    /// Socket errors, or what `decode` refuses.
+    pub fn read_raw<T>(
+        &mut self,
+        mut decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, protocol::ProtoError>,
+    ) -> Result<T, SessionError> {
+        loop {
+            if let Some((v, used)) = decode(&self.pending)? {
+                self.pending.drain(..used);
+                return Ok(v);
+            }
+            self.fill()?;
+        }
+    }
+
+    /// The payload of the next data frame (messages met on the way go to `messages`); `None` when
+    /// the peer closed the connection.
+    ///
+    /// # Errors
+    /// Socket errors, malformed frames, or the server's error exit.
+    pub fn next_data(
+        &mut self,
+        messages: &mut MessageSink<'_>,
+    ) -> Result<Option<Vec<u8>>, SessionError> {
+        use protocol::mux::MsgCode;
+        loop {
+            if let Some((code, len)) = protocol::mux::decode_header(&self.pending)?
+                && self.pending.len() >= 4 + len
+            {
+                let payload: Vec<u8> = self.pending.drain(..4 + len).skip(4).collect();
+                match code {
+                    MsgCode::Data => return Ok(Some(payload)),
+                    MsgCode::ErrorExit => return Err(remote_exit(&payload)),
+                    other => messages(other, &payload),
+                }
+                continue;
+            }
+            if !self.read_more()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads the next value of the multiplexed data stream with `decode`; messages met on the
+    /// way go to `messages`. An error exit from the server ends the session.
+    ///
+    /// # Errors
+    /// Socket errors, malformed frames or data, or the server's error exit.
+    pub fn recv_data<T>(
+        &mut self,
+        data: &mut Vec<u8>,
+        messages: &mut MessageSink<'_>,
+        mut decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, protocol::ProtoError>,
+    ) -> Result<T, SessionError> {
+        use protocol::mux::MsgCode;
+        loop {
+            if let Some((v, used)) = decode(data)? {
+                data.drain(..used);
+                return Ok(v);
+            }
+            // Move one whole frame from the socket into `data` or to `messages`.
+            let (code, len) = loop {
+                if let Some(h) = protocol::mux::decode_header(&self.pending)?
+                    && self.pending.len() >= 4 + h.1
+                {
+                    break h;
+                }
+                self.fill()?;
+            };
+            let payload: Vec<u8> = self.pending.drain(..4 + len).skip(4).collect();
+            match code {
+                MsgCode::Data => data.extend_from_slice(&payload),
+                MsgCode::ErrorExit => return Err(remote_exit(&payload)),
+                other => messages(other, &payload),
+            }
+        }
+    }
+}
