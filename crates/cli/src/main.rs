@@ -5,6 +5,7 @@ mod doctor;
 mod exit;
 mod output;
 mod remote;
+mod rsyncd;
 mod run;
 mod run_config;
 mod sersync;
@@ -22,6 +23,7 @@ Usage: rtsync <COMMAND> [ARGS]...
 Commands:
   run     mirror SRC to every DEST in real time (rtsync run SRC DEST...)
   status  each target's queue, lag and last error, for every rtsync run
+  daemon  an rsync daemon serving rsyncd.conf modules to stock rsync clients
   sync    one-shot transfer with rsync's options: local, rsync daemon or remote shell
   watch   print filesystem events as inotifywait does (--stats: count them as inotifywatch)
   doctor  check inotify limits and fanotify for the trees given, with the sysctl lines to fix them
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
     match command {
         "sync" => sync::main(rest.get(1..).unwrap_or_default()),
         "run" => run::main(rest.get(1..).unwrap_or_default()),
+        "daemon" => rsyncd::main(rest.get(1..).unwrap_or_default()),
         "status" => status::main(rest.get(1..).unwrap_or_default()),
         "watch" => watch::main(rest.get(1..).unwrap_or_default()),
         "doctor" => doctor::main(rest.get(1..).unwrap_or_default()),

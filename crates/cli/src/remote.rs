@@ -392,49 +392,7 @@ fn receive_file_list(
             conn.recv_data(data, &mut messages, |b| decode_id_list(b, id0))?;
         }
     }
-    // A hard-link follower names its leader by its place in the list as sent; after sorting
-    // it must name the leader's place in the sorted list.
-    let mut numbered: Vec<(usize, protocol::flist::Entry)> =
-        entries.into_iter().enumerate().collect();
-    numbered
-        .sort_by(|(_, a), (_, b)| mirror::flist::compare(&a.name, a.is_dir(), &b.name, b.is_dir()));
-    numbered.dedup_by(|(_, a), (_, b)| a.name == b.name);
-    let mut sorted_place = vec![None; numbered.iter().map(|(i, _)| i + 1).max().unwrap_or(0)];
-    for (place, (sent, _)) in numbered.iter().enumerate() {
-        if let Some(slot) = sorted_place.get_mut(*sent) {
-            *slot = u32::try_from(place).ok();
-        }
-    }
-    let mut entries: Vec<protocol::flist::Entry> = numbered
-        .into_iter()
-        .map(|(_, mut e)| {
-            e.hardlink_leader = e
-                .hardlink_leader
-                .and_then(|l| sorted_place.get(l as usize).copied().flatten());
-            e
-        })
-        .collect();
-    // rsync's receiver transfers the last member of each group in list order and links the
-    // others to it (`hlink.c`); doing the same names the same files under -v.
-    let mut last_of_group: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
-    for (place, e) in entries.iter().enumerate() {
-        let Ok(place) = u32::try_from(place) else {
-            continue;
-        };
-        let group = e.hardlink_leader.unwrap_or(place);
-        if e.hardlink_leader.is_some() || e.hardlink_first {
-            last_of_group.insert(group, place);
-        }
-    }
-    for (place, e) in entries.iter_mut().enumerate() {
-        let Ok(place) = u32::try_from(place) else {
-            continue;
-        };
-        let group = e.hardlink_leader.unwrap_or(place);
-        if let Some(&last) = last_of_group.get(&group) {
-            e.hardlink_leader = (last != place).then_some(last);
-        }
-    }
+    let entries = session::flist::sort_received(entries);
     Ok((conn, setup, entries))
 }
 
@@ -654,42 +612,6 @@ fn pull_module(
     Ok(if stats.errors > 0 { 23 } else { 0 })
 }
 
-/// Names for the ids in use, from `/etc/passwd` or `/etc/group` (id lists on the wire let the
-/// daemon map owners by name, as rsync does without `--numeric-ids`).
-fn id_names(file: &str, ids: &std::collections::BTreeSet<u32>) -> Vec<(u32, Vec<u8>)> {
-    let content = std::fs::read(file).unwrap_or_default();
-    let mut out = Vec::new();
-    for line in content.split(|&b| b == b'\n') {
-        let mut fields = line.split(|&b| b == b':');
-        let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
-            continue;
-        };
-        let Some(id) = std::str::from_utf8(id)
-            .ok()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if ids.contains(&id) && !out.iter().any(|(i, _)| *i == id) {
-            out.push((id, name.to_vec()));
-        }
-    }
-    out
-}
-
-/// The type bits of `st_mode` for a kind.
-fn type_bits(kind: fsx::Kind) -> u32 {
-    match kind {
-        fsx::Kind::File => 0o100_000,
-        fsx::Kind::Dir => 0o040_000,
-        fsx::Kind::Symlink => 0o120_000,
-        fsx::Kind::Fifo => 0o010_000,
-        fsx::Kind::Socket => 0o140_000,
-        fsx::Kind::CharDev => 0o020_000,
-        fsx::Kind::BlockDev => 0o060_000,
-    }
-}
-
 /// Pushes the local sources to `module/path` on the daemon.
 fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8, ClientError> {
     let started = std::time::Instant::now();
@@ -767,65 +689,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
     let mut conn = server.open(&args)?;
     let setup = conn.start(&args, shape.compress)?;
 
-    let mut uids = std::collections::BTreeSet::new();
-    let mut gids = std::collections::BTreeSet::new();
-    let mut files: Vec<session::sender::SendFile> = list
-        .entries
-        .iter()
-        .map(|e| {
-            uids.insert(e.uid);
-            gids.insert(e.gid);
-            let rdev = e.rdev;
-            let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
-            let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
-            let entry = protocol::flist::Entry {
-                name: e.name.clone(),
-                size: i64::try_from(e.size).unwrap_or(i64::MAX),
-                mtime: e.mtime.sec,
-                mtime_nsec: e.mtime.nsec,
-                // A missing argument with --delete-missing-args goes as mode 0.
-                mode: e.kind.map_or(0, |kind| type_bits(kind) | e.perms),
-                uid: Some(e.uid),
-                gid: Some(e.gid),
-                rdev: e.kind.is_some_and(fsx::Kind::is_device).then_some((
-                    u32::try_from(major).unwrap_or(0),
-                    u32::try_from(minor).unwrap_or(0),
-                )),
-                link_target: e.link_target.clone(),
-                // -c: the daemon compares this with its own file's sum, not size and time.
-                checksum: (opts.checksum && e.kind == Some(fsx::Kind::File)).then(|| {
-                    mirror::whole_file_sum(&list.source_path(e), setup.checksum)
-                        .unwrap_or_else(|| vec![0; setup.checksum.digest_len()])
-                }),
-                ..protocol::flist::Entry::default()
-            };
-            let role = if e.content_dir {
-                protocol::flist::DirRole::Content { top: e.top_dir }
-            } else if e.implied_dir {
-                protocol::flist::DirRole::Implied
-            } else {
-                protocol::flist::DirRole::Listed
-            };
-            session::sender::SendFile {
-                entry,
-                source: list.source_path(e),
-                role,
-            }
-        })
-        .collect();
-    // -H: the first of each group of links is sent in full, the others name it by index.
-    let mut firsts: std::collections::HashMap<(u64, u64), u32> = std::collections::HashMap::new();
-    for (i, (file, e)) in files.iter_mut().zip(list.entries.iter()).enumerate() {
-        if let Some(key) = e.hardlink {
-            match firsts.get(&key) {
-                Some(&leader) => file.entry.hardlink_leader = Some(leader),
-                None => {
-                    firsts.insert(key, u32::try_from(i).unwrap_or(u32::MAX));
-                    file.entry.hardlink_first = true;
-                }
-            }
-        }
-    }
+    let files = session::flist::to_send(&list, opts.checksum.then_some(setup.checksum));
     let receiver_rules = opts.delete.map(|_| {
         settings
             .filters
@@ -854,7 +718,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
         user_names: if shape.numeric {
             Vec::new()
         } else {
-            id_names("/etc/passwd", &uids)
+            session::flist::id_names("/etc/passwd", files.iter().filter_map(|f| f.entry.uid))
         },
         compress: setup.compress,
         dry_run: opts.dry_run,
@@ -862,7 +726,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
         group_names: if shape.numeric {
             Vec::new()
         } else {
-            id_names("/etc/group", &gids)
+            session::flist::id_names("/etc/group", files.iter().filter_map(|f| f.entry.gid))
         },
     };
     if verbose {

@@ -1,6 +1,7 @@
 //! The rsync roles over one multiplexed connection, shared by both ends: rtsync's client runs
 //! them against a stock daemon, rtsync's daemon runs them for a stock client.
 //!
+//! - [`flist`]: file lists between disk and wire (what a sender sends, how a receiver orders it);
 //! - [`mux`]: the two halves of a connection — raw bytes first (greetings, setup), then
 //!   multiplexed frames — with the byte counts rsync reports;
 //! - [`sender`]: the sending role (`sender.c`): the file list out, then a delta for each file
@@ -17,6 +18,7 @@
     allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod flist;
 pub mod mux;
 pub mod receiver;
 pub mod sender;

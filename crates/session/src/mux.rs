@@ -154,6 +154,12 @@ impl MuxReader {
         }
     }
 
+    /// Changes how long a read may wait (a daemon applies its module's `timeout` once the
+    /// module is known).
+    pub fn set_io_timeout(&mut self, timeout: Option<Duration>) {
+        self.io_timeout = timeout;
+    }
+
     /// Reads one text line of the daemon phase (at most 4 KiB, without its newline).
     ///
     /// # Errors

@@ -1,0 +1,585 @@
+//! One transfer on an accepted connection, once the client's arguments are known: the binary
+//! setup a server does (`compat.c setup_protocol`: compat flags, checksum and compression
+//! lists, seed), then the role the client left us — the sender for a pull
+//! (`main.c do_server_sender`), the generator and receiver for a push (`do_server_recv`).
+//!
+//! Everything the client names is taken relative to the module: a name with `..` or a leading
+//! `/` is refused before any file is touched, and every write goes through an `fsx::Root`
+//! opened on the module, so nothing the client sends can reach outside it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use filter::{FilterList, Side};
+use protocol::compat::{CF_ID0_NAMES, CF_VARINT_FLIST_FLAGS};
+use protocol::flist::{FlistDecoder, FlistOptions, Item, decode_id_list};
+use protocol::mux::MsgCode;
+use protocol::wire::{get_int, get_vstring, put_int, put_varint, put_vstring};
+use session::SessionError;
+use session::mux::{MuxReader, MuxWriter};
+
+/// The checksums a server offers, best first (`none` last, as rsync's servers do).
+const CHECKSUMS: [&str; 5] = ["xxh128", "xxh3", "xxh64", "md5", "none"];
+/// The compressors rtsync offers: zstd, or nothing.
+const COMPRESSORS: [&str; 2] = ["zstd", "none"];
+/// The longest filter rule a client may send (rsync's `MAXPATHLEN` plus a prefix).
+const MAX_RULE_LEN: usize = 4096 + 64;
+/// The most filter rules a client may send.
+const MAX_RULES: usize = 100_000;
+
+/// When `--delete` runs on the receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteWhen {
+    /// `--delete-before`.
+    Before,
+    /// `--delete` / `--delete-during`, and `--delete-delay` (done as during).
+    During,
+    /// `--delete-after`.
+    After,
+}
+
+/// What the client asked for, as the roles need it.
+#[derive(Debug, Clone, Default)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct Transfer {
+    /// The client receives (`--sender` was in its arguments): we send.
+    pub we_send: bool,
+    /// The capability letters after `-e` (`.LsfxCIvu`).
+    pub capabilities: String,
+    /// `-z`.
+    pub compress: bool,
+    /// `-r`.
+    pub recursive: bool,
+    /// `-d`.
+    pub dirs: bool,
+    /// `-l`.
+    pub links: bool,
+    /// `-p`.
+    pub perms: bool,
+    /// `-t`.
+    pub times: bool,
+    /// `-o`.
+    pub owner: bool,
+    /// `-g`.
+    pub group: bool,
+    /// `--devices`.
+    pub devices: bool,
+    /// `--specials`.
+    pub specials: bool,
+    /// `-H`.
+    pub hard_links: bool,
+    /// `-c`.
+    pub checksum: bool,
+    /// `-W`.
+    pub whole_file: bool,
+    /// `-S`.
+    pub sparse: bool,
+    /// `-R`.
+    pub relative: bool,
+    /// `-n`.
+    pub dry_run: bool,
+    /// `--numeric-ids` (the client's).
+    pub numeric_ids: bool,
+    /// `--delete*`.
+    pub delete: Option<DeleteWhen>,
+    /// `--delete-excluded`.
+    pub delete_excluded: bool,
+    /// `--delete-missing-args`.
+    pub delete_missing_args: bool,
+    /// `-m`.
+    pub prune_empty_dirs: bool,
+    /// The generator's quick-check options.
+    pub quick: session::receiver::QuickCheck,
+    /// `-v` count.
+    pub verbose: u8,
+    /// `-i` or a `%i` log format: the client itemizes.
+    pub itemize: bool,
+    /// The paths after `.`, with the module name taken off (`mod/a/b` → `a/b`).
+    pub paths: Vec<Vec<u8>>,
+}
+
+/// The module as this transfer sees it.
+#[derive(Debug, Clone)]
+pub struct ModuleView {
+    /// The module's name.
+    pub name: String,
+    /// Its directory.
+    pub root: PathBuf,
+    /// Writes refused (`read only`, or the user's `:ro`).
+    pub read_only: bool,
+    /// Reads refused (`write only`).
+    pub write_only: bool,
+    /// The module's own `exclude`/`include`/`filter` rules: hidden from pulls, protected
+    /// from pushes.
+    pub filters: FilterList,
+    /// `numeric ids`: no owner or group names go on the wire.
+    pub numeric_ids: bool,
+}
+
+/// What the server did, for the log and the exit code.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Files whose content went over the wire.
+    pub transferred: u64,
+    /// Literal bytes.
+    pub literal: u64,
+    /// Bytes matched from old versions.
+    pub matched: u64,
+    /// Per-file errors (already sent to the client).
+    pub errors: Vec<String>,
+}
+
+/// A line for the daemon's transfer log: the operation (`send`, `recv`, `del.`), the entry's
+/// path in the module and its size.
+pub type TransferLog = dyn Fn(&str, &[u8], u64) + Send + Sync;
+
+/// The negotiated session.
+struct Setup {
+    compat: u32,
+    checksum: delta::ChecksumKind,
+    compress: bool,
+    seed: i32,
+}
+
+/// Reads one vstring list of names before multiplexing starts.
+fn read_list(reader: &mut MuxReader) -> Result<String, SessionError> {
+    let list = reader.read_raw(|b| Ok(get_vstring(b).map(|(s, n)| (s.to_vec(), n))))?;
+    Ok(String::from_utf8_lossy(&list).into_owned())
+}
+
+/// The first name in the client's list that we also offer (rsync lets the client's order
+/// decide).
+fn choose<'a>(theirs: &str, ours: &[&'a str]) -> Option<&'a str> {
+    theirs
+        .split_whitespace()
+        .find_map(|t| ours.iter().find(|o| **o == t).copied())
+}
+
+/// The server half of `setup_protocol`: compat flags, then both lists out before the
+/// client's come in, then the seed.
+fn setup(
+    reader: &mut MuxReader,
+    writer: &mut MuxWriter,
+    t: &Transfer,
+    seed: i32,
+) -> Result<Setup, SessionError> {
+    let compat = protocol::compat::for_capabilities(&t.capabilities);
+    let mut out = Vec::new();
+    put_varint(&mut out, compat.cast_signed());
+    let mut checksum = delta::ChecksumKind::Md5;
+    let mut compress = t.compress;
+    if compat & CF_VARINT_FLIST_FLAGS != 0 {
+        put_vstring(&mut out, CHECKSUMS.join(" ").as_bytes())?;
+        if t.compress {
+            put_vstring(&mut out, COMPRESSORS.join(" ").as_bytes())?;
+        }
+        writer.send(&out)?;
+        out.clear();
+        let theirs = read_list(reader)?;
+        let name = choose(&theirs, &CHECKSUMS[..4]).ok_or_else(|| {
+            protocol::ProtoError::protocol_text(
+                "checksum negotiation",
+                &format!("Failed to negotiate a checksum: the client offers {theirs:?}"),
+            )
+        })?;
+        checksum = delta::ChecksumKind::from_name(name).unwrap_or(delta::ChecksumKind::Md5);
+        if t.compress {
+            let theirs = read_list(reader)?;
+            compress = match choose(&theirs, &COMPRESSORS) {
+                Some("zstd") => true,
+                Some(_) => false,
+                None => {
+                    return Err(SessionError::Unsupported(format!(
+                        "Failed to negotiate a compression choice: the client offers {theirs:?}, rtsync compresses with zstd only"
+                    )));
+                }
+            };
+        }
+    } else if t.compress {
+        return Err(SessionError::Unsupported(
+            "the client cannot negotiate compression (it would use zlib): rtsync compresses with zstd only; use rsync 3.2 or newer, or no -z".into(),
+        ));
+    }
+    put_int(&mut out, seed);
+    writer.send(&out)?;
+    Ok(Setup {
+        compat,
+        checksum,
+        compress,
+        seed,
+    })
+}
+
+/// Reads the client's filter rules (`exclude.c recv_filter_list`): `int len` + text, ended by
+/// a zero length. A merge rule naming a file here is refused: the client may not make us
+/// read our own files.
+fn recv_filter_list(
+    reader: &mut MuxReader,
+    data: &mut Vec<u8>,
+    messages: &mut session::mux::MessageSink<'_>,
+) -> Result<FilterList, SessionError> {
+    let mut rules = FilterList::new();
+    for _ in 0..=MAX_RULES {
+        let len = reader.recv_data(data, messages, |b| Ok(get_int(b)))?;
+        if len == 0 {
+            return Ok(rules);
+        }
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= MAX_RULE_LEN)
+            .ok_or_else(|| {
+                protocol::ProtoError::protocol_text("filter list", "a filter rule is too long")
+            })?;
+        let text = reader.recv_data(data, messages, |b| {
+            Ok(b.get(..len).map(|s| (s.to_vec(), len)))
+        })?;
+        rules
+            .add_filter(&text, &mut |_| {
+                Err("merge files are not read for a client".to_owned())
+            })
+            .map_err(|e| protocol::ProtoError::protocol_text("filter list", &e.to_string()))?;
+    }
+    Err(protocol::ProtoError::protocol_text("filter list", "too many filter rules").into())
+}
+
+/// A client path made safe inside the module: no `..`, no leading `/`, no empty or `.`
+/// components other than rsync's `/./` marker for `-R`. `None` when it tries to leave.
+#[must_use]
+pub fn module_relative(path: &[u8]) -> Option<Vec<u8>> {
+    let trailing = path.ends_with(b"/");
+    let mut out: Vec<&[u8]> = Vec::new();
+    for part in path.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => return None,
+            p => out.push(p),
+        }
+    }
+    let mut joined = out.join(&b'/');
+    if trailing && !joined.is_empty() {
+        joined.push(b'/');
+    }
+    Some(joined)
+}
+
+/// Sends a message frame to the client.
+fn tell(writer: &mut MuxWriter, code: MsgCode, text: &str) -> Result<(), SessionError> {
+    let mut frame = Vec::new();
+    protocol::mux::encode(&mut frame, code, text.as_bytes())?;
+    writer.send_raw(&frame)
+}
+
+/// Serves one transfer after the arguments. `seed` is the session's checksum seed.
+///
+/// # Errors
+/// Socket and protocol errors, and refusals (read-only module, unsafe path), each already
+/// told to the client when the connection still allowed it.
+pub fn serve(
+    (mut reader, mut writer): (MuxReader, MuxWriter),
+    protocol_version: u32,
+    t: &Transfer,
+    module: &ModuleView,
+    seed: i32,
+    log: Arc<TransferLog>,
+) -> Result<Outcome, SessionError> {
+    let s = setup(&mut reader, &mut writer, t, seed)?;
+    // From here on both directions are multiplexed (protocol 30 and newer).
+    let refuse = |writer: &mut MuxWriter, text: &str| -> SessionError {
+        let _ = tell(writer, MsgCode::Error, &format!("ERROR: {text}\n"));
+        SessionError::Protocol(protocol::ProtoError::Remote(text.to_owned()))
+    };
+    let mut paths = Vec::new();
+    for p in &t.paths {
+        match module_relative(p) {
+            Some(rel) => paths.push(rel),
+            None => {
+                return Err(refuse(
+                    &mut writer,
+                    &format!(
+                        "path {:?} leaves module {}",
+                        String::from_utf8_lossy(p),
+                        module.name
+                    ),
+                ));
+            }
+        }
+    }
+    let flist = FlistOptions {
+        protocol: protocol_version,
+        varint_flags: s.compat & CF_VARINT_FLIST_FLAGS != 0,
+        uid: t.owner,
+        gid: t.group,
+        links: t.links,
+        devices: t.devices,
+        specials: t.specials,
+        checksum_len: t.checksum.then(|| s.checksum.digest_len()),
+        hard_links: t.hard_links,
+    };
+    if t.we_send {
+        if module.write_only {
+            return Err(refuse(&mut writer, "module is write only"));
+        }
+        send_module((reader, writer), t, &s, flist, module, &paths, &log)
+    } else {
+        if module.read_only {
+            return Err(refuse(&mut writer, "module is read only"));
+        }
+        receive_into_module((reader, writer), t, &s, flist, module, &paths, &log)
+    }
+}
+
+/// A pull: the module's files out (`do_server_sender`).
+fn send_module(
+    (mut reader, writer): (MuxReader, MuxWriter),
+    t: &Transfer,
+    s: &Setup,
+    flist: FlistOptions,
+    module: &ModuleView,
+    paths: &[Vec<u8>],
+    log: &Arc<TransferLog>,
+) -> Result<Outcome, SessionError> {
+    let mut data = Vec::new();
+    let mut ignore = |_: MsgCode, _: &[u8]| {};
+    let client_rules = recv_filter_list(&mut reader, &mut data, &mut ignore)?;
+    // The module's rules come first: what it hides stays hidden whatever the client asks.
+    let mut filters = module.filters.clone();
+    for rule in client_rules.rules() {
+        filters.push(rule.clone());
+    }
+    let root = &module.root;
+    let mut sources = Vec::new();
+    let args: Vec<&[u8]> = if paths.is_empty() {
+        vec![b"".as_slice()]
+    } else {
+        paths.iter().map(Vec::as_slice).collect()
+    };
+    for p in args {
+        let mut full = root.as_os_str().as_encoded_bytes().to_vec();
+        // `-R` keeps the names the client gave, relative to the module: rsync's `/./` marker.
+        full.extend_from_slice(if t.relative { b"/./" } else { b"/" });
+        full.extend_from_slice(p);
+        if p.is_empty() && !t.relative {
+            full.extend_from_slice(b".");
+            // A module's top is sent as its contents, as `mod/` is.
+            full.push(b'/');
+        }
+        sources.push(mirror::flist::SourceArg(full));
+    }
+    let opts = mirror::Options {
+        recursive: t.recursive,
+        dirs: t.dirs,
+        links: t.links,
+        perms: t.perms,
+        times: t.times,
+        group: t.group,
+        owner: t.owner,
+        devices: t.devices,
+        specials: t.specials,
+        hard_links: t.hard_links,
+        relative: t.relative,
+        delete_missing_args: t.delete_missing_args,
+        ..mirror::Options::default()
+    };
+    let list = mirror::flist::build(&sources, None, &opts, &filters);
+    let files = session::flist::to_send(&list, t.checksum.then_some(s.checksum));
+    let names = |file: &str, ids: Vec<u32>| {
+        if module.numeric_ids || t.numeric_ids {
+            Vec::new()
+        } else {
+            session::flist::id_names(file, ids)
+        }
+    };
+    let o = session::sender::SendOptions {
+        flist,
+        receiver_rules: None,
+        checksum: s.checksum,
+        seed: s.seed,
+        compat: s.compat,
+        user_names: names(
+            "/etc/passwd",
+            files.iter().filter_map(|f| f.entry.uid).collect(),
+        ),
+        group_names: names(
+            "/etc/group",
+            files.iter().filter_map(|f| f.entry.gid).collect(),
+        ),
+        compress: s.compress,
+        dry_run: t.dry_run,
+        server: true,
+    };
+    let mut errors = list.errors.clone();
+    let log_item = Arc::clone(log);
+    let mut items = |f: &session::sender::SendFile, iflags: u16| {
+        if iflags & (1 << 15) != 0 {
+            log_item("send", &f.entry.name, f.entry.size.cast_unsigned());
+        }
+    };
+    let stats = session::sender::send(
+        (reader, writer),
+        &files,
+        &o,
+        &mut errors,
+        &mut items,
+        Box::new(|_, _| {}),
+    )?;
+    Ok(Outcome {
+        transferred: stats.transferred,
+        literal: stats.literal,
+        matched: stats.matched,
+        errors,
+    })
+}
+
+/// A push: the client's files into the module (`do_server_recv`).
+fn receive_into_module(
+    (mut reader, mut writer): (MuxReader, MuxWriter),
+    t: &Transfer,
+    s: &Setup,
+    flist: FlistOptions,
+    module: &ModuleView,
+    paths: &[Vec<u8>],
+    log: &Arc<TransferLog>,
+) -> Result<Outcome, SessionError> {
+    let mut data = Vec::new();
+    let mut ignore = |_: MsgCode, _: &[u8]| {};
+    // The client sends its rules only when we delete (protocol 29 and newer).
+    let client_rules = if t.delete.is_some() || t.prune_empty_dirs {
+        let mut rules = recv_filter_list(&mut reader, &mut data, &mut ignore)?;
+        if t.delete_excluded {
+            rules.delete_excluded();
+        }
+        rules
+    } else {
+        FilterList::new()
+    };
+    let mut decoder = FlistDecoder::new(flist);
+    let mut entries = Vec::new();
+    while let Item::Entry(e) = reader.recv_data(&mut data, &mut ignore, |b| decoder.decode(b))? {
+        entries.push(e);
+    }
+    let id0 = s.compat & CF_ID0_NAMES != 0;
+    for wanted in [t.owner, t.group] {
+        if wanted && !t.numeric_ids {
+            reader.recv_data(&mut data, &mut ignore, |b| decode_id_list(b, id0))?;
+        }
+    }
+    let entries = session::flist::sort_received(entries);
+    let dest = destination(
+        &module.root,
+        paths.first().map_or(&[][..], Vec::as_slice),
+        &mut writer,
+    )?;
+    let module_filters = module.filters.clone();
+    let side = Side::Receiver {
+        in_deleted_dir: false,
+    };
+    let protect: Arc<session::receiver::Protect> = Arc::new(move |path: &[u8], is_dir: bool| {
+        module_filters.is_excluded(path, is_dir, side)
+            || client_rules.is_excluded(path, is_dir, side)
+    });
+    let log_entry = Arc::clone(log);
+    let report: Arc<session::receiver::Reporter> = Arc::new(move |r| match r {
+        session::receiver::Report::Entry(e) if e.is_file() => {
+            log_entry("recv", &e.name, e.size.cast_unsigned());
+        }
+        session::receiver::Report::Deleted { name, .. } => log_entry("del.", name, 0),
+        _ => {}
+    });
+    let o = session::receiver::ReceiveOptions {
+        perms: t.perms,
+        times: t.times,
+        owner: t.owner,
+        group: t.group,
+        links: t.links,
+        devices: t.devices || t.specials,
+        whole_file: t.whole_file,
+        sparse: t.sparse,
+        checksum: s.checksum,
+        seed: s.seed,
+        compat: s.compat,
+        protocol: flist.protocol,
+        delete: t.delete.is_some(),
+        recursive: t.recursive,
+        compress: s.compress,
+        verbose: t.verbose > 0 || t.itemize,
+        always_checksum: t.checksum,
+        quick: t.quick,
+        sender_is_server: false,
+        tell_deletions: t.verbose > 0 || t.itemize,
+    };
+    let mut errors = Vec::new();
+    let stats = session::receiver::receive(
+        (reader, writer),
+        entries,
+        &session::receiver::Destination {
+            dir: &dest,
+            protect,
+            report: Some(report),
+        },
+        o,
+        &mut ignore,
+        &mut errors,
+    )?;
+    Ok(Outcome {
+        transferred: stats.transferred,
+        literal: stats.literal,
+        matched: stats.matched,
+        errors,
+    })
+}
+
+/// The directory a push writes into: the module, or the path below it the client named,
+/// made (one level, as rsync does) when it is missing.
+fn destination(root: &Path, rel: &[u8], writer: &mut MuxWriter) -> Result<PathBuf, SessionError> {
+    let rel = rel.strip_suffix(b"/").unwrap_or(rel);
+    if rel.is_empty() {
+        return Ok(root.to_path_buf());
+    }
+    let top = fsx::Root::open(root, fsx::Persist::Buffered)?;
+    let (parent, name) = match rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => (
+            rel.get(..i).unwrap_or_default(),
+            rel.get(i + 1..).unwrap_or_default(),
+        ),
+        None => (&b"."[..], rel),
+    };
+    let dir = top.open_dir(parent)?;
+    match dir.stat(name)? {
+        Some(st) if st.kind == fsx::Kind::Dir => {}
+        Some(_) => {
+            let text = "ERROR: destination path is not a directory\n";
+            let _ = tell(writer, MsgCode::Error, text);
+            return Err(protocol::ProtoError::Remote(text.trim_end().to_owned()).into());
+        }
+        None => dir.mkdir(name, 0o755)?,
+    }
+    // Opened through the root, so a symlink on the way cannot lead out of the module.
+    let inner = top.open_dir(rel)?;
+    Ok(inner.path().to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_paths_stay_inside_the_module() {
+        assert_eq!(module_relative(b"a/b/"), Some(b"a/b/".to_vec()));
+        assert_eq!(
+            module_relative(b"/etc/passwd"),
+            Some(b"etc/passwd".to_vec())
+        );
+        assert_eq!(module_relative(b"./a//b"), Some(b"a/b".to_vec()));
+        assert_eq!(module_relative(b""), Some(Vec::new()));
+        assert_eq!(module_relative(b"a/../../x"), None);
+        assert_eq!(module_relative(b".."), None);
+    }
+
+    #[test]
+    fn the_clients_order_decides_among_what_we_offer() {
+        assert_eq!(choose("md5 xxh128", &CHECKSUMS), Some("md5"));
+        assert_eq!(choose("sha1 xxh3", &CHECKSUMS), Some("xxh3"));
+        assert_eq!(choose("sha1", &CHECKSUMS), None);
+        assert_eq!(choose("lz4 zstd zlib", &COMPRESSORS), Some("zstd"));
+    }
+}

@@ -1,0 +1,160 @@
+//! File lists between disk and wire: the entries a sender sends for a local list
+//! ([`to_send`]), the order a receiver gives the entries it received ([`sort_received`]),
+//! and the owner and group names that go with ids ([`id_names`]).
+
+use mirror::flist::FileList;
+use protocol::flist::{DirRole, Entry};
+
+use crate::sender::SendFile;
+
+/// The entries to send for a local file list, in its order; with `checksum`, each file
+/// carries its whole-file sum (`-c`). The first of each group of hard links is sent in full,
+/// the others name it by index (`-H`).
+#[must_use]
+pub fn to_send(list: &FileList, checksum: Option<delta::ChecksumKind>) -> Vec<SendFile> {
+    let mut files: Vec<SendFile> = list
+        .entries
+        .iter()
+        .map(|e| {
+            let rdev = e.rdev;
+            let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
+            let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
+            let entry = Entry {
+                name: e.name.clone(),
+                size: i64::try_from(e.size).unwrap_or(i64::MAX),
+                mtime: e.mtime.sec,
+                mtime_nsec: e.mtime.nsec,
+                // A missing argument with --delete-missing-args goes as mode 0.
+                mode: e.kind.map_or(0, |kind| type_bits(kind) | e.perms),
+                uid: Some(e.uid),
+                gid: Some(e.gid),
+                rdev: e.kind.is_some_and(fsx::Kind::is_device).then_some((
+                    u32::try_from(major).unwrap_or(0),
+                    u32::try_from(minor).unwrap_or(0),
+                )),
+                link_target: e.link_target.clone(),
+                // -c: the daemon compares this with its own file's sum, not size and time.
+                checksum: checksum
+                    .filter(|_| e.kind == Some(fsx::Kind::File))
+                    .map(|kind| {
+                        mirror::whole_file_sum(&list.source_path(e), kind)
+                            .unwrap_or_else(|| vec![0; kind.digest_len()])
+                    }),
+                ..Entry::default()
+            };
+            let role = if e.content_dir {
+                DirRole::Content { top: e.top_dir }
+            } else if e.implied_dir {
+                DirRole::Implied
+            } else {
+                DirRole::Listed
+            };
+            SendFile {
+                entry,
+                source: list.source_path(e),
+                role,
+            }
+        })
+        .collect();
+    // -H: the first of each group of links is sent in full, the others name it by index.
+    let mut firsts: std::collections::HashMap<(u64, u64), u32> = std::collections::HashMap::new();
+    for (i, (file, e)) in files.iter_mut().zip(list.entries.iter()).enumerate() {
+        if let Some(key) = e.hardlink {
+            match firsts.get(&key) {
+                Some(&leader) => file.entry.hardlink_leader = Some(leader),
+                None => {
+                    firsts.insert(key, u32::try_from(i).unwrap_or(u32::MAX));
+                    file.entry.hardlink_first = true;
+                }
+            }
+        }
+    }
+    files
+}
+
+/// The received list in rsync's sorted order without duplicates (indexes refer to this
+/// order), with hard-link leaders renumbered to match.
+#[must_use]
+pub fn sort_received(entries: Vec<Entry>) -> Vec<Entry> {
+    // A hard-link follower names its leader by its place in the list as sent; after sorting
+    // it must name the leader's place in the sorted list.
+    let mut numbered: Vec<(usize, Entry)> = entries.into_iter().enumerate().collect();
+    numbered
+        .sort_by(|(_, a), (_, b)| mirror::flist::compare(&a.name, a.is_dir(), &b.name, b.is_dir()));
+    numbered.dedup_by(|(_, a), (_, b)| a.name == b.name);
+    let mut sorted_place = vec![None; numbered.iter().map(|(i, _)| i + 1).max().unwrap_or(0)];
+    for (place, (sent, _)) in numbered.iter().enumerate() {
+        if let Some(slot) = sorted_place.get_mut(*sent) {
+            *slot = u32::try_from(place).ok();
+        }
+    }
+    let mut entries: Vec<Entry> = numbered
+        .into_iter()
+        .map(|(_, mut e)| {
+            e.hardlink_leader = e
+                .hardlink_leader
+                .and_then(|l| sorted_place.get(l as usize).copied().flatten());
+            e
+        })
+        .collect();
+    // rsync's receiver transfers the last member of each group in list order and links the
+    // others to it (`hlink.c`); doing the same names the same files under -v.
+    let mut last_of_group: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+    for (place, e) in entries.iter().enumerate() {
+        let Ok(place) = u32::try_from(place) else {
+            continue;
+        };
+        let group = e.hardlink_leader.unwrap_or(place);
+        if e.hardlink_leader.is_some() || e.hardlink_first {
+            last_of_group.insert(group, place);
+        }
+    }
+    for (place, e) in entries.iter_mut().enumerate() {
+        let Ok(place) = u32::try_from(place) else {
+            continue;
+        };
+        let group = e.hardlink_leader.unwrap_or(place);
+        if let Some(&last) = last_of_group.get(&group) {
+            e.hardlink_leader = (last != place).then_some(last);
+        }
+    }
+    entries
+}
+
+/// Names for the ids in use, from `/etc/passwd` or `/etc/group` (id lists on the wire let the
+/// daemon map owners by name, as rsync does without `--numeric-ids`).
+#[must_use]
+pub fn id_names(file: &str, ids: impl IntoIterator<Item = u32>) -> Vec<(u32, Vec<u8>)> {
+    let ids: std::collections::BTreeSet<u32> = ids.into_iter().collect();
+    let content = std::fs::read(file).unwrap_or_default();
+    let mut out = Vec::new();
+    for line in content.split(|&b| b == b'\n') {
+        let mut fields = line.split(|&b| b == b':');
+        let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        let Some(id) = std::str::from_utf8(id)
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if ids.contains(&id) && !out.iter().any(|(i, _)| *i == id) {
+            out.push((id, name.to_vec()));
+        }
+    }
+    out
+}
+
+/// The type bits of `st_mode` for a kind.
+fn type_bits(kind: fsx::Kind) -> u32 {
+    match kind {
+        fsx::Kind::File => 0o100_000,
+        fsx::Kind::Dir => 0o040_000,
+        fsx::Kind::Symlink => 0o120_000,
+        fsx::Kind::Fifo => 0o010_000,
+        fsx::Kind::Socket => 0o140_000,
+        fsx::Kind::CharDev => 0o020_000,
+        fsx::Kind::BlockDev => 0o060_000,
+    }
+}
