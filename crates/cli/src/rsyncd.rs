@@ -88,35 +88,28 @@ impl daemon::Log for DaemonLog {
     }
 }
 
-/// A transfer-log line: the module's `log format` with rsync's common escapes.
+/// A transfer-log line: the module's `log format` expanded for one entry.
 fn expand(e: &daemon::TransferEntry<'_>, time: &str, pid: u32) -> String {
-    let mut out = String::new();
-    let mut chars = e.format.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push_str(time),
-            Some('p') => out.push_str(&pid.to_string()),
-            Some('a') => out.push_str(e.addr),
-            Some('h') => out.push_str(e.host),
-            Some('m') => out.push_str(e.module),
-            Some('P') => out.push_str(e.module_path),
-            Some('u') => out.push_str(e.user),
-            Some('o') => out.push_str(e.op),
-            Some('f' | 'n') => out.push_str(&String::from_utf8_lossy(e.file)),
-            Some('l' | 'b') => out.push_str(&e.len.to_string()),
-            Some('%') => out.push('%'),
-            Some(other) => {
-                out.push('%');
-                out.push(other);
-            }
-            None => out.push('%'),
-        }
-    }
-    out
+    let file = String::from_utf8_lossy(e.file);
+    let opt = |s: &str| -> Option<String> { (!s.is_empty()).then(|| s.to_owned()) };
+    let (user, module_path) = (opt(e.user), opt(e.module_path));
+    let ctx = daemon::logfmt::LogContext {
+        time,
+        pid,
+        addr: Some(e.addr),
+        host: Some(e.host),
+        module: Some(e.module),
+        module_path: module_path.as_deref(),
+        user: user.as_deref(),
+        op: e.op,
+        file: &file,
+        name: &file,
+        length: i64::try_from(e.len).unwrap_or(i64::MAX),
+        bytes: i64::try_from(e.len).unwrap_or(i64::MAX),
+        sending: e.op == "send",
+        ..daemon::logfmt::LogContext::default()
+    };
+    daemon::logfmt::expand(e.format, &ctx)
 }
 
 fn load(path: &Path) -> Result<daemon::config::Config, String> {
@@ -258,6 +251,7 @@ fn serve(m: &ArgMatches, config_path: &Path, config: daemon::config::Config) -> 
         stop: Arc::new(AtomicBool::new(false)),
         reload: Arc::new(AtomicBool::new(false)),
         drain: Duration::from_secs(30),
+        config_path: Some(config_path.to_path_buf()),
     };
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         let _ = signal_hook::flag::register(sig, Arc::clone(&control.stop));

@@ -168,6 +168,41 @@ fn login(
     }
 }
 
+/// An id by name or number from `/etc/passwd` or `/etc/group`.
+fn lookup_id(file: &str, name: &str) -> Option<u32> {
+    if let Ok(n) = name.parse() {
+        return Some(n);
+    }
+    let content = std::fs::read_to_string(file).ok()?;
+    content.lines().find_map(|line| {
+        let mut f = line.split(':');
+        let (n, _, id) = (f.next()?, f.next()?, f.next()?);
+        (n == name).then(|| id.parse().ok()).flatten()
+    })
+}
+
+/// As root, runs this connection's thread (and the threads it starts) as the module's `uid`
+/// and `gid` — `nobody` and `nogroup` unless set, as rsync. Linux keeps credentials per
+/// thread, so other connections are not affected.
+fn become_module_user(m: &Module) -> Result<(), String> {
+    let user = m.uid.as_deref().unwrap_or("nobody");
+    let group = m.gid.as_deref().unwrap_or("nogroup");
+    let uid = lookup_id("/etc/passwd", user).ok_or_else(|| format!("Invalid uid {user}"))?;
+    let gid = lookup_id("/etc/group", group)
+        .or_else(|| {
+            (group == "nogroup")
+                .then(|| lookup_id("/etc/group", "nobody"))
+                .flatten()
+        })
+        .ok_or_else(|| format!("Invalid gid {group}"))?;
+    let gid = rustix::fs::Gid::from_raw(gid);
+    rustix::thread::set_thread_groups(&[gid])
+        .and_then(|()| rustix::thread::set_thread_gid(gid))
+        .map_err(|e| format!("setgid {group} failed: {e}"))?;
+    rustix::thread::set_thread_uid(rustix::fs::Uid::from_raw(uid))
+        .map_err(|e| format!("setuid {user} failed: {e}"))
+}
+
 /// Unpredictable bytes for the challenge.
 fn rand_bytes() -> [u8; 32] {
     let mut buf = [0u8; 32];
@@ -340,6 +375,14 @@ pub fn handle(
     let Some(path) = m.path.as_deref() else {
         return refuse(&mut writer, format!("module {} has no path", m.name));
     };
+    // rsync chroots into the module when it may (as root, unless `use chroot = no`); rtsync
+    // confines every access through fsx instead, and takes the defaults that go with it.
+    let is_root = rustix::process::geteuid().is_root();
+    let chrooted = m.use_chroot.unwrap_or(is_root);
+    if is_root && let Err(text) = become_module_user(m) {
+        log.line(&format!("{text} [{}]", m.name));
+        return refuse(&mut writer, text);
+    }
     if send_line(&mut writer, "@RSYNCD: OK\n").is_err() {
         return Ending::Refused("connection closed".into());
     }
@@ -352,19 +395,16 @@ pub fn handle(
         Access::ReadWrite => false,
         _ => m.read_only,
     };
-    let transfer = match crate::request::transfer(&words, &name, &m.refuse_options) {
-        Ok(t) => t,
-        Err(text) => {
-            log.line(&format!(
-                "{text} [{} from {} ({})]",
-                m.name, peer.host, peer.addr
-            ));
-            // Multiplexing has not started: rsync sends this as a plain error line.
-            return refuse(&mut writer, text);
-        }
-    };
+    let transfer = crate::request::transfer(&words, &name, &m.refuse_options);
+    if let Some((text, _)) = &transfer.refusal {
+        log.line(&format!(
+            "{text} [{} from {} ({})]",
+            m.name, peer.host, peer.addr
+        ));
+    }
+    // rsync's line: `rsync to backup_www/ from alice@localhost (127.0.0.1)`.
     log.line(&format!(
-        "rsync {} {} {} from {}{} ({})",
+        "rsync {} {}/{} from {}{} ({})",
         if transfer.we_send { "on" } else { "to" },
         name,
         String::from_utf8_lossy(&transfer.paths.first().cloned().unwrap_or_default()),
@@ -388,7 +428,9 @@ pub fn handle(
         read_only,
         write_only: m.write_only,
         filters: crate::module_filters(m),
-        numeric_ids: m.numeric_ids(false),
+        numeric_ids: m.numeric_ids(chrooted),
+        munge_symlinks: m.munge_symlinks(chrooted),
+        sanitize_links: !chrooted,
     };
     let seed = i32::from_le_bytes(rand_bytes()[..4].try_into().unwrap_or([0; 4]));
     let logger = Arc::clone(log);

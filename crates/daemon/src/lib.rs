@@ -106,3 +106,23 @@ pub fn module_filters(m: &config::Module) -> filter::FilterList {
     }
     list
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_shipped_example_configuration_parses_without_warnings() {
+        let text = include_str!("../../../contrib/rsyncd.conf");
+        let config = crate::config::parse(
+            text,
+            std::path::Path::new("contrib/rsyncd.conf"),
+            &|_| None,
+            &mut |_| Err(std::io::ErrorKind::NotFound.into()),
+        )
+        .unwrap();
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let m = config.module("backup_www").unwrap();
+        assert!(!m.read_only && !m.list);
+        let rules = crate::module_filters(m);
+        assert!(rules.is_excluded(b"a.swp", false, filter::Side::Sender));
+    }
+}

@@ -66,6 +66,13 @@ pub struct Control {
     pub reload: Arc<AtomicBool>,
     /// How long running transfers may go on after a stop.
     pub drain: Duration,
+    /// The configuration file: when its time changes, the next connection re-reads it (rsync
+    /// re-reads it for every connection; SIGHUP forces it).
+    pub config_path: Option<std::path::PathBuf>,
+}
+
+fn modified(path: Option<&std::path::Path>) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path?).and_then(|m| m.modified()).ok()
 }
 
 /// The client's host name as rsync logs it: by reverse lookup, `UNKNOWN` when that fails.
@@ -90,22 +97,31 @@ pub fn run(
     let slots = Arc::new(Slots::default());
     let active = Arc::new(AtomicUsize::new(0));
     let _ = listener.set_nonblocking(true);
+    let mut seen = modified(control.config_path.as_deref());
+    let reload_now = |seen: &mut Option<std::time::SystemTime>, forced: bool| {
+        let now = modified(control.config_path.as_deref());
+        if !forced && now == *seen {
+            return;
+        }
+        *seen = now;
+        match reload() {
+            Ok(fresh) => {
+                for w in &fresh.warnings {
+                    log.line(&w.to_string());
+                }
+                *config
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
+                log.line("configuration reloaded");
+            }
+            Err(e) => log.line(&format!(
+                "reload failed, keeping the old configuration: {e}"
+            )),
+        }
+    };
     while !control.stop.load(Ordering::Relaxed) {
         if control.reload.swap(false, Ordering::Relaxed) {
-            match reload() {
-                Ok(fresh) => {
-                    for w in &fresh.warnings {
-                        log.line(&w.to_string());
-                    }
-                    *config
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
-                    log.line("configuration reloaded");
-                }
-                Err(e) => log.line(&format!(
-                    "reload failed, keeping the old configuration: {e}"
-                )),
-            }
+            reload_now(&mut seen, true);
         }
         let (stream, addr) = match listener.accept() {
             Ok(pair) => pair,
@@ -121,6 +137,7 @@ pub fn run(
         };
         let _ = stream.set_nonblocking(false);
         let _ = stream.set_nodelay(true);
+        reload_now(&mut seen, false);
         let current = Arc::clone(
             &config
                 .read()

@@ -96,6 +96,9 @@ pub struct Transfer {
     pub itemize: bool,
     /// The paths after `.`, with the module name taken off (`mod/a/b` → `a/b`).
     pub paths: Vec<Vec<u8>>,
+    /// Why the transfer is refused (an unknown, refused or unsupported option) and the exit
+    /// code: rsync tells the client after the setup, in the multiplexed stream.
+    pub refusal: Option<(String, u8)>,
 }
 
 /// The module as this transfer sees it.
@@ -114,7 +117,50 @@ pub struct ModuleView {
     pub filters: FilterList,
     /// `numeric ids`: no owner or group names go on the wire.
     pub numeric_ids: bool,
+    /// `munge symlinks`: symlinks received are stored behind `/rsyncd-munged/`, so that none
+    /// can lead out of the module, and sent without it.
+    pub munge_symlinks: bool,
+    /// Not chrooted: received symlink targets are cleaned so that they stay inside the module
+    /// (rsync's `sanitize_paths`), unless they are munged.
+    pub sanitize_links: bool,
 }
+
+/// A received symlink target made to stay inside the module, as rsync's `sanitize_path`
+/// does for a daemon that is not chrooted: a leading `/` goes, `.` goes, `..` backs up over
+/// the component before it, and at the start at most `depth` of them (the link's own depth in
+/// the module) are kept; the rest are dropped.
+#[must_use]
+pub fn sanitize_link(target: &[u8], depth: usize) -> Vec<u8> {
+    let mut out: Vec<&[u8]> = Vec::new();
+    let mut kept_up = 0;
+    let mut allowed = depth;
+    for part in target.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                if out.len() > kept_up {
+                    out.pop();
+                } else if allowed > 0 {
+                    allowed -= 1;
+                    kept_up += 1;
+                    out.push(part);
+                }
+            }
+            p => out.push(p),
+        }
+    }
+    let mut joined = out.join(&b'/');
+    if joined.is_empty() {
+        return b".".to_vec();
+    }
+    if target.ends_with(b"/") {
+        joined.push(b'/');
+    }
+    joined
+}
+
+/// What `munge symlinks` puts before every symlink target (`rsync.h SYMLINK_PREFIX`).
+const MUNGE_PREFIX: &[u8] = b"/rsyncd-munged/";
 
 /// What the server did, for the log and the exit code.
 #[derive(Debug, Default)]
@@ -269,6 +315,53 @@ fn tell(writer: &mut MuxWriter, code: MsgCode, text: &str) -> Result<(), Session
     writer.send_raw(&frame)
 }
 
+/// rsync's words for an exit code (`log.c rerr_names`).
+fn code_words(code: u8) -> &'static str {
+    match code {
+        1 => "syntax or usage error",
+        2 => "protocol incompatibility",
+        3 => "errors selecting input/output files, dirs",
+        4 => "requested action not supported",
+        5 => "error starting client-server protocol",
+        _ => "error",
+    }
+}
+
+/// Refuses a transfer once multiplexing has started, as rsync's server does: the reason, the
+/// error line, then `MSG_ERROR_EXIT` with the code; the client exits with it. The client's
+/// input is drained until it closes, so it reads all of this rather than a connection reset.
+fn refuse_started(
+    writer: &mut MuxWriter,
+    reader: &mut MuxReader,
+    text: &str,
+    code: u8,
+) -> SessionError {
+    let _ = tell(writer, MsgCode::Error, &format!("{text}\n"));
+    let _ = tell(
+        writer,
+        MsgCode::Error,
+        &format!(
+            "rtsync error: {} (code {code}) [daemon=rtsync {}]\n",
+            code_words(code),
+            env!("CARGO_PKG_VERSION")
+        ),
+    );
+    let mut frame = Vec::new();
+    if protocol::mux::encode(
+        &mut frame,
+        MsgCode::ErrorExit,
+        &i32::from(code).to_le_bytes(),
+    )
+    .is_ok()
+    {
+        let _ = writer.send_raw(&frame);
+    }
+    writer.shutdown();
+    let mut ignore = |_: MsgCode, _: &[u8]| {};
+    while let Ok(Some(_)) = reader.next_data(&mut ignore) {}
+    SessionError::Protocol(protocol::ProtoError::Remote(text.to_owned()))
+}
+
 /// Serves one transfer after the arguments. `seed` is the session's checksum seed.
 ///
 /// # Errors
@@ -284,9 +377,11 @@ pub fn serve(
 ) -> Result<Outcome, SessionError> {
     let s = setup(&mut reader, &mut writer, t, seed)?;
     // From here on both directions are multiplexed (protocol 30 and newer).
-    let refuse = |writer: &mut MuxWriter, text: &str| -> SessionError {
-        let _ = tell(writer, MsgCode::Error, &format!("ERROR: {text}\n"));
-        SessionError::Protocol(protocol::ProtoError::Remote(text.to_owned()))
+    if let Some((text, code)) = &t.refusal {
+        return Err(refuse_started(&mut writer, &mut reader, text, *code));
+    }
+    let refuse = |writer: &mut MuxWriter, reader: &mut MuxReader, text: &str| -> SessionError {
+        refuse_started(writer, reader, &format!("ERROR: {text}"), 1)
     };
     let mut paths = Vec::new();
     for p in &t.paths {
@@ -295,6 +390,7 @@ pub fn serve(
             None => {
                 return Err(refuse(
                     &mut writer,
+                    &mut reader,
                     &format!(
                         "path {:?} leaves module {}",
                         String::from_utf8_lossy(p),
@@ -317,12 +413,12 @@ pub fn serve(
     };
     if t.we_send {
         if module.write_only {
-            return Err(refuse(&mut writer, "module is write only"));
+            return Err(refuse(&mut writer, &mut reader, "module is write only"));
         }
         send_module((reader, writer), t, &s, flist, module, &paths, &log)
     } else {
         if module.read_only {
-            return Err(refuse(&mut writer, "module is read only"));
+            return Err(refuse(&mut writer, &mut reader, "module is read only"));
         }
         receive_into_module((reader, writer), t, &s, flist, module, &paths, &log)
     }
@@ -381,7 +477,16 @@ fn send_module(
         ..mirror::Options::default()
     };
     let list = mirror::flist::build(&sources, None, &opts, &filters);
-    let files = session::flist::to_send(&list, t.checksum.then_some(s.checksum));
+    let mut files = session::flist::to_send(&list, t.checksum.then_some(s.checksum));
+    if module.munge_symlinks {
+        for f in &mut files {
+            if let Some(target) = &mut f.entry.link_target
+                && let Some(rest) = target.strip_prefix(MUNGE_PREFIX)
+            {
+                *target = rest.to_vec();
+            }
+        }
+    }
     let names = |file: &str, ids: Vec<u32>| {
         if module.numeric_ids || t.numeric_ids {
             Vec::new()
@@ -463,7 +568,24 @@ fn receive_into_module(
             reader.recv_data(&mut data, &mut ignore, |b| decode_id_list(b, id0))?;
         }
     }
-    let entries = session::flist::sort_received(entries);
+    let mut entries = session::flist::sort_received(entries);
+    if module.sanitize_links && !module.munge_symlinks {
+        for e in &mut entries {
+            let depth = e.name.iter().filter(|&&b| b == b'/').count();
+            if let Some(target) = &mut e.link_target {
+                *target = sanitize_link(target, depth);
+            }
+        }
+    }
+    if module.munge_symlinks {
+        for e in &mut entries {
+            if let Some(target) = &mut e.link_target {
+                let mut munged = MUNGE_PREFIX.to_vec();
+                munged.extend_from_slice(target);
+                *target = munged;
+            }
+        }
+    }
     let dest = destination(
         &module.root,
         paths.first().map_or(&[][..], Vec::as_slice),
@@ -506,6 +628,7 @@ fn receive_into_module(
         quick: t.quick,
         sender_is_server: false,
         tell_deletions: t.verbose > 0 || t.itemize,
+        tell_errors: true,
     };
     let mut errors = Vec::new();
     let stats = session::receiver::receive(
@@ -573,6 +696,17 @@ mod tests {
         assert_eq!(module_relative(b""), Some(Vec::new()));
         assert_eq!(module_relative(b"a/../../x"), None);
         assert_eq!(module_relative(b".."), None);
+    }
+
+    #[test]
+    fn received_links_are_cleaned_as_rsync_cleans_them() {
+        assert_eq!(sanitize_link(b"/etc/hostname", 0), b"etc/hostname");
+        assert_eq!(sanitize_link(b"../../x", 1), b"../x");
+        assert_eq!(sanitize_link(b"a/../../b", 2), b"../b");
+        assert_eq!(sanitize_link(b"../x/../../y", 1), b"../y");
+        assert_eq!(sanitize_link(b"./", 0), b".");
+        assert_eq!(sanitize_link(b"dir/", 0), b"dir/");
+        assert_eq!(sanitize_link(b"target", 3), b"target");
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub struct ReceiveOptions {
     pub sender_is_server: bool,
     /// We are a server and the client wants to hear what `--delete` removed (`MSG_DELETED`).
     pub tell_deletions: bool,
+    /// We are a server: per-file errors go to the client as they happen.
+    pub tell_errors: bool,
 }
 
 /// The generator's quick-check options (`generator.c recv_generator`).
@@ -102,6 +104,31 @@ enum Progress {
     Redo(usize),
     /// The sender ended a phase with `NDX_DONE`.
     PhaseEnded,
+    /// A file failed in the receiver; a server tells the client.
+    Failed(String),
+}
+
+/// Sends the errors from `told` on to the client as `MSG_ERROR_XFER` (a server receiver's
+/// errors make the client exit 23, as rsync's do).
+fn tell_errors(
+    errors: &[String],
+    told: &mut usize,
+    writer: &mut MuxWriter,
+) -> Result<(), SessionError> {
+    let mut frames = Vec::new();
+    for e in errors.iter().skip(*told) {
+        let text = format!("rtsync: [receiver] {e}\n");
+        protocol::mux::encode(
+            &mut frames,
+            protocol::mux::MsgCode::ErrorXfer,
+            text.as_bytes(),
+        )?;
+    }
+    *told = errors.len();
+    if !frames.is_empty() {
+        writer.send_raw(&frames)?;
+    }
+    Ok(())
 }
 
 /// Which destination paths `--delete` must leave alone (receiver-side filter rules).
@@ -262,6 +289,8 @@ fn generate(
     errors: &mut Vec<String>,
 ) -> Result<(), SessionError> {
     let report = hooks.report;
+    // How many of `errors` the client has heard of (a server tells it as they happen).
+    let mut told = 0;
     if o.delete {
         let deleted = delete_extraneous(entries, root, o, hooks.protect, errors);
         let mut told = Vec::new();
@@ -313,8 +342,18 @@ fn generate(
             }
         };
         let existing = dir.stat(name)?;
+        let mut gone = Vec::new();
         let result: Result<(), fsx::FsError> = (|| {
-            if e.is_dir() {
+            if e.mode & 0o170_000 == 0 {
+                // `--delete-missing-args`: the sender names what no longer exists there.
+                if let Some(st) = existing
+                    && !(hooks.protect)(&e.name, st.kind == Kind::Dir)
+                {
+                    for (rel, kind) in dir.remove_tree(name, &mut |_, _| false)? {
+                        gone.push((join(parent, &rel), kind == Kind::Dir));
+                    }
+                }
+            } else if e.is_dir() {
                 match existing {
                     Some(st) if st.kind == Kind::Dir => {
                         if dir_changed(st.mtime, st.perms, e, o) {
@@ -410,9 +449,30 @@ fn generate(
         if let Err(err) = result {
             errors.push(err.to_string());
         }
+        for (name, dir) in &gone {
+            report.inspect(|r| r(Report::Deleted { name, dir: *dir }));
+        }
+        if o.tell_deletions && !gone.is_empty() {
+            let mut told_frames = Vec::new();
+            for (name, dir) in &gone {
+                let mut text = name.clone();
+                if *dir {
+                    text.push(0);
+                }
+                protocol::mux::encode(&mut told_frames, protocol::mux::MsgCode::Deleted, &text)?;
+            }
+            writer.send_data(&out)?;
+            out.clear();
+            writer.send_raw(&told_frames)?;
+        }
         if out.len() > 64 * 1024 {
             writer.send_data(&out)?;
             out.clear();
+        }
+        if o.tell_errors && errors.len() > told {
+            writer.send_data(&out)?;
+            out.clear();
+            tell_errors(errors, &mut told, writer)?;
         }
     }
     // End of the first pass. When the sender ends it too, the receiver has checked every
@@ -440,7 +500,15 @@ fn generate(
                     errors.push(err.to_string());
                 }
             }
+            Ok(Progress::Failed(text)) => {
+                // Counted by the receiver already; only the client is told here.
+                let mut told_one = 0;
+                tell_errors(&[text], &mut told_one, writer)?;
+            }
             Ok(Progress::PhaseEnded) => {
+                if o.tell_errors {
+                    tell_errors(errors, &mut told, writer)?;
+                }
                 phases_seen += 1;
                 out.push(0);
                 writer.send_data(&out)?;
@@ -739,11 +807,18 @@ pub fn receive(
                     Err(e) => {
                         stats.errors += 1;
                         errors_out.push(e.to_string());
+                        if o.tell_errors {
+                            let _ = progress_tx.send(Progress::Failed(e.to_string()));
+                        }
                     }
                 },
                 Err(e) => {
                     stats.errors += 1;
-                    errors_out.push(format!("{}: {e}", String::from_utf8_lossy(&entry.name)));
+                    let text = format!("{}: {e}", String::from_utf8_lossy(&entry.name));
+                    if o.tell_errors {
+                        let _ = progress_tx.send(Progress::Failed(text.clone()));
+                    }
+                    errors_out.push(text);
                 }
             }
         }

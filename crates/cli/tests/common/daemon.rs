@@ -1,5 +1,6 @@
-//! A stock `rsync --daemon` started by a test: a real rsyncd.conf (`auth users`, `secrets file`,
-//! `hosts allow`, `read only = no`) on a free loopback port, stopped by its own pid.
+//! A daemon started by a test — stock `rsync --daemon`, or `rtsync daemon` given the very same
+//! rsyncd.conf (`auth users`, `secrets file`, `hosts allow`, `read only = no`) — on a free
+//! loopback port, stopped by its own pid.
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
@@ -7,11 +8,21 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running stock daemon.
+/// A running daemon (stock rsync's unless started with [`StockDaemon::start_rtsync`]).
 pub struct StockDaemon {
     pub port: u16,
     pub dir: tempfile::TempDir,
     child: Child,
+    program: Program,
+}
+
+/// Which daemon runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    /// Debian's `rsync --daemon`.
+    Rsync,
+    /// `rtsync daemon`.
+    Rtsync,
 }
 
 pub const SECRET_USER: &str = "alice";
@@ -21,6 +32,16 @@ impl StockDaemon {
     /// Starts rsync's daemon with modules `open` and `push` (read-write, no auth), `secret`
     /// (auth users = alice) and `ro` (read only); symlinks are not munged.
     pub fn start() -> StockDaemon {
+        Self::start_program(Program::Rsync)
+    }
+
+    /// `rtsync daemon` with the configuration [`StockDaemon::start`] gives rsync.
+    pub fn start_rtsync() -> StockDaemon {
+        Self::start_program(Program::Rtsync)
+    }
+
+    /// `program` serving the standard test modules.
+    pub fn start_program(program: Program) -> StockDaemon {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         for m in ["open", "secret", "ro", "push"] {
@@ -50,9 +71,19 @@ impl StockDaemon {
             ids = if root { "uid = root\ngid = root\n" } else { "" },
         );
         std::fs::write(d.join("rsyncd.conf"), conf).unwrap();
+        Self::with_config(program, dir)
+    }
+
+    /// `program` serving `dir/rsyncd.conf` as the caller wrote it.
+    pub fn with_config(program: Program, dir: tempfile::TempDir) -> StockDaemon {
         let port = free_port();
-        let child = spawn(d, port);
-        StockDaemon { port, dir, child }
+        let child = spawn(dir.path(), port, program);
+        StockDaemon {
+            port,
+            dir,
+            child,
+            program,
+        }
     }
 
     /// Stops the daemon (a target host going down); [`StockDaemon::resume`] brings it back on
@@ -66,7 +97,7 @@ impl StockDaemon {
     pub fn resume(&mut self) {
         // A killed daemon leaves its pid file, which a new one refuses to overwrite.
         let _ = std::fs::remove_file(self.dir.path().join("rsyncd.pid"));
-        self.child = spawn(self.dir.path(), self.port);
+        self.child = spawn(self.dir.path(), self.port, self.program);
     }
 
     pub fn url(&self, rest: &str) -> String {
@@ -109,28 +140,36 @@ impl Drop for StockDaemon {
     }
 }
 
-/// Starts `rsync --daemon` with the config in `d` and waits until it listens.
-fn spawn(d: &std::path::Path, port: u16) -> Child {
-    let child = Command::new("rsync")
+/// Starts the daemon with the config in `d` and waits until it listens.
+fn spawn(d: &std::path::Path, port: u16, program: Program) -> Child {
+    let mut cmd = match program {
+        Program::Rsync => Command::new("rsync"),
+        Program::Rtsync => {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_rtsync"));
+            c.arg("daemon");
+            c
+        }
+    };
+    let child = cmd
         .args(["--daemon", "--no-detach", "--address=127.0.0.1"])
         .arg(format!("--port={port}"))
         .arg(format!("--config={}", d.join("rsyncd.conf").display()))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start rsync --daemon");
+        .expect("start the daemon");
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
-            "rsync --daemon did not listen on {port}"
+            "{program:?} daemon did not listen on {port}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
     child
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind(("127.0.0.1", 0))
         .unwrap()
         .local_addr()
@@ -138,7 +177,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn rustix_is_root() -> bool {
+pub fn rustix_is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)

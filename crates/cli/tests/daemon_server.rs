@@ -1,0 +1,431 @@
+//! Stock `rsync` clients against `rtsync daemon`, side by side with a stock `rsync --daemon`
+//! given the same rsyncd.conf and the same commands: the module trees, the trees pulled back,
+//! the exit codes and the refusals must match.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Output;
+
+use common::daemon::{Program, SECRET_PASSWORD, SECRET_USER, StockDaemon};
+use common::{have_rsync, rsync};
+
+fn code(out: &Output) -> Option<i32> {
+    out.status.code()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A stock daemon and ours, each with the standard test modules.
+struct Pair {
+    stock: StockDaemon,
+    ours: StockDaemon,
+}
+
+impl Pair {
+    fn start() -> Pair {
+        Pair {
+            stock: StockDaemon::start(),
+            ours: StockDaemon::start_rtsync(),
+        }
+    }
+
+    /// Runs stock rsync with `args`, where `{}` in an argument stands for the daemon's URL
+    /// prefix (`rsync://127.0.0.1:PORT/`), against both daemons; asserts the same exit code.
+    fn run(&self, args: &[&str]) -> (Output, Output) {
+        let with = |d: &StockDaemon| -> Vec<String> {
+            args.iter().map(|a| a.replace("{}", &d.url(""))).collect()
+        };
+        let theirs = rsync(with(&self.stock));
+        let ours = rsync(with(&self.ours));
+        assert_eq!(
+            code(&ours),
+            code(&theirs),
+            "exit codes differ for {args:?}\nstock daemon: {}\nrtsync daemon: {}",
+            text(&theirs),
+            text(&ours)
+        );
+        (theirs, ours)
+    }
+
+    fn same_module(&self, module: &str) {
+        testkit::assert_same_tree(
+            &self.stock.module_path(module),
+            &self.ours.module_path(module),
+        );
+    }
+}
+
+fn slash(p: &Path) -> String {
+    format!("{}/", p.display())
+}
+
+#[test]
+fn stock_clients_push_and_pull_the_tricky_tree_as_with_a_stock_daemon() {
+    if !have_rsync() {
+        return;
+    }
+    let pair = Pair::start();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    testkit::tricky_tree(&src);
+    let src_arg = slash(&src);
+
+    let (_, ours) = pair.run(&["-aH", "--delete", &src_arg, "{}open/"]);
+    assert_eq!(code(&ours), Some(0), "{}", text(&ours));
+    pair.same_module("open");
+
+    // Edits, renames and deletions: the module follows, and the big file's change is all
+    // the literal data that travels.
+    testkit::mutate(&src);
+    let (theirs, ours) = pair.run(&["-aH", "--delete", "--stats", &src_arg, "{}open/"]);
+    pair.same_module("open");
+    let literal = |out: &Output| -> u64 {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("Literal data: "))
+            .map(|v| {
+                v.trim_end_matches(" bytes")
+                    .replace(',', "")
+                    .parse()
+                    .unwrap()
+            })
+            .unwrap()
+    };
+    assert!(
+        literal(&ours) <= literal(&theirs) + 64 * 1024,
+        "{}\n{}",
+        text(&theirs),
+        text(&ours)
+    );
+
+    // Pulled back, by both daemons, into fresh directories: the same trees.
+    let (a, b) = (t.path().join("pull-stock"), t.path().join("pull-ours"));
+    let theirs = rsync(["-aH".to_string(), pair.stock.url("open/"), slash(&a)]);
+    let ours = rsync(["-aH".to_string(), pair.ours.url("open/"), slash(&b)]);
+    assert_eq!(code(&theirs), Some(0), "{}", text(&theirs));
+    assert_eq!(code(&ours), Some(0), "{}", text(&ours));
+    testkit::assert_same_tree(&a, &b);
+
+    // A pull with --delete into a tree that has more.
+    std::fs::write(b.join("extra file"), "x").unwrap();
+    let ours = rsync([
+        "-a".to_string(),
+        "--delete".into(),
+        pair.ours.url("open/"),
+        slash(&b),
+    ]);
+    assert_eq!(code(&ours), Some(0), "{}", text(&ours));
+    assert!(!b.join("extra file").exists());
+}
+
+#[test]
+fn compressed_pushes_and_pulls_negotiate_zstd() {
+    if !have_rsync() {
+        return;
+    }
+    let pair = Pair::start();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    testkit::tricky_tree(&src);
+    let (_, ours) = pair.run(&["-az", "--delete", &slash(&src), "{}open/"]);
+    assert_eq!(code(&ours), Some(0), "{}", text(&ours));
+    pair.same_module("open");
+    let (a, b) = (t.path().join("back-stock"), t.path().join("back-ours"));
+    let theirs = rsync(["-az".to_string(), pair.stock.url("open/"), slash(&a)]);
+    let ours = rsync(["-az".to_string(), pair.ours.url("open/"), slash(&b)]);
+    assert_eq!(code(&theirs), Some(0), "{}", text(&theirs));
+    assert_eq!(code(&ours), Some(0), "{}", text(&ours));
+    testkit::assert_same_tree(&a, &b);
+}
+
+#[test]
+fn event_batches_with_files_from_and_delete_missing_args() {
+    if !have_rsync() {
+        return;
+    }
+    let pair = Pair::start();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    testkit::tricky_tree(&src);
+    pair.run(&["-a", &slash(&src), "{}open/"]);
+    // What an event batch sends: two changed files, one made, one gone.
+    std::fs::write(src.join("new file"), "fresh").unwrap();
+    std::fs::remove_file(src.join("with space")).ok();
+    let list = t.path().join("list");
+    std::fs::write(&list, "new file\0with space\0").unwrap();
+    let from = format!("--files-from={}", list.display());
+    let (_, ours) = pair.run(&[
+        "-a",
+        "-R",
+        "--from0",
+        "--delete-missing-args",
+        &from,
+        &slash(&src),
+        "{}open/",
+    ]);
+    assert_eq!(code(&ours), Some(0), "{}", text(&ours));
+    // The module's own time moves with each write there: only what is below it must match.
+    testkit::assert_same_tree_below(
+        &pair.stock.module_path("open"),
+        &pair.ours.module_path("open"),
+        true,
+    );
+    assert!(pair.ours.module_path("open").join("new file").exists());
+    assert!(!pair.ours.module_path("open").join("with space").exists());
+}
+
+/// The classic tutorial's rsyncd.conf, as written (uid/gid root only where we are root).
+fn tutorial_conf(d: &Path, port_note: &str) -> String {
+    let root = common::daemon::rustix_is_root();
+    format!(
+        "{ids}use chroot = no\nmax connections = 200\ntimeout = 600\npid file = {d}/rsyncd.pid\n\
+         lock file = {d}/rsync.lock\nlog file = {d}/rsyncd.log\nlog format = %t %a %m %f %b\n\
+         # {port_note}\n\
+         [backup_www]\npath = {d}/www/\nignore errors\nread only = no\nlist = no\n\
+         hosts allow = 127.0.0.1/8\nhosts deny = *\nauth users = {SECRET_USER}\n\
+         secrets file = {d}/rsync.password\n",
+        d = d.display(),
+        ids = if root { "uid = root\ngid = root\n" } else { "" },
+    )
+}
+
+fn tutorial_daemon(program: Program) -> StockDaemon {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("www")).unwrap();
+    std::fs::write(
+        d.join("rsync.password"),
+        format!("{SECRET_USER}:{SECRET_PASSWORD}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        d.join("rsync.password"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::write(d.join("rsyncd.conf"), tutorial_conf(d, "the tutorial's")).unwrap();
+    StockDaemon::with_config(program, dir)
+}
+
+#[test]
+fn the_tutorial_configuration_works_as_written() {
+    if !have_rsync() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("html");
+    std::fs::create_dir(&src).unwrap();
+    testkit::tricky_tree(&src);
+    let pw = t.path().join("rsync.password");
+    std::fs::write(&pw, format!("{SECRET_PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let pw_arg = format!("--password-file={}", pw.display());
+    let stock = tutorial_daemon(Program::Rsync);
+    let ours = tutorial_daemon(Program::Rtsync);
+    let push = |d: &StockDaemon| {
+        rsync([
+            "-avH".to_string(),
+            "--port".into(),
+            d.port.to_string(),
+            "--delete".into(),
+            slash(&src),
+            format!("{SECRET_USER}@127.0.0.1::backup_www"),
+            pw_arg.clone(),
+        ])
+    };
+    let (theirs, mine) = (push(&stock), push(&ours));
+    assert_eq!(code(&theirs), Some(0), "{}", text(&theirs));
+    assert_eq!(code(&mine), Some(0), "{}", text(&mine));
+    // `use chroot = no` munges symlinks on both daemons alike.
+    testkit::assert_same_tree(&stock.module_path("www"), &ours.module_path("www"));
+    // `list = no`: the module is not listed.
+    let listing = rsync([format!("rsync://127.0.0.1:{}/", ours.port)]);
+    assert!(!text(&listing).contains("backup_www"), "{}", text(&listing));
+    // The log file names the connection and the login.
+    let log = std::fs::read_to_string(ours.dir.path().join("rsyncd.log")).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains(&format!(
+            "rsync to backup_www/ from {SECRET_USER}@localhost (127.0.0.1)"
+        ))),
+        "{log}"
+    );
+    // Pulled back through the munging, the links are the source's again.
+    let back = t.path().join("back");
+    let out = rsync([
+        "-aH".to_string(),
+        format!("rsync://{SECRET_USER}@127.0.0.1:{}/backup_www/", ours.port),
+        slash(&back),
+        pw_arg.clone(),
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", text(&out));
+    testkit::assert_same_tree(&src, &back);
+}
+
+/// The first line of what the client printed for a refusal.
+fn first_line(out: &Output) -> String {
+    text(out).lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn refusals_give_rsyncs_messages_and_exit_codes() {
+    if !have_rsync() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), "x").unwrap();
+    let pw = t.path().join("pw");
+    std::fs::write(&pw, "wrong\n").unwrap();
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let wrong = format!("--password-file={}", pw.display());
+    let pair = Pair::start();
+
+    // Wrong password, and a user the module does not know: exit 5 with the daemon's words.
+    for user in [SECRET_USER, "mallory"] {
+        let target = format!("rsync://{user}@127.0.0.1:PORT/secret/");
+        let args = |d: &StockDaemon| {
+            vec![
+                "-a".to_string(),
+                slash(&src),
+                target.replace("PORT", &d.port.to_string()),
+                wrong.clone(),
+            ]
+        };
+        let theirs = rsync(args(&pair.stock));
+        let ours = rsync(args(&pair.ours));
+        assert_eq!(code(&theirs), Some(5));
+        assert_eq!(code(&ours), Some(5), "{}", text(&ours));
+        assert_eq!(first_line(&ours), first_line(&theirs));
+    }
+    // An unknown module.
+    let (theirs, ours) = pair.run(&["-a", &slash(&src), "{}nosuch/"]);
+    assert_eq!(first_line(&ours), first_line(&theirs));
+    // A read-only module refuses a push with the daemon's text.
+    let (theirs, ours) = pair.run(&["-a", &slash(&src), "{}ro/"]);
+    assert!(
+        text(&ours).contains("ERROR: module is read only"),
+        "{}",
+        text(&ours)
+    );
+    assert!(text(&theirs).contains("ERROR: module is read only"));
+    assert!(
+        std::fs::read_dir(pair.ours.module_path("ro"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+}
+
+/// A daemon whose rsyncd.conf is `conf` (with `{d}` for its directory) and one module `m`.
+fn custom(program: Program, conf: &str) -> StockDaemon {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("m")).unwrap();
+    let ids = if common::daemon::rustix_is_root() {
+        "uid = root\ngid = root\n"
+    } else {
+        ""
+    };
+    let text = format!(
+        "{ids}use chroot = no\nlog file = {d}/rsyncd.log\n{}",
+        conf.replace("{d}", &dir.path().display().to_string()),
+        d = dir.path().display()
+    );
+    std::fs::write(dir.path().join("rsyncd.conf"), text).unwrap();
+    StockDaemon::with_config(program, dir)
+}
+
+#[test]
+fn denied_hosts_refused_options_and_max_connections_as_rsync() {
+    if !have_rsync() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), "x").unwrap();
+    let cases = [
+        "[m]\npath = {d}/m\nread only = no\nhosts allow = 10.0.0.0/8\n",
+        "[m]\npath = {d}/m\nread only = no\nhosts deny = 127.0.0.1\n",
+        "[m]\npath = {d}/m\nread only = no\nrefuse options = delete\n",
+    ];
+    for conf in cases {
+        let (stock, ours) = (custom(Program::Rsync, conf), custom(Program::Rtsync, conf));
+        let args = |d: &StockDaemon| {
+            vec![
+                "-a".to_string(),
+                "--delete".into(),
+                slash(&src),
+                d.url("m/"),
+            ]
+        };
+        let theirs = rsync(args(&stock));
+        let mine = rsync(args(&ours));
+        assert_ne!(code(&theirs), Some(0), "{conf}");
+        assert_eq!(
+            code(&mine),
+            code(&theirs),
+            "{conf}\n{}\n{}",
+            text(&theirs),
+            text(&mine)
+        );
+        let key = |out: &Output| {
+            let t = text(out);
+            ["access denied", "refuse", "delete"]
+                .iter()
+                .filter(|k| t.contains(*k))
+                .count()
+        };
+        assert_eq!(
+            key(&mine),
+            key(&theirs),
+            "{}\n{}",
+            text(&theirs),
+            text(&mine)
+        );
+        assert!(
+            std::fs::read_dir(ours.module_path("m"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
+    }
+
+    // max connections = 1: a client that holds the only slot keeps the next one out.
+    let conf = "[m]\npath = {d}/m\nread only = no\nmax connections = 1\nlock file = {d}/lock\n";
+    for program in [Program::Rsync, Program::Rtsync] {
+        let d = custom(program, conf);
+        let mut holder = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+        holder
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        holder.write_all(b"@RSYNCD: 31.0\nm\n").unwrap();
+        // Wait until the daemon has taken the slot: it answers with OK.
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while !String::from_utf8_lossy(&seen).contains("@RSYNCD: OK") {
+            let n = holder.read(&mut buf).unwrap();
+            assert!(n > 0, "{program:?}: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let out = rsync(["-a".to_string(), slash(&src), d.url("m/")]);
+        assert_eq!(code(&out), Some(5), "{program:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("max connections (1) reached -- try again later"),
+            "{program:?}: {}",
+            text(&out)
+        );
+        drop(holder);
+    }
+}
