@@ -392,7 +392,7 @@ fn receive_file_list(
             conn.recv_data(data, &mut messages, |b| decode_id_list(b, id0))?;
         }
     }
-    let entries = session::flist::sort_received(entries);
+    let entries = session::flist::sort_received(entries)?;
     Ok((conn, setup, entries))
 }
 

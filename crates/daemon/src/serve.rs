@@ -568,7 +568,18 @@ fn receive_into_module(
             reader.recv_data(&mut data, &mut ignore, |b| decode_id_list(b, id0))?;
         }
     }
-    let mut entries = session::flist::sort_received(entries);
+    let mut entries = match session::flist::sort_received(entries) {
+        Ok(e) => e,
+        // rsync's receiver says this and exits with a protocol error (2).
+        Err(e) => {
+            return Err(refuse_started(
+                &mut writer,
+                &mut reader,
+                &format!("rtsync: [receiver] {e}"),
+                2,
+            ));
+        }
+    };
     if module.sanitize_links && !module.munge_symlinks {
         for e in &mut entries {
             let depth = e.name.iter().filter(|&&b| b == b'/').count();

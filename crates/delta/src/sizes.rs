@@ -13,6 +13,10 @@ use crate::DeltaError;
 pub const BLOCK_SIZE: u32 = 700;
 /// Largest block length at protocol ≥ 30.
 pub const MAX_BLOCK_SIZE: u32 = 1 << 17;
+/// The most blocks a signature may have: with rsync's largest blocks (128 KiB) that covers a
+/// 4 TiB file, and holding its sums takes under a gigabyte. rsync's own generator never sends
+/// more for files below that size.
+pub const MAX_BLOCK_COUNT: u32 = 1 << 25;
 /// Largest block length before protocol 30.
 pub const OLD_MAX_BLOCK_SIZE: u32 = 1 << 29;
 /// Full strong-sum length; also `csum_length` in the redo phase.
@@ -113,7 +117,8 @@ impl SumSizes {
         }
     }
 
-    /// Validates a sum header received from a peer, as `read_sum_head` does.
+    /// Validates a sum header received from a peer, as `read_sum_head` does, and bounds the
+    /// block count (a peer could otherwise make us hold billions of sums).
     ///
     /// # Errors
     /// [`DeltaError::BadSumHeader`] when a field is out of rsync's bounds.
@@ -139,6 +144,9 @@ impl SumSizes {
             .ok_or(DeltaError::BadSumHeader("remainder out of range"))?;
         if count > 0 && block_len == 0 {
             return Err(DeltaError::BadSumHeader("blocks of length zero"));
+        }
+        if count > MAX_BLOCK_COUNT {
+            return Err(DeltaError::BadSumHeader("too many blocks"));
         }
         Ok(SumSizes {
             count,

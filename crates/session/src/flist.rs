@@ -72,10 +72,34 @@ pub fn to_send(list: &FileList, checksum: Option<delta::ChecksumKind>) -> Vec<Se
     files
 }
 
+/// Whether a name from a peer's list is safe to use below a destination: relative, no `..`
+/// or `.` components (only the lone `.` of the top), no empty ones (rsync's receiver aborts
+/// on such a name: "ABORTING due to unsafe pathname from sender").
+#[must_use]
+pub fn is_safe_name(name: &[u8]) -> bool {
+    name == b"."
+        || (!name.is_empty()
+            && name
+                .split(|&b| b == b'/')
+                .all(|part| !part.is_empty() && part != b"." && part != b".."))
+}
+
 /// The received list in rsync's sorted order without duplicates (indexes refer to this
 /// order), with hard-link leaders renumbered to match.
-#[must_use]
-pub fn sort_received(entries: Vec<Entry>) -> Vec<Entry> {
+///
+/// # Errors
+/// A name that is not [`is_safe_name`]: the peer is trying to write outside the destination.
+pub fn sort_received(entries: Vec<Entry>) -> Result<Vec<Entry>, crate::SessionError> {
+    if let Some(bad) = entries.iter().find(|e| !is_safe_name(&e.name)) {
+        return Err(protocol::ProtoError::protocol_text(
+            "file list",
+            &format!(
+                "ABORTING due to unsafe pathname from sender: {}",
+                String::from_utf8_lossy(&bad.name)
+            ),
+        )
+        .into());
+    }
     // A hard-link follower names its leader by its place in the list as sent; after sorting
     // it must name the leader's place in the sorted list.
     let mut numbered: Vec<(usize, Entry)> = entries.into_iter().enumerate().collect();
@@ -118,7 +142,7 @@ pub fn sort_received(entries: Vec<Entry>) -> Vec<Entry> {
             e.hardlink_leader = (last != place).then_some(last);
         }
     }
-    entries
+    Ok(entries)
 }
 
 /// Names for the ids in use, from `/etc/passwd` or `/etc/group` (id lists on the wire let the
@@ -156,5 +180,36 @@ fn type_bits(kind: fsx::Kind) -> u32 {
         fsx::Kind::Socket => 0o140_000,
         fsx::Kind::CharDev => 0o020_000,
         fsx::Kind::BlockDev => 0o060_000,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_leave_the_destination_are_unsafe() {
+        for ok in [&b"."[..], b"a", b"a/b", b"with space/x", b"..a", b"a..b/c"] {
+            assert!(is_safe_name(ok), "{ok:?}");
+        }
+        for bad in [
+            &b""[..],
+            b"/etc/passwd",
+            b"../x",
+            b"a/../../x",
+            b"a//b",
+            b"a/./b",
+            b"a/",
+            b"a/..",
+        ] {
+            assert!(!is_safe_name(bad), "{bad:?}");
+        }
+        let e = |name: &[u8]| Entry {
+            name: name.to_vec(),
+            mode: 0o100_644,
+            ..Entry::default()
+        };
+        assert!(sort_received(vec![e(b"."), e(b"../escape")]).is_err());
+        assert_eq!(sort_received(vec![e(b"b"), e(b"a")]).unwrap()[0].name, b"a");
     }
 }

@@ -104,6 +104,17 @@ impl MuxWriter {
         self.send(framed)
     }
 
+    /// Ends the connection both ways after an error: a thread blocked reading it wakes up,
+    /// and the peer sees the end at once (a pipe is closed by dropping it instead).
+    pub fn abort(&mut self) {
+        match &self.tcp {
+            Some(tcp) => {
+                let _ = tcp.shutdown(std::net::Shutdown::Both);
+            }
+            None => self.stream = None,
+        }
+    }
+
     /// Closes our sending side (after the goodbye), so the server sees the end cleanly.
     pub fn shutdown(&mut self) {
         match &self.tcp {

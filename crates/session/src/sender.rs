@@ -223,166 +223,172 @@ pub fn send(
             }
         }
     });
-    let mut incoming = Incoming {
-        rx,
-        buf: Vec::new(),
-    };
-    let mut ndx_in = NdxCodec::default();
-    let mut ndx_out = NdxCodec::default();
-    let mut stats = SendStats::default();
-    let digest = o.checksum.digest_len();
-    let seed_fix = o.compat & CF_CHKSUM_SEED_FIX != 0;
-    let mut phase = 0;
-    // With -z the token stream is one zstd stream for the whole session.
-    let mut encoder = if o.compress {
-        Some(TokenEncoder::new(3)?)
-    } else {
-        None
-    };
-    loop {
-        let ndx = incoming.next(|b| ndx_in.decode(b))?;
-        if ndx == NDX_DONE {
-            phase += 1;
-            if phase > 2 {
-                break;
-            }
-            writer.send_data(&[0])?;
-            continue;
-        }
-        if ndx == NDX_DEL_STATS {
-            for _ in 0..5 {
-                incoming.next(get_varint)?;
-            }
-            continue;
-        }
-        let file = usize::try_from(ndx)
-            .ok()
-            .and_then(|i| files.get(i))
-            .ok_or_else(|| {
-                protocol::ProtoError::protocol_text(
-                    "sender",
-                    "the peer asked for a file that is not in the list",
-                )
-            })?;
-        let iflags = incoming.next(|b| Ok(get_short(b)))?;
-        let mut echo = Vec::new();
-        ndx_out.encode(&mut echo, ndx);
-        echo.extend_from_slice(&iflags.to_le_bytes());
-        if iflags & ITEM_BASIS_TYPE_FOLLOWS != 0 {
-            let t = incoming.next(|b| Ok(b.first().map(|&x| (x, 1))))?;
-            echo.push(t);
-        }
-        if iflags & ITEM_XNAME_FOLLOWS != 0 {
-            let x = incoming.next(|b| Ok(get_vstring(b).map(|(s, n)| (s.to_vec(), n))))?;
-            protocol::wire::put_vstring(&mut echo, &x)?;
-        }
-        items(file, iflags);
-        if iflags & ITEM_TRANSFER == 0 || o.dry_run {
-            // Nothing to send (with -n the receiver reads no sums and no data either).
-            writer.send_data(&echo)?;
-            continue;
-        }
-        let mut head = [0i32; 4];
-        for v in &mut head {
-            *v = incoming.next(|b| Ok(get_int(b)))?;
-        }
-        let sizes = SumSizes::checked(head[0], head[1], head[2], head[3], digest)
-            .map_err(|e| protocol::ProtoError::protocol_text("sum header", &e.to_string()))?;
-        let s2 = sizes.s2_len as usize;
-        let mut blocks = Vec::with_capacity(sizes.count.min(1 << 20) as usize);
-        for _ in 0..sizes.count {
-            let (sum1, strong) = incoming.next(|b| {
-                Ok(b.get(..4 + s2).map(|s| {
-                    let sum1 = u32::from_le_bytes(
-                        s.get(..4).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]),
-                    );
-                    (
-                        (sum1, StrongSum::from_slice(s.get(4..).unwrap_or_default())),
-                        4 + s2,
-                    )
-                }))
-            })?;
-            blocks.push(BlockSum { sum1, strong });
-        }
-        let sig = Signature::from_blocks(sizes, o.checksum, o.seed, seed_fix, blocks);
-        let source = match fsx::open_nofollow(&file.source) {
-            Ok(f) => f,
-            Err(e) => {
-                // rsync's MSG_NO_SEND: the generator will not wait for this file.
-                errors.push(format!("send_files failed to open {:?}: {e}", file.source));
-                stats.errors += 1;
-                let mut msg = Vec::new();
-                protocol::mux::encode(
-                    &mut msg,
-                    protocol::mux::MsgCode::NoSend,
-                    &ndx.to_le_bytes(),
-                )?;
-                writer.send_raw(&msg)?;
+    let result = (|| -> Result<SendStats, SessionError> {
+        let mut incoming = Incoming {
+            rx,
+            buf: Vec::new(),
+        };
+        let mut ndx_in = NdxCodec::default();
+        let mut ndx_out = NdxCodec::default();
+        let mut stats = SendStats::default();
+        let digest = o.checksum.digest_len();
+        let seed_fix = o.compat & CF_CHKSUM_SEED_FIX != 0;
+        let mut phase = 0;
+        // With -z the token stream is one zstd stream for the whole session.
+        let mut encoder = if o.compress {
+            Some(TokenEncoder::new(3)?)
+        } else {
+            None
+        };
+        loop {
+            let ndx = incoming.next(|b| ndx_in.decode(b))?;
+            if ndx == NDX_DONE {
+                phase += 1;
+                if phase > 2 {
+                    break;
+                }
+                writer.send_data(&[0])?;
                 continue;
             }
-        };
-        for v in head {
-            put_int(&mut echo, v);
-        }
-        if let Some(enc) = encoder.as_mut() {
-            enc.start_file();
-        }
-        let mut tokens = TokenWriter {
-            writer: &mut writer,
-            out: echo,
-            encoder: encoder.as_mut(),
-        };
-        let (mstats, sum) = Matcher::new(&sig)
-            .run(
-                &mut BufReader::with_capacity(256 * 1024, source),
-                &mut tokens,
-            )
-            .map_err(|e| SessionError::Socket(std::io::Error::other(e.to_string())))?;
-        match tokens.encoder.as_mut() {
-            Some(enc) => enc.end_file(&mut tokens.out)?,
-            None => put_int(&mut tokens.out, 0),
-        }
-        tokens.out.extend_from_slice(sum.as_bytes());
-        let rest = std::mem::take(&mut tokens.out);
-        writer.send_data(&rest)?;
-        stats.transferred += 1;
-        stats.literal += mstats.literal_bytes;
-        stats.matched += mstats.matched_bytes;
-    }
-    // End of our files; a server adds its totals (`main.c handle_stats`); then the goodbye
-    // (deletion statistics may come first).
-    writer.send_data(&[0])?;
-    if o.server {
-        let traffic = writer.traffic();
-        let total_size: u64 = files
-            .iter()
-            .filter(|f| f.entry.is_file() || f.entry.is_symlink())
-            .map(|f| f.entry.size.cast_unsigned())
-            .sum();
-        let mut totals = Vec::new();
-        for v in [traffic.received(), traffic.sent(), total_size, 0, 0] {
-            protocol::wire::put_varlong(&mut totals, i64::try_from(v).unwrap_or(i64::MAX), 3);
-        }
-        writer.send_data(&totals)?;
-    }
-    let mut next_ndx = |incoming: &mut Incoming| -> Result<i32, SessionError> {
-        loop {
-            let n = incoming.next(|b| ndx_in.decode(b))?;
-            if n != NDX_DEL_STATS {
-                return Ok(n);
+            if ndx == NDX_DEL_STATS {
+                for _ in 0..5 {
+                    incoming.next(get_varint)?;
+                }
+                continue;
             }
-            for _ in 0..5 {
-                incoming.next(get_varint)?;
+            let file = usize::try_from(ndx)
+                .ok()
+                .and_then(|i| files.get(i))
+                .ok_or_else(|| {
+                    protocol::ProtoError::protocol_text(
+                        "sender",
+                        "the peer asked for a file that is not in the list",
+                    )
+                })?;
+            let iflags = incoming.next(|b| Ok(get_short(b)))?;
+            let mut echo = Vec::new();
+            ndx_out.encode(&mut echo, ndx);
+            echo.extend_from_slice(&iflags.to_le_bytes());
+            if iflags & ITEM_BASIS_TYPE_FOLLOWS != 0 {
+                let t = incoming.next(|b| Ok(b.first().map(|&x| (x, 1))))?;
+                echo.push(t);
             }
+            if iflags & ITEM_XNAME_FOLLOWS != 0 {
+                let x = incoming.next(|b| Ok(get_vstring(b).map(|(s, n)| (s.to_vec(), n))))?;
+                protocol::wire::put_vstring(&mut echo, &x)?;
+            }
+            items(file, iflags);
+            if iflags & ITEM_TRANSFER == 0 || o.dry_run {
+                // Nothing to send (with -n the receiver reads no sums and no data either).
+                writer.send_data(&echo)?;
+                continue;
+            }
+            let mut head = [0i32; 4];
+            for v in &mut head {
+                *v = incoming.next(|b| Ok(get_int(b)))?;
+            }
+            let sizes = SumSizes::checked(head[0], head[1], head[2], head[3], digest)
+                .map_err(|e| protocol::ProtoError::protocol_text("sum header", &e.to_string()))?;
+            let s2 = sizes.s2_len as usize;
+            let mut blocks = Vec::with_capacity(sizes.count.min(1 << 20) as usize);
+            for _ in 0..sizes.count {
+                let (sum1, strong) = incoming.next(|b| {
+                    Ok(b.get(..4 + s2).map(|s| {
+                        let sum1 = u32::from_le_bytes(
+                            s.get(..4).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]),
+                        );
+                        (
+                            (sum1, StrongSum::from_slice(s.get(4..).unwrap_or_default())),
+                            4 + s2,
+                        )
+                    }))
+                })?;
+                blocks.push(BlockSum { sum1, strong });
+            }
+            let sig = Signature::from_blocks(sizes, o.checksum, o.seed, seed_fix, blocks);
+            let source = match fsx::open_nofollow(&file.source) {
+                Ok(f) => f,
+                Err(e) => {
+                    // rsync's MSG_NO_SEND: the generator will not wait for this file.
+                    errors.push(format!("send_files failed to open {:?}: {e}", file.source));
+                    stats.errors += 1;
+                    let mut msg = Vec::new();
+                    protocol::mux::encode(
+                        &mut msg,
+                        protocol::mux::MsgCode::NoSend,
+                        &ndx.to_le_bytes(),
+                    )?;
+                    writer.send_raw(&msg)?;
+                    continue;
+                }
+            };
+            for v in head {
+                put_int(&mut echo, v);
+            }
+            if let Some(enc) = encoder.as_mut() {
+                enc.start_file();
+            }
+            let mut tokens = TokenWriter {
+                writer: &mut writer,
+                out: echo,
+                encoder: encoder.as_mut(),
+            };
+            let (mstats, sum) = Matcher::new(&sig)
+                .run(
+                    &mut BufReader::with_capacity(256 * 1024, source),
+                    &mut tokens,
+                )
+                .map_err(|e| SessionError::Socket(std::io::Error::other(e.to_string())))?;
+            match tokens.encoder.as_mut() {
+                Some(enc) => enc.end_file(&mut tokens.out)?,
+                None => put_int(&mut tokens.out, 0),
+            }
+            tokens.out.extend_from_slice(sum.as_bytes());
+            let rest = std::mem::take(&mut tokens.out);
+            writer.send_data(&rest)?;
+            stats.transferred += 1;
+            stats.literal += mstats.literal_bytes;
+            stats.matched += mstats.matched_bytes;
         }
-    };
-    let n = next_ndx(&mut incoming)?;
-    if n == NDX_DONE && o.flist.protocol >= 31 {
+        // End of our files; a server adds its totals (`main.c handle_stats`); then the goodbye
+        // (deletion statistics may come first).
         writer.send_data(&[0])?;
-        next_ndx(&mut incoming)?;
+        if o.server {
+            let traffic = writer.traffic();
+            let total_size: u64 = files
+                .iter()
+                .filter(|f| f.entry.is_file() || f.entry.is_symlink())
+                .map(|f| f.entry.size.cast_unsigned())
+                .sum();
+            let mut totals = Vec::new();
+            for v in [traffic.received(), traffic.sent(), total_size, 0, 0] {
+                protocol::wire::put_varlong(&mut totals, i64::try_from(v).unwrap_or(i64::MAX), 3);
+            }
+            writer.send_data(&totals)?;
+        }
+        let mut next_ndx = |incoming: &mut Incoming| -> Result<i32, SessionError> {
+            loop {
+                let n = incoming.next(|b| ndx_in.decode(b))?;
+                if n != NDX_DEL_STATS {
+                    return Ok(n);
+                }
+                for _ in 0..5 {
+                    incoming.next(get_varint)?;
+                }
+            }
+        };
+        let n = next_ndx(&mut incoming)?;
+        if n == NDX_DONE && o.flist.protocol >= 31 {
+            writer.send_data(&[0])?;
+            next_ndx(&mut incoming)?;
+        }
+        writer.shutdown();
+        Ok(stats)
+    })();
+    if result.is_err() {
+        // Both ways: the reader thread then sees the end and exits, and the peer sees us gone.
+        writer.abort();
     }
-    writer.shutdown();
-    drop(incoming);
     let _ = drain.join();
-    Ok(stats)
+    result
 }
