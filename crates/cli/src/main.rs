@@ -45,6 +45,11 @@ fn main() -> ExitCode {
         "sync" => sync::main(rest.get(1..).unwrap_or_default()),
         "run" => run::main(rest.get(1..).unwrap_or_default()),
         "daemon" => rsyncd::main(rest.get(1..).unwrap_or_default()),
+        // What a client starts over a remote shell with `--rsync-path=rtsync`.
+        "--server" => {
+            let words: Vec<Vec<u8>> = rest.iter().map(|a| a.as_encoded_bytes().to_vec()).collect();
+            ExitCode::from(daemon::shell::run(&words))
+        }
         "status" => status::main(rest.get(1..).unwrap_or_default()),
         "watch" => watch::main(rest.get(1..).unwrap_or_default()),
         "doctor" => doctor::main(rest.get(1..).unwrap_or_default()),

@@ -552,6 +552,8 @@ fn pull_module(
         sender_is_server: true,
         tell_deletions: false,
         tell_errors: false,
+        dry_run: false,
+        tell_items: false,
     };
     let protect: std::sync::Arc<session::receiver::Protect> =
         std::sync::Arc::new(move |path: &[u8], is_dir: bool| {

@@ -6,14 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{have_rsync, rsync, rtsync, slash};
-
-fn fake_ssh(dir: &Path) -> String {
-    let path = dir.join("fake-ssh");
-    std::fs::write(&path, "#!/bin/sh\n# Drops -l USER and the host, runs the rest here.\nif [ \"$1\" = \"-l\" ]; then shift 2; fi\nshift\nexec \"$@\"\n").unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    path.display().to_string()
-}
+use common::{fake_ssh, have_rsync, rsync, rtsync, slash};
 
 #[test]
 fn push_and_pull_over_a_remote_shell_match_rsync() {

@@ -395,7 +395,7 @@ pub fn handle(
         Access::ReadWrite => false,
         _ => m.read_only,
     };
-    let transfer = crate::request::transfer(&words, &name, &m.refuse_options);
+    let transfer = crate::request::transfer(&words, Some(&name), &m.refuse_options);
     if let Some((text, _)) = &transfer.refusal {
         log.line(&format!(
             "{text} [{} from {} ({})]",

@@ -8,6 +8,7 @@
 //! - [`request`]: what a client's argument words ask, refused options refused;
 //! - [`conn`]: one connection, from the greeting to the end of its transfer;
 //! - [`serve`]: one transfer after the arguments — setup, then the sender or the receiver;
+//! - [`shell`]: `rtsync --server`, the far end of a remote-shell transfer;
 //! - [`listener`]: the accept loop, `max connections`, stop and reload.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -25,6 +26,7 @@ pub mod listener;
 pub mod logfmt;
 pub mod request;
 pub mod serve;
+pub mod shell;
 
 pub use listener::Slots;
 

@@ -7,9 +7,10 @@
 use crate::args::{self, DeleteWhen as When, MissingArgs};
 use crate::serve::{DeleteWhen, Transfer};
 
-/// Parses the client's words for module `module` with its `refuse options`.
+/// Parses the client's words for module `module` with its `refuse options`; with no module
+/// (a remote-shell server), the paths stay as the client gave them.
 #[must_use]
-pub fn transfer(words: &[Vec<u8>], module: &str, refuse: &[String]) -> Transfer {
+pub fn transfer(words: &[Vec<u8>], module: Option<&str>, refuse: &[String]) -> Transfer {
     let parsed = match args::parse(words) {
         Ok(a) => a,
         Err(e) => {
@@ -75,7 +76,10 @@ pub fn transfer(words: &[Vec<u8>], module: &str, refuse: &[String]) -> Transfer 
             || o.out_format
                 .as_deref()
                 .is_some_and(|f| crate::logfmt::has_escape(f, 'i')),
-        paths: args::module_paths(&parsed.paths, module, o.secluded_args),
+        paths: match module {
+            Some(m) => args::module_paths(&parsed.paths, m, o.secluded_args),
+            None => parsed.paths.clone(),
+        },
         refusal,
     }
 }
@@ -113,7 +117,7 @@ mod tests {
                 ".",
                 "mod/sub/",
             ]),
-            "mod",
+            Some("mod"),
             &[],
         );
         assert!(!t.we_send && t.recursive && t.links && t.perms && t.times && t.owner);
@@ -127,7 +131,7 @@ mod tests {
     fn a_stock_pull() {
         let t = transfer(
             &words(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "mod/"]),
-            "mod",
+            Some("mod"),
             &[],
         );
         assert!(t.we_send);
@@ -145,7 +149,7 @@ mod tests {
                 ".",
                 "m/",
             ]),
-            "m",
+            Some("m"),
             &refuse,
         )
         .refusal
@@ -154,7 +158,7 @@ mod tests {
         assert_eq!(err, "rtsync: The server is configured to refuse --delete");
         let t = transfer(
             &words(&["--server", "-logDtprce.iLsfxCIvu", ".", "m/"]),
-            "m",
+            Some("m"),
             &["checksum".into()],
         );
         assert_eq!(t.refusal.unwrap().1, 4);
@@ -163,14 +167,18 @@ mod tests {
     #[test]
     fn unknown_and_unsupported_options_are_refused() {
         assert_eq!(
-            transfer(&words(&["--server", "--frobnicate", ".", "m/"]), "m", &[])
-                .refusal
-                .unwrap()
-                .0,
+            transfer(
+                &words(&["--server", "--frobnicate", ".", "m/"]),
+                Some("m"),
+                &[]
+            )
+            .refusal
+            .unwrap()
+            .0,
             "rtsync: on remote machine: --frobnicate: unknown option"
         );
         assert!(
-            transfer(&words(&["--server", "-lA", ".", "m/"]), "m", &[])
+            transfer(&words(&["--server", "-lA", ".", "m/"]), Some("m"), &[])
                 .refusal
                 .unwrap()
                 .0
@@ -180,11 +188,11 @@ mod tests {
 
     #[test]
     fn the_modify_window_rides_in_the_cluster_or_as_a_long_option() {
-        let t = transfer(&words(&["--server", "-t@-1", ".", "m/"]), "m", &[]);
+        let t = transfer(&words(&["--server", "-t@-1", ".", "m/"]), Some("m"), &[]);
         assert_eq!(t.quick.modify_window, Some(-1));
         let t = transfer(
             &words(&["--server", "-t", "--modify-window=2", ".", "m/"]),
-            "m",
+            Some("m"),
             &[],
         );
         assert_eq!(t.quick.modify_window, Some(2));

@@ -601,6 +601,7 @@ fn receive_into_module(
         &module.root,
         paths.first().map_or(&[][..], Vec::as_slice),
         &mut writer,
+        t.dry_run,
     )?;
     let module_filters = module.filters.clone();
     let side = Side::Receiver {
@@ -640,6 +641,8 @@ fn receive_into_module(
         sender_is_server: false,
         tell_deletions: t.verbose > 0 || t.itemize,
         tell_errors: true,
+        dry_run: t.dry_run,
+        tell_items: t.verbose > 0 || t.itemize,
     };
     let mut errors = Vec::new();
     let stats = session::receiver::receive(
@@ -664,7 +667,12 @@ fn receive_into_module(
 
 /// The directory a push writes into: the module, or the path below it the client named,
 /// made (one level, as rsync does) when it is missing.
-fn destination(root: &Path, rel: &[u8], writer: &mut MuxWriter) -> Result<PathBuf, SessionError> {
+fn destination(
+    root: &Path,
+    rel: &[u8],
+    writer: &mut MuxWriter,
+    dry_run: bool,
+) -> Result<PathBuf, SessionError> {
     let rel = rel.strip_suffix(b"/").unwrap_or(rel);
     if rel.is_empty() {
         return Ok(root.to_path_buf());
@@ -684,6 +692,12 @@ fn destination(root: &Path, rel: &[u8], writer: &mut MuxWriter) -> Result<PathBu
             let text = "ERROR: destination path is not a directory\n";
             let _ = tell(writer, MsgCode::Error, text);
             return Err(protocol::ProtoError::Remote(text.trim_end().to_owned()).into());
+        }
+        None if dry_run => {
+            let text =
+                "rtsync: a dry run into a directory that does not exist yet is not supported\n";
+            let _ = tell(writer, MsgCode::Error, text);
+            return Err(SessionError::Unsupported(text.trim_end().to_owned()));
         }
         None => dir.mkdir(name, 0o755)?,
     }

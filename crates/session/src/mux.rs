@@ -62,6 +62,12 @@ impl MuxWriter {
         }
     }
 
+    /// Whether this is a socket (else pipes: a remote shell's, or our own standard output).
+    #[must_use]
+    pub fn is_socket(&self) -> bool {
+        self.tcp.is_some()
+    }
+
     /// The byte counts this writer shares with its reader.
     #[must_use]
     pub fn traffic(&self) -> Arc<Traffic> {

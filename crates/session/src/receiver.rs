@@ -30,6 +30,14 @@ const ITEM_IS_NEW: u16 = 1 << 13;
 const ITEM_BASIS_TYPE_FOLLOWS: u16 = 1 << 11;
 /// `ITEM_XNAME_FOLLOWS`.
 const ITEM_XNAME_FOLLOWS: u16 = 1 << 12;
+/// `ITEM_LOCAL_CHANGE`: the receiver made or changed it itself (no data needed).
+const ITEM_LOCAL_CHANGE: u16 = 1 << 14;
+/// `ITEM_REPORT_TIME`.
+const ITEM_REPORT_TIME: u16 = 1 << 3;
+/// `ITEM_REPORT_CHANGE`.
+const ITEM_REPORT_CHANGE: u16 = 1 << 1;
+/// `ITEM_REPORT_PERMS`.
+const ITEM_REPORT_PERMS: u16 = 1 << 4;
 use protocol::compat::CF_CHKSUM_SEED_FIX;
 
 /// What a receiver preserves, and the session's checksum settings.
@@ -80,6 +88,12 @@ pub struct ReceiveOptions {
     pub tell_deletions: bool,
     /// We are a server: per-file errors go to the client as they happen.
     pub tell_errors: bool,
+    /// We are a server and the client wants to hear what we made or changed ourselves
+    /// (directories, symlinks, devices), as rsync's generator tells a `-v` client.
+    pub tell_items: bool,
+    /// `-n`: change nothing; say what would be transferred and deleted. The sender sends no
+    /// data for it (`sender.c`), so the receiver reads only the items.
+    pub dry_run: bool,
 }
 
 /// The generator's quick-check options (`generator.c recv_generator`).
@@ -226,6 +240,10 @@ fn delete_extraneous(
             if protect(&path, is_dir) {
                 continue;
             }
+            if o.dry_run {
+                would_remove(&dir, &name, &path, &mut deleted);
+                continue;
+            }
             let base = dir_entry.name.clone();
             let removed = dir.remove_tree(&name, &mut |rel, kind| {
                 protect(&join(&base, rel), kind == Kind::Dir)
@@ -319,7 +337,8 @@ fn generate(
     for (i, e) in entries.iter().enumerate() {
         let (parent, name) = split(&e.name);
         if e.name == b"." {
-            if let Some(r) = report {
+            // (A dry run does not report the top, as rsync's does not.)
+            if report.is_some() || (o.tell_items && !o.dry_run) {
                 use std::os::unix::fs::MetadataExt;
                 let top = std::fs::symlink_metadata(root.top().path());
                 if top.is_ok_and(|m| {
@@ -329,7 +348,68 @@ fn generate(
                     };
                     dir_changed(mtime, m.mode() & 0o7777, e, o)
                 }) {
-                    r(Report::Entry(e));
+                    report.inspect(|r| r(Report::Entry(e)));
+                    if o.tell_items && !o.dry_run {
+                        item(&mut out, &mut ndx, i, ITEM_REPORT_TIME);
+                    }
+                }
+            }
+            continue;
+        }
+        if o.dry_run {
+            // Nothing changes; what would is said. A directory the run would make does not
+            // exist, so everything below it is new.
+            let dir = root.open_dir(parent).ok();
+            let existing = dir.as_ref().and_then(|d| d.stat(name).ok().flatten());
+            if e.mode & 0o170_000 == 0 {
+                if let Some(st) = existing {
+                    report.inspect(|r| {
+                        r(Report::Deleted {
+                            name: &e.name,
+                            dir: st.kind == Kind::Dir,
+                        });
+                    });
+                }
+            } else if e.is_file() && e.hardlink_leader.is_none() {
+                let current = dir
+                    .as_ref()
+                    .is_some_and(|d| file_is_current(d, name, e, existing, o));
+                if !current {
+                    item(&mut out, &mut ndx, i, ITEM_TRANSFER | new_flag(existing));
+                }
+            } else if o.tell_items {
+                let flags = match existing {
+                    None => ITEM_LOCAL_CHANGE | ITEM_IS_NEW,
+                    Some(st) if e.is_dir() && st.kind == Kind::Dir => {
+                        let time = Timespec {
+                            sec: e.mtime,
+                            nsec: e.mtime_nsec,
+                        };
+                        let mut f = 0;
+                        if o.times && st.mtime != time {
+                            f |= ITEM_REPORT_TIME;
+                        }
+                        if o.perms && st.perms != e.mode & 0o7777 {
+                            f |= ITEM_REPORT_PERMS;
+                        }
+                        f
+                    }
+                    Some(st) if e.is_symlink() && o.links => {
+                        let same = st.kind == Kind::Symlink
+                            && dir.as_ref().is_some_and(|d| {
+                                d.read_link(name)
+                                    .is_ok_and(|t| Some(&t) == e.link_target.as_ref())
+                            });
+                        if same {
+                            0
+                        } else {
+                            ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE
+                        }
+                    }
+                    Some(_) => 0,
+                };
+                if flags != 0 {
+                    item(&mut out, &mut ndx, i, flags);
                 }
             }
             continue;
@@ -358,16 +438,36 @@ fn generate(
                     Some(st) if st.kind == Kind::Dir => {
                         if dir_changed(st.mtime, st.perms, e, o) {
                             report.inspect(|r| r(Report::Entry(e)));
+                            if o.tell_items {
+                                let time = Timespec {
+                                    sec: e.mtime,
+                                    nsec: e.mtime_nsec,
+                                };
+                                let mut flags = 0;
+                                if o.times && st.mtime != time {
+                                    flags |= ITEM_REPORT_TIME;
+                                }
+                                if o.perms && st.perms != e.mode & 0o7777 {
+                                    flags |= ITEM_REPORT_PERMS;
+                                }
+                                item(&mut out, &mut ndx, i, flags);
+                            }
                         }
                     }
                     Some(_) => {
                         dir.remove_tree(name, &mut |_, _| false)?;
                         dir.mkdir(name, e.mode & 0o7777)?;
                         report.inspect(|r| r(Report::Entry(e)));
+                        if o.tell_items {
+                            item(&mut out, &mut ndx, i, ITEM_LOCAL_CHANGE | ITEM_IS_NEW);
+                        }
                     }
                     None => {
                         dir.mkdir(name, e.mode & 0o7777)?;
                         report.inspect(|r| r(Report::Entry(e)));
+                        if o.tell_items {
+                            item(&mut out, &mut ndx, i, ITEM_LOCAL_CHANGE | ITEM_IS_NEW);
+                        }
                     }
                 }
             } else if e.is_symlink() {
@@ -383,6 +483,10 @@ fn generate(
                         }
                         dir.symlink(name, target, &meta_of(e, o))?;
                         report.inspect(|r| r(Report::Entry(e)));
+                        if o.tell_items {
+                            let flags = ITEM_LOCAL_CHANGE | changed_or_new(existing);
+                            item(&mut out, &mut ndx, i, flags);
+                        }
                     }
                 }
             } else if e.is_file() && e.hardlink_leader.is_some() {
@@ -399,17 +503,7 @@ fn generate(
                 }) {
                     return Ok(());
                 }
-                let unchanged = !o.quick.ignore_times
-                    && here.is_some_and(|st| {
-                        st.size == e.size.cast_unsigned()
-                            && if o.always_checksum {
-                                same_sum(&dir, name, e, o.checksum)
-                            } else {
-                                o.quick.size_only
-                                    || st.mtime.same_within(&mtime, o.quick.modify_window)
-                            }
-                    });
-                if unchanged {
+                if file_is_current(&dir, name, e, existing, o) {
                     // Same content: only a time that differs (possible with -c) is put right.
                     if existing.is_some_and(|st| o.times && st.mtime != mtime) {
                         dir.set_meta(name, Kind::File, &meta_of(e, o))?;
@@ -437,10 +531,26 @@ fn generate(
                         dir.remove_tree(name, &mut |_, _| false)?;
                         dir.mknod(name, kind, rdev, &meta_of(e, o))?;
                         report.inspect(|r| r(Report::Entry(e)));
+                        if o.tell_items {
+                            item(
+                                &mut out,
+                                &mut ndx,
+                                i,
+                                ITEM_LOCAL_CHANGE | changed_or_new(existing),
+                            );
+                        }
                     }
                     _ => {
                         dir.mknod(name, kind, rdev, &meta_of(e, o))?;
                         report.inspect(|r| r(Report::Entry(e)));
+                        if o.tell_items {
+                            item(
+                                &mut out,
+                                &mut ndx,
+                                i,
+                                ITEM_LOCAL_CHANGE | changed_or_new(existing),
+                            );
+                        }
                     }
                 }
             }
@@ -506,10 +616,15 @@ fn generate(
                 tell_errors(&[text], &mut told_one, writer)?;
             }
             Ok(Progress::PhaseEnded) => {
+                phases_seen += 1;
+                if phases_seen == 3 && !o.dry_run {
+                    // Every file is in: hard links and directory times now, before the
+                    // goodbye (a client may read the tree as soon as it has it).
+                    finish_tree(entries, root, o, report, errors);
+                }
                 if o.tell_errors {
                     tell_errors(errors, &mut told, writer)?;
                 }
-                phases_seen += 1;
                 out.push(0);
                 writer.send_data(&out)?;
                 out.clear();
@@ -518,6 +633,116 @@ fn generate(
     }
     writer.shutdown();
     Ok(())
+}
+
+/// What removing `name` (at `path` in the destination) would remove, children first, for a
+/// dry run's report.
+fn would_remove(dir: &fsx::Dir, name: &[u8], path: &[u8], out: &mut Vec<(Vec<u8>, bool)>) {
+    let is_dir = dir
+        .stat(name)
+        .ok()
+        .flatten()
+        .is_some_and(|st| st.kind == Kind::Dir);
+    if is_dir && let Ok(sub) = dir.open_dir(name) {
+        let mut names = sub.names().unwrap_or_default();
+        names.sort();
+        for child in names.iter().rev() {
+            would_remove(&sub, child, &join(path, child), out);
+        }
+    }
+    out.push((path.to_vec(), is_dir));
+}
+
+/// `ITEM_IS_NEW` when nothing is there yet, else `ITEM_REPORT_CHANGE` (what is there was
+/// replaced: a symlink's target, a device's numbers).
+fn changed_or_new(existing: Option<fsx::Stat>) -> u16 {
+    if existing.is_none() {
+        ITEM_IS_NEW
+    } else {
+        ITEM_REPORT_CHANGE
+    }
+}
+
+/// `ITEM_IS_NEW` when nothing is there yet.
+fn new_flag(existing: Option<fsx::Stat>) -> u16 {
+    if existing.is_none() { ITEM_IS_NEW } else { 0 }
+}
+
+/// Tells the sender about entry `i` without asking for data (`generator.c itemize`): a
+/// client prints the names of what its server made or changed under `-v`.
+fn item(out: &mut Vec<u8>, ndx: &mut NdxCodec, i: usize, iflags: u16) {
+    ndx.encode(out, i32::try_from(i).unwrap_or(i32::MAX));
+    out.extend_from_slice(&iflags.to_le_bytes());
+}
+
+/// The generator's quick check (`generator.c recv_generator`): whether the file here needs
+/// no transfer — it is left alone (`--ignore-existing`, `-u` and newer here), or has the
+/// entry's size and time (or sum, with `-c`; or size alone with `--size-only`).
+fn file_is_current(
+    dir: &fsx::Dir,
+    name: &[u8],
+    e: &Entry,
+    existing: Option<fsx::Stat>,
+    o: &ReceiveOptions,
+) -> bool {
+    let mtime = Timespec {
+        sec: e.mtime,
+        nsec: e.mtime_nsec,
+    };
+    let Some(st) = existing.filter(|st| st.kind == Kind::File) else {
+        return false;
+    };
+    if o.quick.ignore_existing || (o.quick.update && st.mtime > mtime) {
+        return true;
+    }
+    !o.quick.ignore_times
+        && st.size == e.size.cast_unsigned()
+        && if o.always_checksum {
+            same_sum(dir, name, e, o.checksum)
+        } else {
+            o.quick.size_only || st.mtime.same_within(&mtime, o.quick.modify_window)
+        }
+}
+
+/// The end of a transfer (`generator.c touch_up_dirs`, `hlink.c finish_hard_link`): hard-link
+/// followers linked to their leaders, then directory attributes, last because writing into a
+/// directory changes its times.
+fn finish_tree(
+    entries: &[Entry],
+    root: &Root,
+    o: &ReceiveOptions,
+    report: Option<&Reporter>,
+    errors: &mut Vec<String>,
+) {
+    for e in entries {
+        let Some(leader) = e.hardlink_leader.and_then(|l| entries.get(l as usize)) else {
+            continue;
+        };
+        match link_follower(root, leader, e) {
+            Err(err) => errors.push(err.to_string()),
+            Ok(()) => {
+                if let Some(r) = report {
+                    r(Report::Linked {
+                        entry: e,
+                        to: &leader.name,
+                    });
+                }
+            }
+        }
+    }
+    for e in entries.iter().rev().filter(|e| e.is_dir()) {
+        let m = meta_of(e, o);
+        let r = if e.name == b"." {
+            root.top().set_own_meta(&m)
+        } else {
+            let (parent, name) = split(&e.name);
+            root.open_dir(parent)
+                .and_then(|d| d.set_meta(name, Kind::Dir, &m))
+        };
+        if let Err(err) = r {
+            errors.push(err.to_string());
+        }
+    }
 }
 
 /// Makes `follower` a hard link to `leader`, unless it already is one.
@@ -704,7 +929,10 @@ pub fn receive(
                     Ok(get_vstring(b).map(|(s, n)| (s.to_vec(), n)))
                 })?;
             }
-            if iflags & ITEM_TRANSFER == 0 {
+            if iflags & ITEM_TRANSFER == 0 || o.dry_run {
+                if o.dry_run && iflags & ITEM_TRANSFER != 0 {
+                    report.as_deref().inspect(|r| r(Report::Entry(entry)));
+                }
                 continue;
             }
             let mut head = [0i32; 4];
@@ -831,37 +1059,5 @@ pub fn receive(
     errors_out.extend(gen_errors);
     result?;
     gen_result?;
-    // -H: followers become links to their leaders, now that every leader is in place.
-    for e in entries.iter() {
-        let Some(leader) = e.hardlink_leader.and_then(|l| entries.get(l as usize)) else {
-            continue;
-        };
-        if let Err(err) = link_follower(&root, leader, e) {
-            stats.errors += 1;
-            errors_out.push(err.to_string());
-        } else {
-            report.as_deref().inspect(|r| {
-                r(Report::Linked {
-                    entry: e,
-                    to: &leader.name,
-                });
-            });
-        }
-    }
-    // Directory attributes last: writing into a directory changes its times.
-    for e in entries.iter().rev().filter(|e| e.is_dir()) {
-        let m = meta_of(e, &o);
-        let r = if e.name == b"." {
-            root.top().set_own_meta(&m)
-        } else {
-            let (parent, name) = split(&e.name);
-            root.open_dir(parent)
-                .and_then(|d| d.set_meta(name, Kind::Dir, &m))
-        };
-        if let Err(err) = r {
-            stats.errors += 1;
-            errors_out.push(err.to_string());
-        }
-    }
     Ok(stats)
 }

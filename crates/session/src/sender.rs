@@ -389,6 +389,11 @@ pub fn send(
         // Both ways: the reader thread then sees the end and exits, and the peer sees us gone.
         writer.abort();
     }
-    let _ = drain.join();
+    // Over pipes nothing can wake the reader thread: the peer keeps its end open until we
+    // exit (rsync's client waits for its remote shell), so the thread is left to end with
+    // the process.
+    if writer.is_socket() {
+        let _ = drain.join();
+    }
     result
 }

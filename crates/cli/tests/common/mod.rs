@@ -101,3 +101,12 @@ pub fn ok(out: &Output) -> String {
 pub fn slash(path: &Path) -> String {
     format!("{}/", path.display())
 }
+
+/// A "remote shell" that runs the command here: it drops `-l USER` and the host and executes
+/// the rest (where sshd cannot run; `sshd_client.rs` uses a real one).
+pub fn fake_ssh(dir: &Path) -> String {
+    let path = dir.join("fake-ssh");
+    std::fs::write(&path, "#!/bin/sh\n# Drops -l USER and the host, runs the rest here.\nif [ \"$1\" = \"-l\" ]; then shift 2; fi\nshift\nexec \"$@\"\n").unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
