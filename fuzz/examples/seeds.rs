@@ -1,5 +1,6 @@
 //! Writes the seed corpora, `fuzz/corpus/<target>/seed-*`: a few valid encodings made with the
-//! protocol crate's own encoders, so the fuzzer starts from streams that decode deep.
+//! protocol crate's own encoders, and for the daemon's decoders what stock clients send and
+//! what admins write, so the fuzzer starts from inputs that decode deep.
 //!
 //! `cargo run --manifest-path fuzz/Cargo.toml --example seeds`
 
@@ -189,5 +190,82 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     write("sum_head", "header-and-tokens", &s)?;
+
+    // daemon_args: piece size − 1, refuse-options length, refuse options, then what a stock
+    // rsync 3.5 client sends after `@RSYNCD: OK` (one vector, or two for `-s`).
+    let vectors: [(&str, &str, &[u8]); 4] = [
+        (
+            "pull",
+            "",
+            b"--server\0--sender\0-logDtpre.iLsfxCIvu\0.\0mod/\0\0",
+        ),
+        (
+            "push-delete-refused",
+            "delete checksum",
+            b"--server\0-vlogDtprze.iLsfxCIvu\0--delete\0.\0mod/sub/ mod/other\0\0",
+        ),
+        (
+            "files-from-escaped",
+            "!a *",
+            b"--server\0--sender\0-logDtpRe.LsfxCIvu\0--files-from\0my\\ list.txt\0.\0mod//a/../b\0\0",
+        ),
+        (
+            "secluded",
+            "compress",
+            b"--server\0-slogDtpre.iLsfxCIvu\0--iconv=utf8\0\0rsync\0--suffix=x\0--delete\0.\0mod/\0\0",
+        ),
+    ];
+    for (i, (name, refuse, stream)) in vectors.iter().enumerate() {
+        let mut s = vec![[255, 0, 6, 1][i], u8::try_from(refuse.len())?];
+        s.extend_from_slice(refuse.as_bytes());
+        s.extend_from_slice(stream);
+        write("daemon_args", name, &s)?;
+    }
+
+    // rsyncd_conf: the shipped example, and one with includes, variables and continuations.
+    write(
+        "rsyncd_conf",
+        "contrib",
+        include_str!("../../contrib/rsyncd.conf").as_bytes(),
+    )?;
+    write(
+        "rsyncd_conf",
+        "includes",
+        b"port = 0\n&merge extra.inc\n[global]\nhosts deny = *\n&include conf.d\n\
+          [home]\n\tpath = %HOME%/./pub/\n\tauth users = ,joe:deny, @staff group:rw\n\
+          \trefuse options = delete \\\n  checksum\n\tname = home two\n\
+          [Home]\n\tuse chroot = unset\n\thosts allow = fe80::1%eth0/64 10.0.0.0/255.0.0.0\n\
+          ; a comment\nbare line\n",
+    )?;
+
+    // daemon_auth: digest (md5), IPv4 peer, its address, then the NUL-separated fields.
+    let mut s = vec![3 | 8];
+    s.extend_from_slice(&[10, 0, 0, 5]);
+    s.extend_from_slice(&[0; 12]);
+    for field in [
+        "alice, @staff:ro, bob:deny, *:rw",
+        "alice:secret\n\r@staff:grouppw\r\n#comment:x\nbob:pw",
+        "10.0.0.0/24 *.example.com ::1/128",
+        "*, 192.168.1.*",
+        "alice",
+        "staff,users",
+        "host.example.com",
+        "6Kk4lV3q1Zg",
+    ] {
+        s.extend_from_slice(field.as_bytes());
+        s.push(0);
+    }
+    write("daemon_auth", "login", &s)?;
+
+    // daemon_paths: the link's depth, then a path.
+    for (name, depth, path) in [
+        ("up-and-back", 2, "a/../../b/./c/"),
+        ("absolute", 0, "/etc/passwd"),
+        ("escape", 1, "../x/../../y//z"),
+    ] {
+        let mut s = vec![depth];
+        s.extend_from_slice(path.as_bytes());
+        write("daemon_paths", name, &s)?;
+    }
     Ok(())
 }

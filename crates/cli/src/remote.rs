@@ -338,7 +338,7 @@ fn receive_file_list(
     target: &[u8],
     extra_args: &[&str],
     rules: &[Vec<u8>],
-    data: &mut Vec<u8>,
+    data: &mut session::mux::DataBuf,
 ) -> Result<
     (
         Connection,
@@ -403,7 +403,7 @@ fn list_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<(),
     use protocol::wire::{NDX_DONE, NdxCodec, get_varlong};
 
     let shape = ListShape::from_matches(m);
-    let mut data = Vec::new();
+    let mut data = session::mux::DataBuf::default();
     let (mut conn, _, entries) =
         receive_file_list(server, &shape, target, &["--list-only"], &[], &mut data)?;
     let mut messages = print_message;
@@ -499,7 +499,7 @@ fn pull_module(
         .filter(|r| r.sender)
         .map(filter::Rule::to_rule_text)
         .collect();
-    let mut data = Vec::new();
+    let mut data = session::mux::DataBuf::default();
     let started = std::time::Instant::now();
     let verbose = m.get_count("verbose") > 0;
     let (conn, setup, entries) = receive_file_list(server, &shape, target, &[], &rules, &mut data)?;

@@ -146,7 +146,7 @@ impl Connection {
     /// As [`MuxReader::recv_data`].
     pub fn recv_data<T>(
         &mut self,
-        data: &mut Vec<u8>,
+        data: &mut session::mux::DataBuf,
         messages: &mut MessageSink<'_>,
         decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, protocol::ProtoError>,
     ) -> Result<T, ClientError> {

@@ -761,6 +761,11 @@ fn module_name(value: &str) -> Result<String, String> {
     if name.contains('/') {
         return Err(format!("module name \"{name}\" must not contain \"/\""));
     }
+    // A header can never give one (it ends at the first `]`); `name =` must not either, or
+    // the module could not be named in a config written back.
+    if name.contains(']') {
+        return Err(format!("module name \"{name}\" must not contain \"]\""));
+    }
     Ok(name)
 }
 
@@ -1497,6 +1502,13 @@ secrets file = /etc/rsync.password
         assert_eq!(c.modules[0].name, "my files");
         let c = conf("[m]\nname = renamed\n");
         assert_eq!(c.modules[0].name, "renamed");
+        // Found by the rsyncd_conf fuzz target: `name =` could smuggle in a `]`.
+        assert!(
+            parse("[m]\nname = a]\n", Path::new("f"), &|_| None, &mut |_| Err(
+                std::io::ErrorKind::NotFound.into()
+            ))
+            .is_err()
+        );
         // "name" in the global context renames nothing.
         let c = conf("name = x\n[m]\n");
         assert_eq!(c.modules[0].name, "m");

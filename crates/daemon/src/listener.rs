@@ -126,7 +126,17 @@ pub fn run(
         let (stream, addr) = match listener.accept() {
             Ok(pair) => pair,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(50));
+                // Wake for the next connection at once, or after a while to look at the
+                // stop and reload flags.
+                let mut fds = [rustix::event::PollFd::new(
+                    listener,
+                    rustix::event::PollFlags::IN,
+                )];
+                let wait = rustix::event::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 200_000_000,
+                };
+                let _ = rustix::event::poll(&mut fds, Some(&wait));
                 continue;
             }
             Err(e) => {

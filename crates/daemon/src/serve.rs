@@ -261,7 +261,7 @@ fn setup(
 /// read our own files.
 fn recv_filter_list(
     reader: &mut MuxReader,
-    data: &mut Vec<u8>,
+    data: &mut session::mux::DataBuf,
     messages: &mut session::mux::MessageSink<'_>,
 ) -> Result<FilterList, SessionError> {
     let mut rules = FilterList::new();
@@ -434,7 +434,7 @@ fn send_module(
     paths: &[Vec<u8>],
     log: &Arc<TransferLog>,
 ) -> Result<Outcome, SessionError> {
-    let mut data = Vec::new();
+    let mut data = session::mux::DataBuf::default();
     let mut ignore = |_: MsgCode, _: &[u8]| {};
     let client_rules = recv_filter_list(&mut reader, &mut data, &mut ignore)?;
     // The module's rules come first: what it hides stays hidden whatever the client asks.
@@ -545,7 +545,7 @@ fn receive_into_module(
     paths: &[Vec<u8>],
     log: &Arc<TransferLog>,
 ) -> Result<Outcome, SessionError> {
-    let mut data = Vec::new();
+    let mut data = session::mux::DataBuf::default();
     let mut ignore = |_: MsgCode, _: &[u8]| {};
     // The client sends its rules only when we delete (protocol 29 and newer).
     let client_rules = if t.delete.is_some() || t.prune_empty_dirs {

@@ -191,6 +191,36 @@ impl MuxReader {
     }
 }
 
+/// Data received and not yet decoded, read from the front. Values are taken a few bytes at a
+/// time (a file list is thousands of small entries), so the front is dropped in bulk, not
+/// after each value.
+#[derive(Debug, Default)]
+pub struct DataBuf {
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl DataBuf {
+    fn unread(&self) -> &[u8] {
+        self.buf.get(self.at..).unwrap_or_default()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.at = (self.at + n).min(self.buf.len());
+        if self.at == self.buf.len() {
+            self.buf.clear();
+            self.at = 0;
+        } else if self.at >= 64 * 1024 {
+            self.buf.drain(..self.at);
+            self.at = 0;
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+}
+
 /// Messages other than data that the server sent, for the user.
 pub type MessageSink<'a> = dyn FnMut(protocol::mux::MsgCode, &[u8]) + 'a;
 
@@ -250,7 +280,8 @@ impl MuxReader {
             if let Some((code, len)) = protocol::mux::decode_header(&self.pending)?
                 && self.pending.len() >= 4 + len
             {
-                let payload: Vec<u8> = self.pending.drain(..4 + len).skip(4).collect();
+                let payload = self.pending.get(4..4 + len).unwrap_or_default().to_vec();
+                self.pending.drain(..4 + len);
                 match code {
                     MsgCode::Data => return Ok(Some(payload)),
                     MsgCode::ErrorExit => return Err(remote_exit(&payload)),
@@ -271,14 +302,14 @@ impl MuxReader {
     /// Socket errors, malformed frames or data, or the server's error exit.
     pub fn recv_data<T>(
         &mut self,
-        data: &mut Vec<u8>,
+        data: &mut DataBuf,
         messages: &mut MessageSink<'_>,
         mut decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, protocol::ProtoError>,
     ) -> Result<T, SessionError> {
         use protocol::mux::MsgCode;
         loop {
-            if let Some((v, used)) = decode(data)? {
-                data.drain(..used);
+            if let Some((v, used)) = decode(data.unread())? {
+                data.consume(used);
                 return Ok(v);
             }
             // Move one whole frame from the socket into `data` or to `messages`.
@@ -290,12 +321,13 @@ impl MuxReader {
                 }
                 self.fill()?;
             };
-            let payload: Vec<u8> = self.pending.drain(..4 + len).skip(4).collect();
+            let payload = self.pending.get(4..4 + len).unwrap_or_default();
             match code {
-                MsgCode::Data => data.extend_from_slice(&payload),
-                MsgCode::ErrorExit => return Err(remote_exit(&payload)),
-                other => messages(other, &payload),
+                MsgCode::Data => data.push(payload),
+                MsgCode::ErrorExit => return Err(remote_exit(payload)),
+                other => messages(other, payload),
             }
+            self.pending.drain(..4 + len);
         }
     }
 }

@@ -307,6 +307,7 @@ fn generate(
     errors: &mut Vec<String>,
 ) -> Result<(), SessionError> {
     let report = hooks.report;
+    let mut parent_dir: Option<(Vec<u8>, fsx::Dir)> = None;
     // How many of `errors` the client has heard of (a server tells it as they happen).
     let mut told = 0;
     if o.delete {
@@ -414,12 +415,23 @@ fn generate(
             }
             continue;
         }
-        let dir = match root.open_dir(parent) {
-            Ok(d) => d,
-            Err(err) => {
-                errors.push(err.to_string());
-                continue;
+        // Entries come directory by directory: the parent stays open for its children
+        // (opening it walks the path from the root, one component at a time).
+        if parent_dir
+            .as_ref()
+            .is_none_or(|(p, _)| p.as_slice() != parent)
+        {
+            match root.open_dir(parent) {
+                Ok(d) => parent_dir = Some((parent.to_vec(), d)),
+                Err(err) => {
+                    parent_dir = None;
+                    errors.push(err.to_string());
+                    continue;
+                }
             }
+        }
+        let Some((_, dir)) = parent_dir.as_ref() else {
+            continue;
         };
         let existing = dir.stat(name)?;
         let mut gone = Vec::new();
@@ -503,7 +515,7 @@ fn generate(
                 }) {
                     return Ok(());
                 }
-                if file_is_current(&dir, name, e, existing, o) {
+                if file_is_current(dir, name, e, existing, o) {
                     // Same content: only a time that differs (possible with -c) is put right.
                     if existing.is_some_and(|st| o.times && st.mtime != mtime) {
                         dir.set_meta(name, Kind::File, &meta_of(e, o))?;
@@ -513,7 +525,7 @@ fn generate(
                 if existing.is_some_and(|st| st.kind == Kind::Dir) {
                     dir.remove_tree(name, &mut |_, _| false)?;
                 }
-                request(&mut out, &mut ndx, i, &dir, name, existing, o, rule)?;
+                request(&mut out, &mut ndx, i, dir, name, existing, o, rule)?;
             } else if o.devices {
                 let kind = match e.mode & 0o170_000 {
                     0o020_000 => Kind::CharDev,
@@ -887,7 +899,7 @@ pub fn receive(
     });
 
     let mut stats = ReceiveStats::default();
-    let mut data = Vec::new();
+    let mut data = crate::mux::DataBuf::default();
     let mut ndx_in = NdxCodec::default();
     let mut phase = 0;
     let digest = o.checksum.digest_len();
