@@ -387,11 +387,13 @@ fn receive_file_list(
         entries.push(e);
     }
     let id0 = setup.compat & protocol::compat::CF_ID0_NAMES != 0;
-    for wanted in [shape.owner, shape.group] {
+    let mut names = [Vec::new(), Vec::new()];
+    for (wanted, list) in [shape.owner, shape.group].into_iter().zip(&mut names) {
         if wanted && !shape.numeric {
-            conn.recv_data(data, &mut messages, |b| decode_id_list(b, id0))?;
+            *list = conn.recv_data(data, &mut messages, |b| decode_id_list(b, id0))?;
         }
     }
+    session::flist::map_ids(&mut entries, &names[0], &names[1]);
     let entries = session::flist::sort_received(entries)?;
     Ok((conn, setup, entries))
 }
@@ -726,6 +728,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
         compress: setup.compress,
         dry_run: opts.dry_run,
         server: false,
+        io_error: i32::from(!list.errors.is_empty()),
         group_names: if shape.numeric {
             Vec::new()
         } else {

@@ -183,6 +183,36 @@ fn event_batches_with_files_from_and_delete_missing_args() {
     );
     assert!(pair.ours.module_path("open").join("new file").exists());
     assert!(!pair.ours.module_path("open").join("with space").exists());
+
+    // A pull of just the listed paths: the names go to the daemon over the socket.
+    let pull_list = t.path().join("pull-list");
+    std::fs::write(
+        &pull_list,
+        "new file
+a/text.txt
+not there
+a/b
+",
+    )
+    .unwrap();
+    let (a, b) = (t.path().join("pulled-stock"), t.path().join("pulled-ours"));
+    let from = format!("--files-from={}", pull_list.display());
+    let theirs = rsync([
+        "-a".to_string(),
+        from.clone(),
+        pair.stock.url("open/"),
+        slash(&a),
+    ]);
+    let ours = rsync(["-a".to_string(), from, pair.ours.url("open/"), slash(&b)]);
+    assert_eq!(
+        code(&ours),
+        code(&theirs),
+        "{}\n{}",
+        text(&theirs),
+        text(&ours)
+    );
+    testkit::assert_same_tree_below(&a, &b, true);
+    assert!(b.join("a/text.txt").exists() && !b.join("big.bin").exists());
 }
 
 /// The classic tutorial's rsyncd.conf, as written (uid/gid root only where we are root).

@@ -640,7 +640,11 @@ impl ServerOptions {
             (self.copy_as.is_some(), "copy-as"),
             (self.remove_source_files == 1, "remove-source-files"),
             (self.remove_source_files > 1, "remove-sent-files"),
-            (self.files_from.is_some(), "files-from"),
+            // `--files-from=-`: the client sends the names (a pull); a file here is not read.
+            (
+                self.files_from.as_deref().is_some_and(|f| f != b"-"),
+                "files-from",
+            ),
             (self.copy_links, "copy-links"),
             (self.copy_dirlinks, "copy-dirlinks"),
             (self.copy_unsafe_links, "copy-unsafe-links"),
@@ -2519,7 +2523,7 @@ mod tests {
             );
             assert_eq!(a.refused(&[]), None, "{:?}", String::from_utf8_lossy(raw));
         }
-        assert_eq!(opts(FILES_FROM_PULL).unsupported(), Some("files-from"));
+        assert_eq!(opts(FILES_FROM_PULL).unsupported(), None);
         assert_eq!(opts(ZC_ZSTD).unsupported(), Some("compress-choice"));
         assert_eq!(opts(INPLACE).unsupported(), Some("inplace"));
         assert_eq!(opts(PARTIAL_DIR).unsupported(), Some("delay-updates"));

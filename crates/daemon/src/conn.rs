@@ -280,13 +280,18 @@ pub fn handle(
         return Ending::Refused("socket error".into());
     };
     let mut writer = MuxWriter::new(Box::new(w), Some(tcp), Arc::clone(&traffic));
-    // The greeting phase may not hang forever, whatever the module's timeout.
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+    // The text phase waits at most the global `timeout` (60 s when unset), so that a client
+    // that connects and says nothing does not hold a thread.
+    let greeting_wait = Duration::from_secs(match config.global.defaults.timeout {
+        0 => 60,
+        t => u64::from(t),
+    });
+    let _ = stream.set_read_timeout(Some(greeting_wait));
     let read_half: Box<dyn Read + Send> = match stream.try_clone() {
         Ok(s) => Box::new(s),
         Err(_) => return Ending::Refused("socket error".into()),
     };
-    let mut reader = MuxReader::new(read_half, Some(Duration::from_secs(60)), traffic);
+    let mut reader = MuxReader::new(read_half, Some(greeting_wait), traffic);
 
     if send_line(&mut writer, &String::from_utf8_lossy(&daemon::greeting())).is_err() {
         return Ending::Refused("connection closed".into());

@@ -76,6 +76,8 @@ pub fn transfer(words: &[Vec<u8>], module: Option<&str>, refuse: &[String]) -> T
             || o.out_format
                 .as_deref()
                 .is_some_and(|f| crate::logfmt::has_escape(f, 'i')),
+        files_from_client: parsed.sender && o.files_from.as_deref() == Some(b"-".as_slice()),
+        from0: o.from0,
         paths: match module {
             Some(m) => args::module_paths(&parsed.paths, m, o.secluded_args),
             None => parsed.paths.clone(),

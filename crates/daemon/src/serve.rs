@@ -16,7 +16,7 @@ use protocol::flist::{FlistDecoder, FlistOptions, Item, decode_id_list};
 use protocol::mux::MsgCode;
 use protocol::wire::{get_int, get_vstring, put_int, put_varint, put_vstring};
 use session::SessionError;
-use session::mux::{MuxReader, MuxWriter};
+use session::mux::{DataBuf, MuxReader, MuxWriter};
 
 /// The checksums a server offers, best first (`none` last, as rsync's servers do).
 const CHECKSUMS: [&str; 5] = ["xxh128", "xxh3", "xxh64", "md5", "none"];
@@ -96,6 +96,11 @@ pub struct Transfer {
     pub itemize: bool,
     /// The paths after `.`, with the module name taken off (`mod/a/b` → `a/b`).
     pub paths: Vec<Vec<u8>>,
+    /// `--files-from=-`: on a pull, the client sends the names to send after its filter
+    /// rules (relative to the first path).
+    pub files_from_client: bool,
+    /// `--from0`: those names end with NUL, not newline.
+    pub from0: bool,
     /// Why the transfer is refused (an unknown, refused or unsupported option) and the exit
     /// code: rsync tells the client after the setup, in the multiplexed stream.
     pub refusal: Option<(String, u8)>,
@@ -288,6 +293,51 @@ fn recv_filter_list(
     Err(protocol::ProtoError::protocol_text("filter list", "too many filter rules").into())
 }
 
+/// The longest name and the most names a client may send with `--files-from=-`.
+const MAX_FROM_NAME: usize = 4096;
+const MAX_FROM_NAMES: usize = 10_000_000;
+
+/// Reads the names a pulling client sends for `--files-from=-` (`io.c
+/// forward_filesfrom_data`): each ends with NUL (or newline, without `--from0`), and an empty
+/// name ends the list. Each must stay inside the module.
+fn recv_files_from(
+    reader: &mut MuxReader,
+    data: &mut DataBuf,
+    messages: &mut session::mux::MessageSink<'_>,
+    from0: bool,
+) -> Result<Vec<Vec<u8>>, SessionError> {
+    let bad =
+        |what: &str| SessionError::from(protocol::ProtoError::protocol_text("files-from", what));
+    let mut names = Vec::new();
+    loop {
+        let name = reader.recv_data(data, messages, |b| {
+            let end = b.iter().position(|&c| c == 0 || (!from0 && c == b'\n'));
+            match end {
+                Some(i) => Ok(Some((b.get(..i).unwrap_or_default().to_vec(), i + 1))),
+                None if b.len() > MAX_FROM_NAME => Err(protocol::ProtoError::protocol_text(
+                    "files-from",
+                    "a name is too long",
+                )),
+                None => Ok(None),
+            }
+        })?;
+        let name = name.strip_suffix(b"\r").unwrap_or(&name).to_vec();
+        if name.is_empty() {
+            return Ok(names);
+        }
+        let safe = module_relative(&name).ok_or_else(|| {
+            bad(&format!(
+                "the name {:?} leaves the module",
+                String::from_utf8_lossy(&name)
+            ))
+        })?;
+        if names.len() >= MAX_FROM_NAMES {
+            return Err(bad("too many names"));
+        }
+        names.push(if safe.is_empty() { b".".to_vec() } else { safe });
+    }
+}
+
 /// A client path made safe inside the module: no `..`, no leading `/`, no empty or `.`
 /// components other than rsync's `/./` marker for `-R`. `None` when it tries to leave.
 #[must_use]
@@ -426,7 +476,7 @@ pub fn serve(
 
 /// A pull: the module's files out (`do_server_sender`).
 fn send_module(
-    (mut reader, writer): (MuxReader, MuxWriter),
+    (mut reader, mut writer): (MuxReader, MuxWriter),
     t: &Transfer,
     s: &Setup,
     flist: FlistOptions,
@@ -434,9 +484,19 @@ fn send_module(
     paths: &[Vec<u8>],
     log: &Arc<TransferLog>,
 ) -> Result<Outcome, SessionError> {
-    let mut data = session::mux::DataBuf::default();
+    let mut data = DataBuf::default();
     let mut ignore = |_: MsgCode, _: &[u8]| {};
     let client_rules = recv_filter_list(&mut reader, &mut data, &mut ignore)?;
+    let files_from = if t.files_from_client {
+        Some(recv_files_from(
+            &mut reader,
+            &mut data,
+            &mut ignore,
+            t.from0,
+        )?)
+    } else {
+        None
+    };
     // The module's rules come first: what it hides stays hidden whatever the client asks.
     let mut filters = module.filters.clone();
     for rule in client_rules.rules() {
@@ -476,7 +536,7 @@ fn send_module(
         delete_missing_args: t.delete_missing_args,
         ..mirror::Options::default()
     };
-    let list = mirror::flist::build(&sources, None, &opts, &filters);
+    let list = mirror::flist::build(&sources, files_from.as_deref(), &opts, &filters);
     let mut files = session::flist::to_send(&list, t.checksum.then_some(s.checksum));
     if module.munge_symlinks {
         for f in &mut files {
@@ -511,7 +571,16 @@ fn send_module(
         compress: s.compress,
         dry_run: t.dry_run,
         server: true,
+        io_error: i32::from(!list.errors.is_empty()),
     };
+    // What could not be listed reaches the client as rsync's sender says it (exit 23 there).
+    for e in &list.errors {
+        tell(
+            &mut writer,
+            MsgCode::ErrorXfer,
+            &format!("rtsync: [sender] {e}\n"),
+        )?;
+    }
     let mut errors = list.errors.clone();
     let log_item = Arc::clone(log);
     let mut items = |f: &session::sender::SendFile, iflags: u16| {
@@ -563,10 +632,14 @@ fn receive_into_module(
         entries.push(e);
     }
     let id0 = s.compat & CF_ID0_NAMES != 0;
-    for wanted in [t.owner, t.group] {
+    let mut names = [Vec::new(), Vec::new()];
+    for (wanted, list) in [t.owner, t.group].into_iter().zip(&mut names) {
         if wanted && !t.numeric_ids {
-            reader.recv_data(&mut data, &mut ignore, |b| decode_id_list(b, id0))?;
+            *list = reader.recv_data(&mut data, &mut ignore, |b| decode_id_list(b, id0))?;
         }
+    }
+    if !module.numeric_ids {
+        session::flist::map_ids(&mut entries, &names[0], &names[1]);
     }
     let mut entries = match session::flist::sort_received(entries) {
         Ok(e) => e,

@@ -183,6 +183,55 @@ fn type_bits(kind: fsx::Kind) -> u32 {
     }
 }
 
+/// Local ids by name, from `/etc/passwd` or `/etc/group`.
+fn local_ids(file: &str) -> std::collections::HashMap<Vec<u8>, u32> {
+    let content = std::fs::read(file).unwrap_or_default();
+    let mut out = std::collections::HashMap::new();
+    for line in content.split(|&b| b == b'\n') {
+        let mut fields = line.split(|&b| b == b':');
+        let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        if let Some(id) = std::str::from_utf8(id).ok().and_then(|s| s.parse().ok()) {
+            out.entry(name.to_vec()).or_insert(id);
+        }
+    }
+    out
+}
+
+/// Maps the sender's owners and groups to ours by name, as rsync does without
+/// `--numeric-ids` (`uidlist.c match_uid`): an id whose name is known here becomes the local
+/// id of that name; one without a name, or with a name unknown here, keeps its number.
+pub fn map_ids(
+    entries: &mut [Entry],
+    users: &protocol::flist::IdList,
+    groups: &protocol::flist::IdList,
+) {
+    let mapping =
+        |list: &protocol::flist::IdList, file: &str| -> std::collections::HashMap<u32, u32> {
+            if list.is_empty() {
+                return std::collections::HashMap::new();
+            }
+            let here = local_ids(file);
+            list.iter()
+                .filter_map(|(id, name)| here.get(name).map(|&local| (*id, local)))
+                .collect()
+        };
+    let (uids, gids) = (mapping(users, "/etc/passwd"), mapping(groups, "/etc/group"));
+    for e in entries {
+        if let Some(u) = e.uid.as_mut()
+            && let Some(&local) = uids.get(u)
+        {
+            *u = local;
+        }
+        if let Some(g) = e.gid.as_mut()
+            && let Some(&local) = gids.get(g)
+        {
+            *g = local;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +260,22 @@ mod tests {
         };
         assert!(sort_received(vec![e(b"."), e(b"../escape")]).is_err());
         assert_eq!(sort_received(vec![e(b"b"), e(b"a")]).unwrap()[0].name, b"a");
+    }
+
+    #[test]
+    fn owners_map_by_name_and_unknown_names_keep_their_numbers() {
+        let mut entries = vec![Entry {
+            name: b"f".to_vec(),
+            uid: Some(5000),
+            gid: Some(6000),
+            ..Entry::default()
+        }];
+        // The sender's 5000 is "root" there: 0 here. 6000 has a name nobody here has.
+        map_ids(
+            &mut entries,
+            &vec![(5000, b"root".to_vec())],
+            &vec![(6000, b"no-such-group-here".to_vec())],
+        );
+        assert_eq!((entries[0].uid, entries[0].gid), (Some(0), Some(6000)));
     }
 }

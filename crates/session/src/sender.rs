@@ -60,6 +60,9 @@ pub struct SendOptions {
     /// We are the server: the totals go to the client after the last file (`main.c
     /// handle_stats`).
     pub server: bool,
+    /// The list's I/O error flags (`IOERR_GENERAL` 1 when some source could not be read): the
+    /// receiver then deletes nothing and ends with exit 23.
+    pub io_error: i32,
 }
 
 /// Totals of a send.
@@ -194,7 +197,7 @@ pub fn send(
             out.clear();
         }
     }
-    enc.finish(&mut out, 0);
+    enc.finish(&mut out, o.io_error);
     let id0 = o.compat & CF_ID0_NAMES != 0;
     if o.flist.uid {
         encode_id_list(&mut out, &o.user_names, id0, b"root");
