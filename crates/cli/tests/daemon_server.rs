@@ -67,6 +67,20 @@ fn slash(p: &Path) -> String {
     format!("{}/", p.display())
 }
 
+/// The tricky tree in `t/name`.
+fn tricky_source(t: &Path, name: &str) -> std::path::PathBuf {
+    let src = t.join(name);
+    std::fs::create_dir(&src).unwrap();
+    testkit::tricky_tree(&src);
+    src
+}
+
+/// A file only its owner may read (password and secrets files).
+fn write_private(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+}
+
 #[test]
 fn stock_clients_push_and_pull_the_tricky_tree_as_with_a_stock_daemon() {
     if !have_rsync() {
@@ -74,9 +88,7 @@ fn stock_clients_push_and_pull_the_tricky_tree_as_with_a_stock_daemon() {
     }
     let pair = Pair::start();
     let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    testkit::tricky_tree(&src);
+    let src = tricky_source(t.path(), "src");
     let src_arg = slash(&src);
 
     let (_, ours) = pair.run(&["-aH", "--delete", &src_arg, "{}open/"]);
@@ -134,9 +146,7 @@ fn compressed_pushes_and_pulls_negotiate_zstd() {
     }
     let pair = Pair::start();
     let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    testkit::tricky_tree(&src);
+    let src = tricky_source(t.path(), "src");
     let (_, ours) = pair.run(&["-az", "--delete", &slash(&src), "{}open/"]);
     assert_eq!(code(&ours), Some(0), "{}", text(&ours));
     pair.same_module("open");
@@ -155,9 +165,7 @@ fn event_batches_with_files_from_and_delete_missing_args() {
     }
     let pair = Pair::start();
     let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    testkit::tricky_tree(&src);
+    let src = tricky_source(t.path(), "src");
     pair.run(&["-a", &slash(&src), "{}open/"]);
     // What an event batch sends: two changed files, one made, one gone.
     std::fs::write(src.join("new file"), "fresh").unwrap();
@@ -234,16 +242,10 @@ fn tutorial_daemon(program: Program) -> StockDaemon {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir(d.join("www")).unwrap();
-    std::fs::write(
-        d.join("rsync.password"),
-        format!("{SECRET_USER}:{SECRET_PASSWORD}\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        d.join("rsync.password"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    write_private(
+        &d.join("rsync.password"),
+        &format!("{SECRET_USER}:{SECRET_PASSWORD}\n"),
+    );
     std::fs::write(d.join("rsyncd.conf"), tutorial_conf(d, "the tutorial's")).unwrap();
     StockDaemon::with_config(program, dir)
 }
@@ -254,12 +256,9 @@ fn the_tutorial_configuration_works_as_written() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("html");
-    std::fs::create_dir(&src).unwrap();
-    testkit::tricky_tree(&src);
+    let src = tricky_source(t.path(), "html");
     let pw = t.path().join("rsync.password");
-    std::fs::write(&pw, format!("{SECRET_PASSWORD}\n")).unwrap();
-    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    write_private(&pw, &format!("{SECRET_PASSWORD}\n"));
     let pw_arg = format!("--password-file={}", pw.display());
     let stock = tutorial_daemon(Program::Rsync);
     let ours = tutorial_daemon(Program::Rtsync);
@@ -317,8 +316,7 @@ fn refusals_give_rsyncs_messages_and_exit_codes() {
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("f"), "x").unwrap();
     let pw = t.path().join("pw");
-    std::fs::write(&pw, "wrong\n").unwrap();
-    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    write_private(&pw, "wrong\n");
     let wrong = format!("--password-file={}", pw.display());
     let pair = Pair::start();
 
@@ -486,9 +484,7 @@ fn verbose_and_dry_run_pushes_print_what_a_stock_daemon_makes_them_print() {
     }
     let pair = Pair::start();
     let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    testkit::tricky_tree(&src);
+    let src = tricky_source(t.path(), "src");
     pair.run(&["-a", &slash(&src), "{}open/"]);
     testkit::mutate(&src);
     std::fs::create_dir(src.join("made later")).unwrap();

@@ -53,11 +53,12 @@ fn workload(src: &Path) {
 }
 
 #[test]
-fn mirrors_a_tree_to_a_local_dir_and_a_stock_daemon_through_every_kind_of_change() {
+fn mirrors_a_tree_to_a_local_dir_a_stock_daemon_and_an_rtsync_daemon_through_every_change() {
     if !have_rsync() {
         return;
     }
     let d = StockDaemon::start();
+    let ours = StockDaemon::start_rtsync();
     let t = tempfile::tempdir().unwrap();
     let (src, local) = (t.path().join("src"), t.path().join("local"));
     std::fs::create_dir(&src).unwrap();
@@ -69,19 +70,24 @@ fn mirrors_a_tree_to_a_local_dir_and_a_stock_daemon_through_every_kind_of_change
             src.to_str().unwrap(),
             &format!("{}/", local.display()),
             &d.url("push/"),
+            &ours.url("push/"),
         ],
     );
     let module = d.module_path("push");
+    let our_module = ours.module_path("push");
     // A stock daemon without chroot strips the leading '/' of absolute symlinks (rsync's
     // sanitize_paths): the same happens with stock rsync pushing there.
     let daemon_differs = ["abs-link"];
     converges(&src, &local, &[], &engine);
     converges(&src, &module, &daemon_differs, &engine);
+    converges(&src, &our_module, &daemon_differs, &engine);
 
     workload(&src);
     // The swap file is excluded, so it exists on the source only.
     let took = converges(&src, &local, &["a/.text.txt.swp"], &engine);
     converges(&src, &module, &["a/.text.txt.swp", "abs-link"], &engine);
+    converges(&src, &our_module, &["a/.text.txt.swp", "abs-link"], &engine);
+    testkit::assert_same_tree_below(&module, &our_module, true);
     eprintln!("converged {took:?} after the workload");
     assert!(!local.join("a/.text.txt.swp").exists());
     assert_eq!(

@@ -365,18 +365,6 @@ fn tell(writer: &mut MuxWriter, code: MsgCode, text: &str) -> Result<(), Session
     writer.send_raw(&frame)
 }
 
-/// rsync's words for an exit code (`log.c rerr_names`).
-fn code_words(code: u8) -> &'static str {
-    match code {
-        1 => "syntax or usage error",
-        2 => "protocol incompatibility",
-        3 => "errors selecting input/output files, dirs",
-        4 => "requested action not supported",
-        5 => "error starting client-server protocol",
-        _ => "error",
-    }
-}
-
 /// Refuses a transfer once multiplexing has started, as rsync's server does: the reason, the
 /// error line, then `MSG_ERROR_EXIT` with the code; the client exits with it. The client's
 /// input is drained until it closes, so it reads all of this rather than a connection reset.
@@ -392,7 +380,7 @@ fn refuse_started(
         MsgCode::Error,
         &format!(
             "rtsync error: {} (code {code}) [daemon=rtsync {}]\n",
-            code_words(code),
+            protocol::errcode::describe(code),
             env!("CARGO_PKG_VERSION")
         ),
     );

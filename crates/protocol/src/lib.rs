@@ -3,6 +3,7 @@
 //! - [`wire`]: the primitive encodings — little-endian ints, rsync's varint and varlong (not
 //!   LEB128), vstrings, and the delta-coded file indexes (`ndx`);
 //! - [`compat`]: the compat flags a server grants after the version;
+//! - [`errcode`]: rsync's exit codes and their words;
 //! - [`mux`]: multiplexed frames (`MSG_DATA`, errors, warnings, deletions, …);
 //! - [`daemon`]: the text phase of a daemon connection — greetings, module listing, `@ERROR`,
 //!   and the `AUTHREQD` challenge answered with md4/md5/sha1/sha256/sha512.
@@ -18,6 +19,7 @@
 
 pub mod compat;
 pub mod daemon;
+pub mod errcode;
 pub mod flist;
 pub mod mux;
 pub mod token;

@@ -102,9 +102,18 @@ pub fn sort_received(entries: Vec<Entry>) -> Result<Vec<Entry>, crate::SessionEr
     }
     // A hard-link follower names its leader by its place in the list as sent; after sorting
     // it must name the leader's place in the sorted list.
-    let mut numbered: Vec<(usize, Entry)> = entries.into_iter().enumerate().collect();
-    numbered
-        .sort_by(|(_, a), (_, b)| mirror::flist::compare(&a.name, a.is_dir(), &b.name, b.is_dir()));
+    // The order is found on indexes, not on the entries themselves: moving whole entries
+    // around was most of a large list's sorting time.
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by(|&i, &j| match (entries.get(i), entries.get(j)) {
+        (Some(a), Some(b)) => mirror::flist::compare(&a.name, a.is_dir(), &b.name, b.is_dir()),
+        _ => std::cmp::Ordering::Equal,
+    });
+    let mut slots: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
+    let mut numbered: Vec<(usize, Entry)> = order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take).map(|e| (i, e)))
+        .collect();
     numbered.dedup_by(|(_, a), (_, b)| a.name == b.name);
     let mut sorted_place = vec![None; numbered.iter().map(|(i, _)| i + 1).max().unwrap_or(0)];
     for (place, (sent, _)) in numbered.iter().enumerate() {

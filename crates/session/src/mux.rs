@@ -13,7 +13,7 @@ use crate::SessionError;
 /// The reading half of a connection: raw bytes first, multiplexed frames later.
 pub struct MuxReader {
     stream: Box<dyn Read + Send>,
-    pending: Vec<u8>,
+    pending: DataBuf,
     io_timeout: Option<Duration>,
     traffic: Arc<Traffic>,
 }
@@ -165,7 +165,7 @@ impl MuxReader {
     ) -> Self {
         MuxReader {
             stream,
-            pending: Vec::new(),
+            pending: DataBuf::default(),
             io_timeout,
             traffic,
         }
@@ -183,7 +183,7 @@ impl MuxReader {
     /// Socket errors, a line too long, or a NUL in it.
     pub fn read_line(&mut self) -> Result<Vec<u8>, SessionError> {
         loop {
-            if let Some(line) = protocol::daemon::take_line(&mut self.pending, 4096)? {
+            if let Some(line) = protocol::daemon::take_line(self.pending.compacted(), 4096)? {
                 return Ok(line);
             }
             self.fill()?;
@@ -219,6 +219,13 @@ impl DataBuf {
     fn push(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
+
+    /// The unread bytes as a vector of their own (for the line-based text phase).
+    fn compacted(&mut self) -> &mut Vec<u8> {
+        self.buf.drain(..self.at);
+        self.at = 0;
+        &mut self.buf
+    }
 }
 
 /// Messages other than data that the server sent, for the user.
@@ -233,8 +240,7 @@ impl MuxReader {
             .read(&mut buf)
             .map_err(|e| io(e, self.io_timeout))?;
         self.traffic.received.fetch_add(n as u64, Ordering::Relaxed);
-        self.pending
-            .extend_from_slice(buf.get(..n).unwrap_or_default());
+        self.pending.push(buf.get(..n).unwrap_or_default());
         Ok(n > 0)
     }
 
@@ -258,8 +264,8 @@ impl MuxReader {
         mut decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, protocol::ProtoError>,
     ) -> Result<T, SessionError> {
         loop {
-            if let Some((v, used)) = decode(&self.pending)? {
-                self.pending.drain(..used);
+            if let Some((v, used)) = decode(self.pending.unread())? {
+                self.pending.consume(used);
                 return Ok(v);
             }
             self.fill()?;
@@ -277,11 +283,16 @@ impl MuxReader {
     ) -> Result<Option<Vec<u8>>, SessionError> {
         use protocol::mux::MsgCode;
         loop {
-            if let Some((code, len)) = protocol::mux::decode_header(&self.pending)?
-                && self.pending.len() >= 4 + len
+            if let Some((code, len)) = protocol::mux::decode_header(self.pending.unread())?
+                && self.pending.unread().len() >= 4 + len
             {
-                let payload = self.pending.get(4..4 + len).unwrap_or_default().to_vec();
-                self.pending.drain(..4 + len);
+                let payload = self
+                    .pending
+                    .unread()
+                    .get(4..4 + len)
+                    .unwrap_or_default()
+                    .to_vec();
+                self.pending.consume(4 + len);
                 match code {
                     MsgCode::Data => return Ok(Some(payload)),
                     MsgCode::ErrorExit => return Err(remote_exit(&payload)),
@@ -314,20 +325,20 @@ impl MuxReader {
             }
             // Move one whole frame from the socket into `data` or to `messages`.
             let (code, len) = loop {
-                if let Some(h) = protocol::mux::decode_header(&self.pending)?
-                    && self.pending.len() >= 4 + h.1
+                if let Some(h) = protocol::mux::decode_header(self.pending.unread())?
+                    && self.pending.unread().len() >= 4 + h.1
                 {
                     break h;
                 }
                 self.fill()?;
             };
-            let payload = self.pending.get(4..4 + len).unwrap_or_default();
+            let payload = self.pending.unread().get(4..4 + len).unwrap_or_default();
             match code {
                 MsgCode::Data => data.push(payload),
                 MsgCode::ErrorExit => return Err(remote_exit(payload)),
                 other => messages(other, payload),
             }
-            self.pending.drain(..4 + len);
+            self.pending.consume(4 + len);
         }
     }
 }

@@ -381,20 +381,7 @@ fn generate(
             } else if o.tell_items {
                 let flags = match existing {
                     None => ITEM_LOCAL_CHANGE | ITEM_IS_NEW,
-                    Some(st) if e.is_dir() && st.kind == Kind::Dir => {
-                        let time = Timespec {
-                            sec: e.mtime,
-                            nsec: e.mtime_nsec,
-                        };
-                        let mut f = 0;
-                        if o.times && st.mtime != time {
-                            f |= ITEM_REPORT_TIME;
-                        }
-                        if o.perms && st.perms != e.mode & 0o7777 {
-                            f |= ITEM_REPORT_PERMS;
-                        }
-                        f
-                    }
+                    Some(st) if e.is_dir() && st.kind == Kind::Dir => dir_item_flags(&st, e, o),
                     Some(st) if e.is_symlink() && o.links => {
                         let same = st.kind == Kind::Symlink
                             && dir.as_ref().is_some_and(|d| {
@@ -451,18 +438,7 @@ fn generate(
                         if dir_changed(st.mtime, st.perms, e, o) {
                             report.inspect(|r| r(Report::Entry(e)));
                             if o.tell_items {
-                                let time = Timespec {
-                                    sec: e.mtime,
-                                    nsec: e.mtime_nsec,
-                                };
-                                let mut flags = 0;
-                                if o.times && st.mtime != time {
-                                    flags |= ITEM_REPORT_TIME;
-                                }
-                                if o.perms && st.perms != e.mode & 0o7777 {
-                                    flags |= ITEM_REPORT_PERMS;
-                                }
-                                item(&mut out, &mut ndx, i, flags);
+                                item(&mut out, &mut ndx, i, dir_item_flags(&st, e, o));
                             }
                         }
                     }
@@ -663,6 +639,22 @@ fn would_remove(dir: &fsx::Dir, name: &[u8], path: &[u8], out: &mut Vec<(Vec<u8>
         }
     }
     out.push((path.to_vec(), is_dir));
+}
+
+/// What changes in a directory that exists: its time, its permissions.
+fn dir_item_flags(st: &fsx::Stat, e: &Entry, o: &ReceiveOptions) -> u16 {
+    let time = Timespec {
+        sec: e.mtime,
+        nsec: e.mtime_nsec,
+    };
+    let mut flags = 0;
+    if o.times && st.mtime != time {
+        flags |= ITEM_REPORT_TIME;
+    }
+    if o.perms && st.perms != e.mode & 0o7777 {
+        flags |= ITEM_REPORT_PERMS;
+    }
+    flags
 }
 
 /// `ITEM_IS_NEW` when nothing is there yet, else `ITEM_REPORT_CHANGE` (what is there was
