@@ -521,3 +521,91 @@ fn verbose_and_dry_run_pushes_print_what_a_stock_daemon_makes_them_print() {
     assert_eq!(std::fs::read(made.join("inside")).unwrap(), b"x");
     assert!(!pair.ours.module_path("open").join("only there").exists());
 }
+
+#[test]
+fn incoming_and_outgoing_chmod_and_ignore_nonreadable_as_rsync() {
+    if !have_rsync() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir_all(src.join("dir")).unwrap();
+    std::fs::write(src.join("dir/f"), "x").unwrap();
+    std::fs::set_permissions(
+        src.join("dir/f"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let conf = "[m]\npath = {d}/m\nread only = no\nincoming chmod = Dg+s,Fo-r\n\
+                outgoing chmod = F600\n";
+    let (stock, ours) = (custom(Program::Rsync, conf), custom(Program::Rtsync, conf));
+    let mode =
+        |p: &Path| std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(p).unwrap()) & 0o7777;
+    for d in [&stock, &ours] {
+        let out = rsync(["-a".to_string(), slash(&src), d.url("m/")]);
+        assert_eq!(code(&out), Some(0), "{}", text(&out));
+    }
+    for p in ["dir", "dir/f"] {
+        assert_eq!(
+            mode(&ours.module_path("m").join(p)),
+            mode(&stock.module_path("m").join(p)),
+            "{p}"
+        );
+    }
+    assert_eq!(mode(&ours.module_path("m").join("dir/f")), 0o640);
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    rsync(["-a".to_string(), stock.url("m/"), slash(&a)]);
+    rsync(["-a".to_string(), ours.url("m/"), slash(&b)]);
+    assert_eq!(mode(&b.join("dir/f")), mode(&a.join("dir/f")));
+    assert_eq!(mode(&b.join("dir/f")), 0o600);
+
+    // `ignore nonreadable`: only meaningful when the module's user is not root.
+    if !common::daemon::rustix_is_root() {
+        return;
+    }
+    for (extra, expect_file) in [("", false), ("ignore nonreadable = yes\n", false)] {
+        let conf =
+            format!("[m]\npath = {{d}}/m\nread only = yes\nuid = nobody\ngid = nogroup\n{extra}");
+        let (stock, ours) = (
+            custom(Program::Rsync, &conf),
+            custom(Program::Rtsync, &conf),
+        );
+        for d in [&stock, &ours] {
+            let m = d.module_path("m");
+            std::fs::set_permissions(
+                d.dir.path(),
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .unwrap();
+            std::fs::set_permissions(&m, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            std::fs::write(m.join("secret"), "s").unwrap();
+            std::fs::set_permissions(
+                m.join("secret"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )
+            .unwrap();
+            std::fs::write(m.join("public"), "p").unwrap();
+            std::fs::set_permissions(
+                m.join("public"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o644),
+            )
+            .unwrap();
+        }
+        let (a, b) = (
+            t.path().join(format!("na{}", extra.len())),
+            t.path().join(format!("nb{}", extra.len())),
+        );
+        let theirs = rsync(["-a".to_string(), stock.url("m/"), slash(&a)]);
+        let mine = rsync(["-a".to_string(), ours.url("m/"), slash(&b)]);
+        assert_eq!(
+            code(&mine),
+            code(&theirs),
+            "{extra}\n{}\n{}",
+            text(&theirs),
+            text(&mine)
+        );
+        assert_eq!(b.join("secret").exists(), expect_file);
+        assert!(b.join("public").exists());
+    }
+}

@@ -388,6 +388,20 @@ pub fn handle(
         log.line(&format!("{text} [{}]", m.name));
         return refuse(&mut writer, text);
     }
+    let chmod = |v: &Option<String>, which: &str| {
+        crate::chmod::Chmod::parse(v.as_deref().unwrap_or_default())
+            .map_err(|e| format!("{which} of module {}: {e}", m.name))
+    };
+    let (incoming_chmod, outgoing_chmod) = match (
+        chmod(&m.incoming_chmod, "incoming chmod"),
+        chmod(&m.outgoing_chmod, "outgoing chmod"),
+    ) {
+        (Ok(i), Ok(o)) => (i, o),
+        (Err(e), _) | (_, Err(e)) => {
+            log.line(&e);
+            return refuse(&mut writer, e);
+        }
+    };
     if send_line(&mut writer, "@RSYNCD: OK\n").is_err() {
         return Ending::Refused("connection closed".into());
     }
@@ -436,6 +450,9 @@ pub fn handle(
         numeric_ids: m.numeric_ids(chrooted),
         munge_symlinks: m.munge_symlinks(chrooted),
         sanitize_links: !chrooted,
+        incoming_chmod,
+        outgoing_chmod,
+        ignore_nonreadable: m.ignore_nonreadable,
     };
     let seed = i32::from_le_bytes(rand_bytes()[..4].try_into().unwrap_or([0; 4]));
     let logger = Arc::clone(log);

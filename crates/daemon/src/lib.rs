@@ -3,6 +3,7 @@
 //! - [`config`]: rsyncd.conf, parsed as rsync parses it;
 //! - [`hosts`]: `hosts allow` / `hosts deny` matching;
 //! - [`auth`]: `auth users` and the secrets file;
+//! - [`chmod`]: `incoming chmod` / `outgoing chmod` (rsync's `--chmod` strings);
 //! - [`args`]: the server argument vector a client sends (`--server -logDtpre.iLsfxCIvu …`);
 //! - [`logfmt`]: `log format` (`%t %a %h %m %u %f %b %l %o %i` …);
 //! - [`request`]: what a client's argument words ask, refused options refused;
@@ -19,6 +20,7 @@
 
 pub mod args;
 pub mod auth;
+pub mod chmod;
 pub mod config;
 pub mod conn;
 pub mod hosts;

@@ -125,6 +125,12 @@ pub struct ModuleView {
     /// `munge symlinks`: symlinks received are stored behind `/rsyncd-munged/`, so that none
     /// can lead out of the module, and sent without it.
     pub munge_symlinks: bool,
+    /// `incoming chmod`: applied to the permissions of what a push brings (with `-p`).
+    pub incoming_chmod: crate::chmod::Chmod,
+    /// `outgoing chmod`: applied to the permissions a pull sends.
+    pub outgoing_chmod: crate::chmod::Chmod,
+    /// `ignore nonreadable`: a pull leaves out the files the module's user cannot read.
+    pub ignore_nonreadable: bool,
     /// Not chrooted: received symlink targets are cleaned so that they stay inside the module
     /// (rsync's `sanitize_paths`), unless they are munged.
     pub sanitize_links: bool,
@@ -524,8 +530,26 @@ fn send_module(
         delete_missing_args: t.delete_missing_args,
         ..mirror::Options::default()
     };
-    let list = mirror::flist::build(&sources, files_from.as_deref(), &opts, &filters);
+    let mut list = mirror::flist::build(&sources, files_from.as_deref(), &opts, &filters);
+    if module.ignore_nonreadable {
+        let readable: Vec<bool> = list
+            .entries
+            .iter()
+            .map(|e| {
+                e.kind != Some(fsx::Kind::File)
+                    || rustix::fs::access(list.source_path(e), rustix::fs::Access::READ_OK).is_ok()
+            })
+            .collect();
+        let mut keep = readable.into_iter();
+        list.entries.retain(|_| keep.next().unwrap_or(true));
+    }
     let mut files = session::flist::to_send(&list, t.checksum.then_some(s.checksum));
+    if !module.outgoing_chmod.is_empty() {
+        for f in files.iter_mut().filter(|f| f.entry.mode & 0o170_000 != 0) {
+            let e = &mut f.entry;
+            e.mode = (e.mode & !0o7777) | module.outgoing_chmod.apply(e.mode, e.is_dir());
+        }
+    }
     if module.munge_symlinks {
         for f in &mut files {
             if let Some(target) = &mut f.entry.link_target
@@ -641,6 +665,11 @@ fn receive_into_module(
             ));
         }
     };
+    if !module.incoming_chmod.is_empty() {
+        for e in entries.iter_mut().filter(|e| e.mode & 0o170_000 != 0) {
+            e.mode = (e.mode & !0o7777) | module.incoming_chmod.apply(e.mode, e.is_dir());
+        }
+    }
     if module.sanitize_links && !module.munge_symlinks {
         for e in &mut entries {
             let depth = e.name.iter().filter(|&&b| b == b'/').count();

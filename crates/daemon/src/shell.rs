@@ -83,6 +83,9 @@ pub fn run(words: &[Vec<u8>]) -> u8 {
         numeric_ids: false,
         munge_symlinks: false,
         sanitize_links: false,
+        incoming_chmod: crate::chmod::Chmod::default(),
+        outgoing_chmod: crate::chmod::Chmod::default(),
+        ignore_nonreadable: false,
     };
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

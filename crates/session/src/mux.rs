@@ -342,3 +342,61 @@ impl MuxReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader over bytes already received.
+    fn reader_over(bytes: Vec<u8>) -> MuxReader {
+        MuxReader::new(
+            Box::new(std::io::Cursor::new(bytes)),
+            None,
+            Arc::new(Traffic::default()),
+        )
+    }
+
+    #[test]
+    fn values_split_across_frames_and_messages_between_them_arrive_whole() {
+        use protocol::mux::{MsgCode, encode};
+        // Ints whose bytes straddle frames, with a warning between two frames, then a
+        // 300 KiB literal run over five frames: what a sender's stream looks like.
+        let mut stream = Vec::new();
+        encode(&mut stream, MsgCode::Data, &[1, 0, 0, 0, 2, 0]).unwrap();
+        encode(&mut stream, MsgCode::Warning, b"careful\n").unwrap();
+        encode(&mut stream, MsgCode::Data, &[0, 0]).unwrap();
+        let big: Vec<u8> = (0..300 * 1024).map(|i| (i % 251) as u8).collect();
+        for piece in big.chunks(64 * 1024) {
+            encode(&mut stream, MsgCode::Data, piece).unwrap();
+        }
+        let mut r = reader_over(stream);
+        let mut data = DataBuf::default();
+        let mut told = Vec::new();
+        let mut sink = |code: MsgCode, text: &[u8]| told.push((code, text.to_vec()));
+        let int = |b: &[u8]| Ok(protocol::wire::get_int(b));
+        assert_eq!(r.recv_data(&mut data, &mut sink, int).unwrap(), 1);
+        assert_eq!(r.recv_data(&mut data, &mut sink, int).unwrap(), 2);
+        let mut got = Vec::new();
+        while got.len() < big.len() {
+            let take = 1000.min(big.len() - got.len());
+            let piece = r
+                .recv_data(&mut data, &mut sink, |b| {
+                    Ok(b.get(..take).map(|s| (s.to_vec(), take)))
+                })
+                .unwrap();
+            got.extend_from_slice(&piece);
+        }
+        assert_eq!(got, big);
+        assert_eq!(told, vec![(MsgCode::Warning, b"careful\n".to_vec())]);
+        // The front is dropped as it goes: what is held never grows with what went by.
+        assert!(data.buf.len() <= 128 * 1024, "{}", data.buf.len());
+    }
+
+    #[test]
+    fn text_lines_then_raw_values_share_one_buffer() {
+        let mut r = reader_over(b"@RSYNCD: 31.0\nmod\n\x05\x00\x00\x00".to_vec());
+        assert_eq!(r.read_line().unwrap(), b"@RSYNCD: 31.0");
+        assert_eq!(r.read_line().unwrap(), b"mod");
+        assert_eq!(r.read_raw(|b| Ok(protocol::wire::get_int(b))).unwrap(), 5);
+    }
+}

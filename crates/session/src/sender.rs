@@ -313,9 +313,22 @@ pub fn send(
                 Ok(f) => f,
                 Err(e) => {
                     // rsync's MSG_NO_SEND: the generator will not wait for this file.
-                    errors.push(format!("send_files failed to open {:?}: {e}", file.source));
+                    let text = format!("send_files failed to open {:?}: {e}", file.source);
                     stats.errors += 1;
                     let mut msg = Vec::new();
+                    if o.server {
+                        // The client hears it as from rsync's sender, and exits 23.
+                        let line = format!(
+                            "rtsync: [sender] send_files failed to open {:?}: {e}\n",
+                            String::from_utf8_lossy(&file.entry.name)
+                        );
+                        protocol::mux::encode(
+                            &mut msg,
+                            protocol::mux::MsgCode::ErrorXfer,
+                            line.as_bytes(),
+                        )?;
+                    }
+                    errors.push(text);
                     protocol::mux::encode(
                         &mut msg,
                         protocol::mux::MsgCode::NoSend,
