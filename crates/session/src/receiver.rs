@@ -953,8 +953,13 @@ pub fn receive(
                 Box::new(&[][..])
             };
             let mut tmp = dir.create_temp(name)?;
+            // Sized to the file: a 256 KiB buffer for every small file was an mmap and a
+            // munmap each.
+            let capacity = usize::try_from(entry.size)
+                .unwrap_or(0)
+                .clamp(8 * 1024, 256 * 1024);
             let out = BufWriter::with_capacity(
-                256 * 1024,
+                capacity,
                 fsx::SparseWriter::new(tmp.file_mut(), o.sparse),
             );
             let mut patcher = Patcher::new(basis, sizes, o.checksum, out);

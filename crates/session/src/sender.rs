@@ -5,7 +5,6 @@
 //! into a channel the whole time, so a peer busy writing to us can never stall our writing
 //! (rsync's classic deadlock).
 
-use std::io::BufReader;
 use std::path::PathBuf;
 use std::sync::mpsc;
 
@@ -349,11 +348,11 @@ pub fn send(
                 out: echo,
                 encoder: encoder.as_mut(),
             };
+            // The matcher reads in large pieces itself: no buffer of our own (a 256 KiB one
+            // per file was an mmap and a munmap per small file).
+            let mut source = source;
             let (mstats, sum) = Matcher::new(&sig)
-                .run(
-                    &mut BufReader::with_capacity(256 * 1024, source),
-                    &mut tokens,
-                )
+                .run(&mut source, &mut tokens)
                 .map_err(|e| SessionError::Socket(std::io::Error::other(e.to_string())))?;
             match tokens.encoder.as_mut() {
                 Some(enc) => enc.end_file(&mut tokens.out)?,
