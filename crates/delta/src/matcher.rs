@@ -159,7 +159,9 @@ fn fill(source: &mut impl Read, buf: &mut Vec<u8>, want: usize) -> Result<bool, 
         let old = buf.len();
         let grow = (want - old).max(CHUNK_SIZE * 4);
         // `read_to_end` reads into spare capacity: nothing is zeroed first (a 2 KiB file
-        // used to cost a 128 KiB memset).
+        // used to cost a 128 KiB memset). Reserving it all first makes that one read of the
+        // whole piece, not a ladder of small reads and reallocations.
+        buf.reserve(grow);
         let n = match source.by_ref().take(grow as u64).read_to_end(buf) {
             Ok(n) => n,
             Err(e) => {
