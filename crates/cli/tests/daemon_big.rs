@@ -5,22 +5,15 @@
 
 mod common;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
 use common::daemon::StockDaemon;
-use common::{have_rsync, ok, rtsync, slash};
+use common::{have_rsync, ok, rtsync, slash, stat, write_at};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
-
-fn write_at(path: &Path, offset: u64, data: &[u8]) {
-    let mut f = OpenOptions::new().write(true).open(path).unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    f.write_all(data).unwrap();
-}
 
 /// The wire bytes the daemon logged for its last transfer of `name` in direction `op`.
 fn logged_bytes(d: &StockDaemon, op: &str, name: &str) -> (u64, u64) {
@@ -36,20 +29,6 @@ fn logged_bytes(d: &StockDaemon, op: &str, name: &str) -> (u64, u64) {
             )
         });
     (len, bytes)
-}
-
-/// The summary line rtsync prints with `--stats`, as a number.
-fn stat(out: &str, label: &str) -> u64 {
-    let line = out
-        .lines()
-        .find(|l| l.starts_with(label))
-        .unwrap_or_else(|| panic!("no '{label}' in\n{out}"));
-    line[label.len()..]
-        .trim()
-        .trim_end_matches(" bytes")
-        .replace(',', "")
-        .parse()
-        .expect("number")
 }
 
 #[test]

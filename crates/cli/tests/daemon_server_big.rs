@@ -4,45 +4,14 @@
 
 mod common;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
-use std::path::Path;
-use std::process::Output;
+use std::fs::{self, File};
+use std::io::Write;
 
 use common::daemon::StockDaemon;
-use common::{have_rsync, rsync, slash};
+use common::{have_rsync, ok, rsync, slash, stat, write_at};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
-
-fn write_at(path: &Path, offset: u64, data: &[u8]) {
-    let mut f = OpenOptions::new().write(true).open(path).unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    f.write_all(data).unwrap();
-}
-
-fn ok(out: &Output) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A `--stats` figure as a number.
-fn stat(out: &str, label: &str) -> u64 {
-    out.lines()
-        .find_map(|l| l.strip_prefix(label))
-        .unwrap_or_else(|| panic!("no '{label}' in\n{out}"))
-        .trim()
-        .trim_end_matches(" bytes")
-        .replace(',', "")
-        .parse()
-        .unwrap()
-}
 
 #[test]
 fn one_mib_changed_in_one_gib_crosses_as_about_one_mib_each_way() {

@@ -110,3 +110,25 @@ pub fn fake_ssh(dir: &Path) -> String {
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     path.display().to_string()
 }
+
+/// Overwrites `data` at `offset` in an existing file.
+pub fn write_at(path: &Path, offset: u64, data: &[u8]) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(data).unwrap();
+}
+
+/// A `--stats` summary line (rtsync's or rsync's), as a number.
+pub fn stat(out: &str, label: &str) -> u64 {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no '{label}' in\n{out}"));
+    line[label.len()..]
+        .trim()
+        .trim_end_matches(" bytes")
+        .replace(',', "")
+        .parse()
+        .expect("number")
+}
