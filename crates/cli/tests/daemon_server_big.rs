@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 
 use common::daemon::StockDaemon;
-use common::{have_rsync, ok, rsync, slash, stat, write_at};
+use common::{have_rsync, noise_file, ok, rsync, slash, stat, write_at};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -23,13 +22,7 @@ fn one_mib_changed_in_one_gib_crosses_as_about_one_mib_each_way() {
     let src = t.path().join("src");
     fs::create_dir(&src).unwrap();
     let big = src.join("big");
-    {
-        let mut f = File::create(&big).unwrap();
-        for i in 0..(GIB / MIB) {
-            f.write_all(&testkit::noise(MIB as usize, i + 7)).unwrap();
-        }
-    }
-    testkit::set_mtime(&big, 1_700_000_000, 0);
+    noise_file(&big, GIB / MIB, 7);
     ok(&rsync([
         "-a",
         "--timeout=120",

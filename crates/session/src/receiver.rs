@@ -515,20 +515,10 @@ fn generate(
                     Some(st) if st.kind == kind && (!kind.is_device() || st.rdev == rdev) => {
                         dir.set_meta(name, kind, &meta_of(e, o))?;
                     }
-                    Some(st) if st.kind == Kind::Dir => {
-                        dir.remove_tree(name, &mut |_, _| false)?;
-                        dir.mknod(name, kind, rdev, &meta_of(e, o))?;
-                        report.inspect(|r| r(Report::Entry(e)));
-                        if o.tell_items {
-                            item(
-                                &mut out,
-                                &mut ndx,
-                                i,
-                                ITEM_LOCAL_CHANGE | changed_or_new(existing),
-                            );
-                        }
-                    }
                     _ => {
+                        if existing.is_some_and(|st| st.kind == Kind::Dir) {
+                            dir.remove_tree(name, &mut |_, _| false)?;
+                        }
                         dir.mknod(name, kind, rdev, &meta_of(e, o))?;
                         report.inspect(|r| r(Report::Entry(e)));
                         if o.tell_items {

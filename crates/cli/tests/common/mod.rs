@@ -132,3 +132,14 @@ pub fn stat(out: &str, label: &str) -> u64 {
         .parse()
         .expect("number")
 }
+
+/// A file of `mib` MiB of noise (each MiB from its own seed, `seed` + its index), with a
+/// fixed time.
+pub fn noise_file(path: &Path, mib: u64, seed: u64) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    for i in 0..mib {
+        f.write_all(&testkit::noise(1 << 20, seed + i)).unwrap();
+    }
+    testkit::set_mtime(path, 1_700_000_000, 0);
+}
