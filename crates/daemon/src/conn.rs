@@ -173,12 +173,9 @@ fn lookup_id(file: &str, name: &str) -> Option<u32> {
     if let Ok(n) = name.parse() {
         return Some(n);
     }
-    let content = std::fs::read_to_string(file).ok()?;
-    content.lines().find_map(|line| {
-        let mut f = line.split(':');
-        let (n, _, id) = (f.next()?, f.next()?, f.next()?);
-        (n == name).then(|| id.parse().ok()).flatten()
-    })
+    session::flist::account_ids(file)
+        .into_iter()
+        .find_map(|(n, id)| (n == name.as_bytes()).then_some(id))
 }
 
 /// As root, runs this connection's thread (and the threads it starts) as the module's `uid`
@@ -201,6 +198,12 @@ fn become_module_user(m: &Module) -> Result<(), String> {
         .map_err(|e| format!("setgid {group} failed: {e}"))?;
     rustix::thread::set_thread_uid(rustix::fs::Uid::from_raw(uid))
         .map_err(|e| format!("setuid {user} failed: {e}"))
+}
+
+/// A checksum seed for a session (rsync's is the time and pid mixed; any unpredictable
+/// number does).
+pub(crate) fn random_seed() -> i32 {
+    i32::from_le_bytes(rand_bytes()[..4].try_into().unwrap_or([0; 4]))
 }
 
 /// Unpredictable bytes for the challenge.
@@ -454,7 +457,7 @@ pub fn handle(
         outgoing_chmod,
         ignore_nonreadable: m.ignore_nonreadable,
     };
-    let seed = i32::from_le_bytes(rand_bytes()[..4].try_into().unwrap_or([0; 4]));
+    let seed = random_seed();
     let logger = Arc::clone(log);
     let transfer_log: Arc<serve::TransferLog> = {
         let (module, host, addr, user, format, enabled, module_path) = (

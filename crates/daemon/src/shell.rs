@@ -87,10 +87,7 @@ pub fn run(words: &[Vec<u8>]) -> u8 {
         outgoing_chmod: crate::chmod::Chmod::default(),
         ignore_nonreadable: false,
     };
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos().cast_signed())
-        ^ (std::process::id().cast_signed() << 6);
+    let seed = crate::conn::random_seed();
     match serve::serve(
         (reader, writer),
         version,

@@ -159,24 +159,29 @@ pub fn sort_received(entries: Vec<Entry>) -> Result<Vec<Entry>, crate::SessionEr
 #[must_use]
 pub fn id_names(file: &str, ids: impl IntoIterator<Item = u32>) -> Vec<(u32, Vec<u8>)> {
     let ids: std::collections::BTreeSet<u32> = ids.into_iter().collect();
-    let content = std::fs::read(file).unwrap_or_default();
-    let mut out = Vec::new();
-    for line in content.split(|&b| b == b'\n') {
-        let mut fields = line.split(|&b| b == b':');
-        let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
-            continue;
-        };
-        let Some(id) = std::str::from_utf8(id)
-            .ok()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    let mut out: Vec<(u32, Vec<u8>)> = Vec::new();
+    for (name, id) in account_ids(file) {
         if ids.contains(&id) && !out.iter().any(|(i, _)| *i == id) {
-            out.push((id, name.to_vec()));
+            out.push((id, name));
         }
     }
     out
+}
+
+/// The `name:x:id:…` lines of `/etc/passwd` or `/etc/group`, as (name, id) in file order
+/// (unreadable files and malformed lines give nothing).
+#[must_use]
+pub fn account_ids(file: &str) -> Vec<(Vec<u8>, u32)> {
+    let content = std::fs::read(file).unwrap_or_default();
+    content
+        .split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let mut fields = line.split(|&b| b == b':');
+            let (name, _, id) = (fields.next()?, fields.next()?, fields.next()?);
+            let id = std::str::from_utf8(id).ok()?.parse().ok()?;
+            Some((name.to_vec(), id))
+        })
+        .collect()
 }
 
 /// The type bits of `st_mode` for a kind.
@@ -192,18 +197,11 @@ fn type_bits(kind: fsx::Kind) -> u32 {
     }
 }
 
-/// Local ids by name, from `/etc/passwd` or `/etc/group`.
+/// Local ids by name, from `/etc/passwd` or `/etc/group` (the first line of a name counts).
 fn local_ids(file: &str) -> std::collections::HashMap<Vec<u8>, u32> {
-    let content = std::fs::read(file).unwrap_or_default();
     let mut out = std::collections::HashMap::new();
-    for line in content.split(|&b| b == b'\n') {
-        let mut fields = line.split(|&b| b == b':');
-        let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
-            continue;
-        };
-        if let Some(id) = std::str::from_utf8(id).ok().and_then(|s| s.parse().ok()) {
-            out.entry(name.to_vec()).or_insert(id);
-        }
+    for (name, id) in account_ids(file) {
+        out.entry(name).or_insert(id);
     }
     out
 }

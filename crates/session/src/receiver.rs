@@ -791,7 +791,7 @@ fn request(
 ) -> Result<(), fsx::FsError> {
     let basis = existing.filter(|st| st.kind == Kind::File && st.size > 0 && !o.whole_file);
     ndx.encode(out, i32::try_from(i).unwrap_or(i32::MAX));
-    let iflags = ITEM_TRANSFER | if existing.is_none() { ITEM_IS_NEW } else { 0 };
+    let iflags = ITEM_TRANSFER | new_flag(existing);
     out.extend_from_slice(&iflags.to_le_bytes());
     let Some(st) = basis else {
         for _ in 0..4 {
