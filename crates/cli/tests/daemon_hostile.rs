@@ -368,11 +368,7 @@ fn a_silent_client_is_dropped_after_the_modules_timeout() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("open")).unwrap();
     std::fs::create_dir(dir.path().join("push")).unwrap();
-    let ids = if common::daemon::rustix_is_root() {
-        "uid = root\ngid = root\n"
-    } else {
-        ""
-    };
+    let ids = common::daemon::root_ids();
     std::fs::write(
         dir.path().join("rsyncd.conf"),
         format!(

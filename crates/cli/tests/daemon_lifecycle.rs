@@ -11,11 +11,7 @@ use std::time::{Duration, Instant};
 use common::{have_rsync, rsync};
 
 fn conf(d: &Path, port: u16, extra_module: &str) -> String {
-    let ids = if common::daemon::rustix_is_root() {
-        "uid = root\ngid = root\n"
-    } else {
-        ""
-    };
+    let ids = common::daemon::root_ids();
     format!(
         "{ids}use chroot = no\nport = {port}\naddress = 127.0.0.1\npid file = {d}/rtsyncd.pid\n\
          log file = {d}/rtsyncd.log\n\

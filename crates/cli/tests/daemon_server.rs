@@ -100,18 +100,8 @@ fn stock_clients_push_and_pull_the_tricky_tree_as_with_a_stock_daemon() {
     testkit::mutate(&src);
     let (theirs, ours) = pair.run(&["-aH", "--delete", "--stats", &src_arg, "{}open/"]);
     pair.same_module("open");
-    let literal = |out: &Output| -> u64 {
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("Literal data: "))
-            .map(|v| {
-                v.trim_end_matches(" bytes")
-                    .replace(',', "")
-                    .parse()
-                    .unwrap()
-            })
-            .unwrap()
-    };
+    let literal =
+        |out: &Output| common::stat(&String::from_utf8_lossy(&out.stdout), "Literal data:");
     assert!(
         literal(&ours) <= literal(&theirs) + 64 * 1024,
         "{}\n{}",
@@ -225,7 +215,6 @@ a/b
 
 /// The classic tutorial's rsyncd.conf, as written (uid/gid root only where we are root).
 fn tutorial_conf(d: &Path, port_note: &str) -> String {
-    let root = common::daemon::rustix_is_root();
     format!(
         "{ids}use chroot = no\nmax connections = 200\ntimeout = 600\npid file = {d}/rsyncd.pid\n\
          lock file = {d}/rsync.lock\nlog file = {d}/rsyncd.log\nlog format = %t %a %m %f %b\n\
@@ -234,7 +223,7 @@ fn tutorial_conf(d: &Path, port_note: &str) -> String {
          hosts allow = 127.0.0.1/8\nhosts deny = *\nauth users = {SECRET_USER}\n\
          secrets file = {d}/rsync.password\n",
         d = d.display(),
-        ids = if root { "uid = root\ngid = root\n" } else { "" },
+        ids = common::daemon::root_ids(),
     )
 }
 
@@ -360,11 +349,7 @@ fn refusals_give_rsyncs_messages_and_exit_codes() {
 fn custom(program: Program, conf: &str) -> StockDaemon {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("m")).unwrap();
-    let ids = if common::daemon::rustix_is_root() {
-        "uid = root\ngid = root\n"
-    } else {
-        ""
-    };
+    let ids = common::daemon::root_ids();
     let text = format!(
         "{ids}use chroot = no\nlog file = {d}/rsyncd.log\n{}",
         conf.replace("{d}", &dir.path().display().to_string()),

@@ -57,7 +57,6 @@ impl StockDaemon {
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
         )
         .unwrap();
-        let root = rustix_is_root();
         // `log file` in the config, not `--log-file`: rsync 3.5.0 drops a module's transfer
         // lines when the log file comes from the command line.
         let conf = format!(
@@ -68,7 +67,7 @@ impl StockDaemon {
              [secret]\n  path = {d}/secret\n  read only = no\n  auth users = {SECRET_USER}\n  secrets file = {d}/secrets\n  comment = needs a password\n\
              [ro]\n  path = {d}/ro\n  read only = yes\n",
             d = d.display(),
-            ids = if root { "uid = root\ngid = root\n" } else { "" },
+            ids = root_ids(),
         );
         std::fs::write(d.join("rsyncd.conf"), conf).unwrap();
         Self::with_config(program, dir)
@@ -175,6 +174,16 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The rsyncd.conf lines that keep a daemon started as root writing as root (stock rsync
+/// would switch to `nobody`); nothing otherwise.
+pub fn root_ids() -> &'static str {
+    if rustix_is_root() {
+        "uid = root\ngid = root\n"
+    } else {
+        ""
+    }
 }
 
 pub fn rustix_is_root() -> bool {
