@@ -323,10 +323,35 @@ impl ListShape {
 }
 
 fn print_message(code: protocol::mux::MsgCode, text: &[u8]) {
-    if code == protocol::mux::MsgCode::Info {
+    if code == protocol::mux::MsgCode::IoError {
+        // rsync's sender tells its io_error bits this way: files that vanished (exit 24) or
+        // could not be read (23). One transfer per process, so one record for it.
+        if let Ok(bits) = <[u8; 4]>::try_from(text) {
+            PEER_IO_ERROR.fetch_or(
+                i32::from_le_bytes(bits),
+                std::sync::atomic::Ordering::SeqCst,
+            );
+        }
+    } else if code == protocol::mux::MsgCode::Info {
         let _ = std::io::stdout().write_all(text);
     } else {
         let _ = std::io::stderr().write_all(text);
+    }
+}
+
+/// The io_error bits the peer's sender reported (`MSG_IO_ERROR`).
+static PEER_IO_ERROR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The exit code of a pull: 23 for files not transferred (ours or the sender's), 24 when the
+/// sender only lost files that vanished, 0 otherwise.
+fn pull_exit(errors: u64) -> u8 {
+    let peer = PEER_IO_ERROR.load(std::sync::atomic::Ordering::SeqCst);
+    if errors > 0 || peer & 1 != 0 {
+        23
+    } else if peer & 2 != 0 {
+        24
+    } else {
+        0
     }
 }
 
@@ -614,7 +639,7 @@ fn pull_module(
         };
         print!("\n{}", summary.summary(started.elapsed()));
     }
-    Ok(if stats.errors > 0 { 23 } else { 0 })
+    Ok(pull_exit(stats.errors))
 }
 
 /// Pushes the local sources to `module/path` on the daemon.
@@ -793,6 +818,8 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
     }
     Ok(if stats.errors > 0 || !list.errors.is_empty() {
         23
+    } else if stats.vanished > 0 {
+        24
     } else {
         0
     })

@@ -75,7 +75,12 @@ pub struct SendStats {
     pub matched: u64,
     /// Files that could not be read.
     pub errors: u64,
+    /// Files that were gone by the time they were to be sent (rsync's exit 24).
+    pub vanished: u64,
 }
+
+/// rsync's `IOERR_VANISHED` bit of `io_error`: a source file vanished.
+const IOERR_VANISHED: i32 = 2;
 
 /// `ITEM_LOCAL_CHANGE`.
 const ITEM_LOCAL_CHANGE: u16 = 1 << 14;
@@ -269,6 +274,7 @@ pub fn send(
                 })?;
             let iflags = incoming.next(|b| Ok(get_short(b)))?;
             let mut echo = Vec::new();
+            let ndx_before = ndx_out;
             ndx_out.encode(&mut echo, ndx);
             echo.extend_from_slice(&iflags.to_le_bytes());
             if iflags & ITEM_BASIS_TYPE_FOLLOWS != 0 {
@@ -311,21 +317,44 @@ pub fn send(
             let source = match fsx::open_nofollow(&file.source) {
                 Ok(f) => f,
                 Err(e) => {
-                    // rsync's MSG_NO_SEND: the generator will not wait for this file.
-                    let text = format!("send_files failed to open {:?}: {e}", file.source);
-                    stats.errors += 1;
+                    // rsync's MSG_NO_SEND: the generator will not wait for this file. The echo
+                    // is never sent, so the index coder must not remember it: the receiver
+                    // decodes the next index against the last one it actually saw.
+                    ndx_out = ndx_before;
+                    let vanished = e.kind() == std::io::ErrorKind::NotFound;
+                    let name = String::from_utf8_lossy(&file.entry.name);
+                    let text = if vanished {
+                        stats.vanished += 1;
+                        format!("file has vanished: {:?}", file.source)
+                    } else {
+                        stats.errors += 1;
+                        format!("send_files failed to open {:?}: {e}", file.source)
+                    };
                     let mut msg = Vec::new();
                     if o.server {
-                        // The client hears it as from rsync's sender, and exits 23.
-                        let line = format!(
-                            "rtsync: [sender] send_files failed to open {:?}: {e}\n",
-                            String::from_utf8_lossy(&file.entry.name)
-                        );
-                        protocol::mux::encode(
-                            &mut msg,
-                            protocol::mux::MsgCode::ErrorXfer,
-                            line.as_bytes(),
-                        )?;
+                        // The client hears it as from rsync's sender: a warning for a file
+                        // that vanished (exit 24), an error otherwise (exit 23).
+                        let (code, line) = if vanished {
+                            (
+                                protocol::mux::MsgCode::Warning,
+                                format!("file has vanished: {name:?}\n"),
+                            )
+                        } else {
+                            (
+                                protocol::mux::MsgCode::ErrorXfer,
+                                format!(
+                                    "rtsync: [sender] send_files failed to open {name:?}: {e}\n"
+                                ),
+                            )
+                        };
+                        protocol::mux::encode(&mut msg, code, line.as_bytes())?;
+                        if vanished {
+                            protocol::mux::encode(
+                                &mut msg,
+                                protocol::mux::MsgCode::IoError,
+                                &IOERR_VANISHED.to_le_bytes(),
+                            )?;
+                        }
                     }
                     errors.push(text);
                     protocol::mux::encode(

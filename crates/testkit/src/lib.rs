@@ -1,7 +1,11 @@
 //! Test helpers shared by every crate's tests: a source tree with every awkward thing a real
 //! tree has ([`tricky_tree`]), and an exact comparison of two trees ([`diff_trees`]) covering
 //! type, size, permissions, nanosecond mtime, owner, symlink target, content and hard-link
-//! structure.
+//! structure; and the proving ground's hosts ([`topology`]) joined by emulated links
+//! ([`netem`]).
+
+pub mod netem;
+pub mod topology;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;

@@ -16,24 +16,34 @@ impl Engine {
     /// Starts `rtsync run ARGS` with its journal in `state` (unless a `--config` names one)
     /// and its log next to it.
     pub fn start(state: &Path, args: &[&str]) -> Engine {
-        let log = state.with_extension("log");
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtsync"));
         cmd.arg("run");
         if !args.contains(&"--config") {
             cmd.arg(format!("--state-dir={}", state.display()));
         }
+        cmd.args(args);
+        Self::spawn(cmd, state.with_extension("log"))
+    }
+
+    /// Starts `cmd` (an `rtsync run` however it is wrapped, say in `ip netns exec`), its
+    /// output appended to `log`.
+    pub fn spawn(mut cmd: Command, log: PathBuf) -> Engine {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let child = cmd
-            .args(args)
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
             .expect("start rtsync run");
         Engine { child, log }
+    }
+
+    /// The engine's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> String {

@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod engine;
+pub mod ground;
 
 use std::ffi::OsStr;
 use std::path::Path;
