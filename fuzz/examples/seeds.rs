@@ -267,5 +267,118 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         s.extend_from_slice(path.as_bytes());
         write("daemon_paths", name, &s)?;
     }
+
+    // sersync_conf: sersync 2.5.4's shipped confxml.xml, with auth, a port and a crontab on.
+    write(
+        "sersync_conf",
+        "shipped",
+        br#"<?xml version="1.0" encoding="ISO-8859-1"?>
+<head version="2.5">
+    <host hostip="localhost" port="8008"></host>
+    <debug start="false"/>
+    <fileSystem xfs="false"/>
+    <filter start="true">
+        <exclude expression="(.*)\.svn"></exclude>
+        <exclude expression="(.*)\.gz"></exclude>
+        <exclude expression="^info/*"></exclude>
+        <exclude expression="^st[a-z]+tic/.*"></exclude>
+    </filter>
+    <inotify>
+        <delete start="true"/>
+        <createFolder start="true"/>
+        <closeWrite start="true"/>
+    </inotify>
+    <sersync>
+        <localpath watch="/opt/tongbu">
+            <remote ip="10.0.0.2" name="tongbu1"/>
+            <!--<remote ip="192.168.8.39" name="tongbu"/>-->
+            <remote ip="10.0.0.3" name="tongbu2"/>
+        </localpath>
+        <rsync>
+            <commonParams params="-artuz"/>
+            <auth start="true" users="rsync_backup" passwordfile="/etc/rsync.pas"/>
+            <userDefinedPort start="true" port="874"/>
+            <timeout start="true" time="100"/>
+            <ssh start="false"/>
+        </rsync>
+        <failLog path="/tmp/rsync_fail_log.sh" timeToExecute="60"/>
+        <crontab start="true" schedule="600"><crontabfilter start="false">
+            <exclude expression="*.php"></exclude>
+        </crontabfilter></crontab>
+        <plugin start="false" name="command"/>
+    </sersync>
+</head>
+"#,
+    )?;
+
+    // run_config: README's complete rtsync.toml.
+    write(
+        "run_config",
+        "readme",
+        br#"source = "/var/www/html"
+state_dir = "/var/lib/rtsync/www"
+initial_sync = true
+exclude = ["*.tmp", "/cache/"]
+default_excludes = true
+settle_ms = 20
+max_latency_ms = 200
+resync_interval = 3600
+verbose = false
+password_file = "/etc/rtsync.pass"
+compress = false
+timeout = 60
+
+[[target]]
+dest = "backup@10.0.0.2::www"
+compress = true
+
+[[target]]
+dest = "rsync://10.0.0.3:8730/www/"
+password_file = "/etc/rtsync.other.pass"
+timeout = 30
+"#,
+    )?;
+
+    // daemon_chmod: a mode (0o644), not a directory, then a value.
+    for (name, dir, value) in [
+        ("symbolic", 0u8, "Dg+s,ug+w,Fo-w,+X"),
+        ("octal", 1, "D755,F644"),
+    ] {
+        let mut s = 0o644u16.to_le_bytes().to_vec();
+        s.push(dir);
+        s.extend_from_slice(value.as_bytes());
+        write("daemon_chmod", name, &s)?;
+    }
+
+    // filter_list: frame size − 1, then the rules a stock client sends with --delete and
+    // excludes (`int len` + text, ended by 0).
+    let mut s = vec![6];
+    for rule in [
+        &b"- *.tmp"[..],
+        b"+ /keep/",
+        b"P /protected",
+        b"-! *.c",
+        b"H,s hidden",
+        b"Rp risky/**",
+        b"exclude,r /cache/",
+        b"!",
+        b"- x",
+    ] {
+        wire::put_int(&mut s, i32::try_from(rule.len())?);
+        s.extend_from_slice(rule);
+    }
+    wire::put_int(&mut s, 0);
+    write("filter_list", "delete-excludes", &s)?;
+
+    // session_mux: read and value sizes, then data split across frames with messages between
+    // and an error exit.
+    let mut s = vec![(3 << 5) | 6];
+    mux::encode(&mut s, MsgCode::Data, &[1, 0, 0, 0, 2, 0])?;
+    mux::encode(&mut s, MsgCode::Warning, b"careful\n")?;
+    mux::encode(&mut s, MsgCode::Data, &[0, 0, 3, 0, 0, 0])?;
+    mux::encode(&mut s, MsgCode::IoError, &[0, 0, 0, 0])?;
+    mux::encode(&mut s, MsgCode::Data, &[])?;
+    mux::encode(&mut s, MsgCode::ErrorExit, &23i32.to_le_bytes())?;
+    write("session_mux", "frames-and-exit", &s)?;
     Ok(())
 }

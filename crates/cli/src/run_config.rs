@@ -104,7 +104,16 @@ impl RunConfig {
     /// A message naming the file, and the line and key for a bad value or unknown key.
     pub fn from_file(path: &Path) -> Result<RunConfig, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let f: File = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::from_text(path, &text)
+    }
+
+    /// The same from the text of such a file; `path` names it in messages (the fuzz target
+    /// `run_config` calls this with text of its own).
+    ///
+    /// # Errors
+    /// As [`RunConfig::from_file`], but for reading the file.
+    pub fn from_text(path: &Path, text: &str) -> Result<RunConfig, String> {
+        let f: File = toml::from_str(text).map_err(|e| format!("{}: {e}", path.display()))?;
         if f.targets.is_empty() {
             return Err(format!(
                 "{}: no [[target]] given: where should {} go?",

@@ -67,6 +67,17 @@ fn regex_to_rsync(expr: &str) -> Option<String> {
     None
 }
 
+/// The line (from 1) that byte `at` of `text` is on.
+fn line_of(text: &str, at: usize) -> usize {
+    text.as_bytes()
+        .get(..at)
+        .unwrap_or(text.as_bytes())
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
 /// The result: the run, and what was ignored, for the user to read.
 #[derive(Debug)]
 pub struct Mapped {
@@ -78,11 +89,20 @@ pub struct Mapped {
 ///
 /// # Errors
 /// Unreadable or malformed XML (with its position), or no `localpath`/`remote`.
-#[allow(clippy::too_many_lines)]
 pub fn read(path: &Path) -> Result<Mapped, String> {
     let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse(path, &text)
+}
+
+/// Maps the bytes of a `confxml.xml`; `path` names the file in messages (the fuzz target
+/// `sersync_conf` calls this with bytes of its own).
+///
+/// # Errors
+/// Malformed XML (with its position), or no `localpath`/`remote`.
+#[allow(clippy::too_many_lines)]
+pub fn parse(path: &Path, text: &[u8]) -> Result<Mapped, String> {
     // sersync's files declare ISO-8859-1; the names we use are ASCII either way.
-    let text = String::from_utf8_lossy(&text).into_owned();
+    let text = String::from_utf8_lossy(text).into_owned();
     let mut reader = quick_xml::Reader::from_str(&text);
     let mut stack: Vec<String> = Vec::new();
     let mut warnings = Vec::new();
@@ -99,10 +119,11 @@ pub fn read(path: &Path) -> Result<Mapped, String> {
     let mut resync: Option<Duration> = None;
     loop {
         let event = reader.read_event().map_err(|e| {
+            let at = usize::try_from(reader.error_position()).unwrap_or(usize::MAX);
             format!(
-                "{}: malformed XML at byte {}: {e}",
+                "{}:{}: malformed XML at byte {at}: {e}",
                 path.display(),
-                reader.error_position()
+                line_of(&text, at)
             )
         })?;
         let (e, empty) = match &event {
@@ -111,6 +132,16 @@ pub fn read(path: &Path) -> Result<Mapped, String> {
             Event::End(_) => {
                 stack.pop();
                 continue;
+            }
+            // A file cut short (a copy or an edit that did not finish) is refused, not read
+            // as far as it goes: the targets after the cut would be lost without a word.
+            Event::Eof if !stack.is_empty() => {
+                return Err(format!(
+                    "{}:{}: malformed XML: <{}> is not closed at the end of the file",
+                    path.display(),
+                    line_of(&text, text.len()),
+                    stack.last().map(String::as_str).unwrap_or_default()
+                ));
             }
             Event::Eof => break,
             _ => continue,
@@ -361,11 +392,25 @@ mod tests {
 
     #[test]
     fn broken_or_empty_files_say_what_is_wrong() {
-        let e = read_str("<head><sersync><localpath watch=\"/a\">").unwrap_err();
+        let e = read_str("<head><sersync><localpath watch=\"/a\"/></sersync></head>").unwrap_err();
         assert!(e.contains("no <remote"), "{e}");
-        let e = read_str("<head><sersync></head>").unwrap_err();
-        assert!(e.contains("malformed XML"), "{e}");
+        let e = read_str("<head>\n<sersync>\n</head>").unwrap_err();
+        assert!(e.contains(":3: malformed XML"), "{e}");
         let e = read_str("<head/>").unwrap_err();
         assert!(e.contains("no <localpath"), "{e}");
+    }
+
+    /// A file cut short was read as far as it went: the remotes after the cut were dropped
+    /// without a word (found writing the malformed-config tests of `tests/hostile.rs`).
+    #[test]
+    fn a_file_cut_short_is_refused_with_its_last_line() {
+        let e = read_str(
+            "<head>\n<sersync>\n<localpath watch=\"/a\">\n<remote ip=\"10.0.0.2\" name=\"m\"/>\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.ends_with(":5: malformed XML: <localpath> is not closed at the end of the file"),
+            "{e}"
+        );
     }
 }

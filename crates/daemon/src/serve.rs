@@ -269,8 +269,12 @@ fn setup(
 
 /// Reads the client's filter rules (`exclude.c recv_filter_list`): `int len` + text, ended by
 /// a zero length. A merge rule naming a file here is refused: the client may not make us
-/// read our own files.
-fn recv_filter_list(
+/// read our own files. Public for the fuzz target `filter_list`.
+///
+/// # Errors
+/// Socket errors, a rule longer than 4160 bytes, more than 100 000 rules, or a rule that does
+/// not parse.
+pub fn recv_filter_list(
     reader: &mut MuxReader,
     data: &mut session::mux::DataBuf,
     messages: &mut session::mux::MessageSink<'_>,

@@ -23,6 +23,15 @@ impl Action {
     fn excludes(self) -> bool {
         matches!(self, Action::Exclude | Action::Protect | Action::Hide)
     }
+
+    /// The sides (sender, receiver) a rule of this kind applies to without `s` or `r`.
+    fn sides(self) -> (bool, bool) {
+        match self {
+            Action::Include | Action::Exclude => (true, true),
+            Action::Hide | Action::Show => (true, false),
+            Action::Protect | Action::Risk => (false, true),
+        }
+    }
 }
 
 /// Which end of a transfer asks.
@@ -84,7 +93,9 @@ impl Rule {
         if self.negate {
             out.push(b'!');
         }
-        if matches!(self.action, Action::Include | Action::Exclude) {
+        // A side other than the action's own goes as a modifier (`Hr`, a hide the `r`
+        // modifier moved to the receiver, is not the plain `H`).
+        if (self.sender, self.receiver) != self.action.sides() {
             match (self.sender, self.receiver) {
                 (true, false) => out.push(b's'),
                 (false, true) => out.push(b'r'),
@@ -283,11 +294,7 @@ impl FilterList {
 }
 
 fn plain_rule(action: Action, pat: &[u8]) -> Rule {
-    let (sender, receiver) = match action {
-        Action::Include | Action::Exclude => (true, true),
-        Action::Hide | Action::Show => (true, false),
-        Action::Protect | Action::Risk => (false, true),
-    };
+    let (sender, receiver) = action.sides();
     Rule {
         action,
         pattern: Pattern::new(pat),
@@ -544,6 +551,24 @@ mod tests {
         for r in ["- *.swp", "+ /a/b/", "P keep/***", "-s x", "+! y"] {
             let l = list(&[r]);
             assert_eq!(l.rules()[0].to_rule_text(), r.as_bytes());
+        }
+    }
+
+    /// Found by the `filter_list` fuzz target: `H,r x` (a hide moved to the receiver by `r`)
+    /// went on the wire as `H x`, a hide on the sender: the peer applied the other side.
+    #[test]
+    fn a_modifier_that_moves_a_rule_to_the_other_side_is_sent() {
+        for (given, sent) in [
+            ("H,r x", "Hr x"),
+            ("Sr x", "Sr x"),
+            ("Ps x", "Ps x"),
+            ("R,s x", "Rs x"),
+            ("Hs x", "H x"),
+            ("Pr x", "P x"),
+        ] {
+            let rule = list(&[given]).rules()[0].clone();
+            assert_eq!(rule.to_rule_text(), sent.as_bytes(), "{given}");
+            assert_eq!(list(&[sent]).rules()[0], rule, "{given}");
         }
     }
 }
