@@ -754,6 +754,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
         dry_run: opts.dry_run,
         server: false,
         io_error: i32::from(!list.errors.is_empty()),
+        beneath: None,
         group_names: if shape.numeric {
             Vec::new()
         } else {

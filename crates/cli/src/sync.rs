@@ -415,6 +415,20 @@ fn command() -> Command {
     cmd
 }
 
+/// The first option rtsync does not do, if one was given: refused (exit 4) for local and
+/// remote transfers alike, never ignored (`--safe-links` ignored on a pull would let a server
+/// plant links out of the destination: CVE-2024-12088's class).
+fn unsupported_option(m: &ArgMatches) -> Option<Refusal> {
+    UNSUPPORTED.iter().find_map(|(name, _, _)| {
+        (m.value_source(name) == Some(clap::parser::ValueSource::CommandLine)).then(|| {
+            Refusal(
+                format!("option --{name}: not supported yet"),
+                exit::UNSUPPORTED,
+            )
+        })
+    })
+}
+
 /// The index of the last occurrence of an option, if given.
 fn last(m: &ArgMatches, id: &str) -> Option<usize> {
     if m.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
@@ -511,13 +525,8 @@ pub(crate) struct Settings {
 
 impl Settings {
     pub(crate) fn from_matches(m: &ArgMatches) -> Result<Settings, Refusal> {
-        for (name, _, _) in UNSUPPORTED {
-            if m.value_source(name) == Some(clap::parser::ValueSource::CommandLine) {
-                return Err(Refusal(
-                    format!("option --{name}: not supported yet"),
-                    exit::UNSUPPORTED,
-                ));
-            }
+        if let Some(refusal) = unsupported_option(m) {
+            return Err(refusal);
         }
         if m.get_flag("list-only") {
             return Err(Refusal(
@@ -680,6 +689,10 @@ pub fn main(args: &[OsString]) -> ExitCode {
         .iter()
         .any(|p| client::Remote::parse(p.as_bytes()).is_some())
     {
+        if let Some(Refusal(msg, code)) = unsupported_option(&matches) {
+            eprintln!("rtsync: {msg}");
+            return exit::fail(code);
+        }
         return crate::remote::main(&matches, &paths);
     }
     let settings = match Settings::from_matches(&matches) {

@@ -453,6 +453,7 @@ pub fn handle(
         numeric_ids: m.numeric_ids(chrooted),
         munge_symlinks: m.munge_symlinks(chrooted),
         sanitize_links: !chrooted,
+        confine: true,
         incoming_chmod,
         outgoing_chmod,
         ignore_nonreadable: m.ignore_nonreadable,

@@ -134,6 +134,9 @@ pub struct ModuleView {
     /// Not chrooted: received symlink targets are cleaned so that they stay inside the module
     /// (rsync's `sanitize_paths`), unless they are munged.
     pub sanitize_links: bool,
+    /// A daemon's module: a pull reads every file beneath `root`, no symlink followed on the
+    /// way (not for a remote-shell server, whose paths are the user's own).
+    pub confine: bool,
 }
 
 /// A received symlink target made to stay inside the module, as rsync's `sanitize_path`
@@ -588,6 +591,7 @@ fn send_module(
         dry_run: t.dry_run,
         server: true,
         io_error: i32::from(!list.errors.is_empty()),
+        beneath: module.confine.then(|| module.root.clone()),
     };
     // What could not be listed reaches the client as rsync's sender says it (exit 23 there).
     for e in &list.errors {

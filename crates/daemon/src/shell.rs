@@ -83,6 +83,7 @@ pub fn run(words: &[Vec<u8>]) -> u8 {
         numeric_ids: false,
         munge_symlinks: false,
         sanitize_links: false,
+        confine: false,
         incoming_chmod: crate::chmod::Chmod::default(),
         outgoing_chmod: crate::chmod::Chmod::default(),
         ignore_nonreadable: false,

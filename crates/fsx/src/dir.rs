@@ -77,6 +77,23 @@ impl Root {
         }
         Ok(dir)
     }
+
+    /// Opens the file at relative path `rel` for reading, never following a symlink on the
+    /// way or at the end: a directory swapped for a symlink after the path was listed is
+    /// refused, not read through (rsync's CVE-2024-12747 and CVE-2026-29518 class).
+    ///
+    /// # Errors
+    /// As [`Root::open_dir`] for the directories, and [`Dir::open_file`] for the file (an
+    /// empty path names no file).
+    pub fn open_file(&self, rel: &[u8]) -> Result<File, FsError> {
+        let mut parts = split_rel_path(rel)?;
+        let name = parts.pop().unwrap_or(b".");
+        let mut dir = self.top.try_clone()?;
+        for part in parts {
+            dir = dir.open_dir(part)?;
+        }
+        dir.open_file(name)
+    }
 }
 
 /// An open directory inside a [`Root`]. All names given to its methods are single components.

@@ -195,3 +195,26 @@ fn hard_links_and_renames() {
     sub.rename(b"b", b"c").unwrap();
     assert!(base.join("sub/c").exists());
 }
+
+/// Regression (tests/hostile.rs, CVE-2024-12747's class): a daemon's sender opened a listed
+/// file by its full path, following a directory swapped for a symlink after the list was made.
+/// `Root::open_file` reads only beneath the root.
+#[test]
+fn open_file_never_reads_through_a_symlinked_directory() {
+    let (t, root) = setup();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "outside").unwrap();
+    std::fs::create_dir(root.path().join("tree")).unwrap();
+    std::fs::write(root.path().join("tree/secret"), "inside").unwrap();
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut root.open_file(b"tree/secret").unwrap(), &mut got).unwrap();
+    assert_eq!(got, "inside");
+    std::fs::rename(root.path().join("tree"), root.path().join("tree.real")).unwrap();
+    symlink(outside.path(), root.path().join("tree")).unwrap();
+    assert!(root.open_file(b"tree/secret").is_err());
+    symlink(outside.path().join("secret"), root.path().join("link")).unwrap();
+    assert!(root.open_file(b"link").is_err());
+    assert!(root.open_file(b"").is_err());
+    assert!(root.open_file(b"../secret").is_err());
+    drop(t);
+}

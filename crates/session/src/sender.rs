@@ -5,7 +5,7 @@
 //! into a channel the whole time, so a peer busy writing to us can never stall our writing
 //! (rsync's classic deadlock).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use delta::{BlockSum, ChecksumKind, DeltaSink, Matcher, Signature, StrongSum, SumSizes};
@@ -62,6 +62,30 @@ pub struct SendOptions {
     /// The list's I/O error flags (`IOERR_GENERAL` 1 when some source could not be read): the
     /// receiver then deletes nothing and ends with exit 23.
     pub io_error: i32,
+    /// A daemon's module: every source is opened beneath this directory one component at a
+    /// time, no symlink followed, so a directory swapped for a symlink after the list was made
+    /// cannot lead the read outside. `None` opens each source by its path (the client's own
+    /// files, or a remote-shell server's), only a final symlink refused.
+    pub beneath: Option<PathBuf>,
+}
+
+/// Opens a source for reading: beneath the module `root` when there is one (see
+/// [`SendOptions::beneath`]), else by its path with only a final symlink refused.
+fn open_source(root: Option<&fsx::Root>, source: &Path) -> std::io::Result<std::fs::File> {
+    let Some(root) = root else {
+        return fsx::open_nofollow(source);
+    };
+    let rel = source.strip_prefix(root.path()).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "the source is not inside the module",
+        )
+    })?;
+    root.open_file(rel.as_os_str().as_encoded_bytes())
+        .map_err(|e| match e {
+            fsx::FsError::Io { source, .. } => source,
+            other => std::io::Error::new(std::io::ErrorKind::PermissionDenied, other.to_string()),
+        })
 }
 
 /// Totals of a send.
@@ -240,6 +264,10 @@ pub fn send(
         let mut stats = SendStats::default();
         let digest = o.checksum.digest_len();
         let seed_fix = o.compat & CF_CHKSUM_SEED_FIX != 0;
+        let beneath = match &o.beneath {
+            Some(dir) => Some(fsx::Root::open(dir, fsx::Persist::Buffered)?),
+            None => None,
+        };
         let mut phase = 0;
         // With -z the token stream is one zstd stream for the whole session.
         let mut encoder = if o.compress {
@@ -314,7 +342,7 @@ pub fn send(
                 blocks.push(BlockSum { sum1, strong });
             }
             let sig = Signature::from_blocks(sizes, o.checksum, o.seed, seed_fix, blocks);
-            let source = match fsx::open_nofollow(&file.source) {
+            let source = match open_source(beneath.as_ref(), &file.source) {
                 Ok(f) => f,
                 Err(e) => {
                     // rsync's MSG_NO_SEND: the generator will not wait for this file. The echo
