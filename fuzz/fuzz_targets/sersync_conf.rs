@@ -6,7 +6,8 @@
 //! accepts must give a source, at least one target, each target a destination `rtsync sync`
 //! can be given (`ip::name`, `rsync://ip:port/name/` or `ip:name`), a timeout, sersync's
 //! default excludes, and a periodic compare of at least a minute; a refusal must name the
-//! file.
+//! file,
+//! and malformed XML its line.
 #![no_main]
 
 use std::path::Path;
@@ -44,6 +45,17 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!w.is_empty());
             }
         }
-        Err(e) => assert!(e.starts_with("confxml.xml: "), "{e:?}"),
+        Err(e) => {
+            // `confxml.xml: what`, or `confxml.xml:LINE: what` for malformed XML.
+            let rest = e.strip_prefix("confxml.xml:").expect("the file is named");
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            assert!(
+                rest.starts_with(' ') || (digits > 0 && rest[digits..].starts_with(": ")),
+                "{e:?}"
+            );
+            if e.contains("malformed XML") {
+                assert!(digits > 0, "no line in {e:?}");
+            }
+        }
     }
 });
