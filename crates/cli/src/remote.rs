@@ -323,6 +323,11 @@ impl ListShape {
 }
 
 fn print_message(code: protocol::mux::MsgCode, text: &[u8]) {
+    if code == protocol::mux::MsgCode::ErrorXfer {
+        // A file the peer could not write or read: the transfer is partial (rsync's
+        // got_xfer_error, exit 23) even if everything else went through.
+        PEER_XFER_ERRORS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
     if code == protocol::mux::MsgCode::IoError {
         // rsync's sender tells its io_error bits this way: files that vanished (exit 24) or
         // could not be read (23). One transfer per process, so one record for it.
@@ -339,6 +344,9 @@ fn print_message(code: protocol::mux::MsgCode, text: &[u8]) {
     }
 }
 
+/// How many `MSG_ERROR_XFER` the peer sent.
+static PEER_XFER_ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The io_error bits the peer's sender reported (`MSG_IO_ERROR`).
 static PEER_IO_ERROR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
@@ -346,13 +354,17 @@ static PEER_IO_ERROR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI3
 /// sender only lost files that vanished, 0 otherwise.
 fn pull_exit(errors: u64) -> u8 {
     let peer = PEER_IO_ERROR.load(std::sync::atomic::Ordering::SeqCst);
-    if errors > 0 || peer & 1 != 0 {
+    if errors > 0 || peer & 1 != 0 || peer_xfer_errors() {
         23
     } else if peer & 2 != 0 {
         24
     } else {
         0
     }
+}
+
+fn peer_xfer_errors() -> bool {
+    PEER_XFER_ERRORS.load(std::sync::atomic::Ordering::SeqCst) > 0
 }
 
 /// Starts the daemon as the sender of `module/path`, sends our filter rules, and receives its
@@ -817,13 +829,15 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
         print!("\n{}", summary.summary(started.elapsed()).trim_end());
         println!("{dry}");
     }
-    Ok(if stats.errors > 0 || !list.errors.is_empty() {
-        23
-    } else if stats.vanished > 0 {
-        24
-    } else {
-        0
-    })
+    Ok(
+        if stats.errors > 0 || !list.errors.is_empty() || peer_xfer_errors() {
+            23
+        } else if stats.vanished > 0 {
+            24
+        } else {
+            0
+        },
+    )
 }
 
 /// An entry as rsync's `-v` names it (`%n%L`): directories end in `/`, symlinks show their

@@ -150,7 +150,7 @@ fn cli() -> Cli {
             Arg::new("timeout")
                 .long("timeout")
                 .value_parser(clap::value_parser!(u64))
-                .default_value("60")
+                .default_value("15")
                 .help("I/O timeout of each transfer, in seconds"),
         )
         .arg(
@@ -629,7 +629,13 @@ impl Worker {
             let seq = self.journal.lock().map_or(0, |j| j.last_seq());
             pending.push(&Change::Resync(PathBuf::new()), seq, started);
         }
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        // Retries of a transient failure at most every 2 s, with short connection attempts
+        // (see `apply`): a target whose link or daemon comes back is caught up within seconds.
+        let mut backoff = Backoff::new(
+            Duration::from_millis(200),
+            Duration::from_secs(2),
+            Duration::from_secs(30),
+        );
         let mut retry_at: Option<Instant> = None;
         let mut in_flight = false;
         let mut stopping = false;
@@ -661,9 +667,10 @@ impl Worker {
                 let transfers = self.transfers.clone();
                 let target = self.target.clone();
                 let me = self.me.clone();
+                let retrying = failing;
                 std::thread::spawn(move || {
                     let t0 = Instant::now();
-                    let result = transfers.apply(&target, &batch);
+                    let result = transfers.apply(&target, &batch, retrying);
                     let _ = me.send(Msg::Done(result, batch, t0.elapsed()));
                 });
                 continue;
@@ -765,14 +772,29 @@ impl Worker {
 }
 
 impl Transfers {
-    /// Applies one batch to `target`.
-    fn apply(&self, target: &Target, batch: &Batch) -> Result<(), (Failure, String)> {
+    /// Applies one batch to `target`; `retrying` after a failure.
+    fn apply(
+        &self,
+        target: &Target,
+        batch: &Batch,
+        retrying: bool,
+    ) -> Result<(), (Failure, String)> {
         let (id, dest) = (&target.id, &target.dest);
         let mut src_slash = self.src.clone().into_os_string();
         src_slash.push("/");
         let mut remote: Vec<OsString> = Vec::new();
         if is_remote(dest) {
-            remote.push("--contimeout=10".into());
+            // A host that was unreachable a moment ago gets short attempts: TCP resends an
+            // unanswered SYN after 1 s, then 3 s, then 7 s, so one long attempt would notice a
+            // returning link only seconds late; a new attempt after 3 s sends a fresh SYN.
+            remote.push(
+                if retrying {
+                    "--contimeout=3"
+                } else {
+                    "--contimeout=10"
+                }
+                .into(),
+            );
         }
         if !batch.trees.is_empty() {
             let mut args: Vec<OsString> = vec!["-a".into(), "--delete".into(), "--force".into()];

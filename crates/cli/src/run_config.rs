@@ -87,7 +87,7 @@ fn default_max_latency_ms() -> u64 {
     200
 }
 fn default_timeout() -> u64 {
-    60
+    15
 }
 
 fn with_defaults(mut exclude: Vec<String>, defaults: bool) -> Vec<String> {
@@ -153,7 +153,7 @@ impl RunConfig {
             .get_one::<PathBuf>("src")
             .cloned()
             .ok_or("SRC and at least one DEST are required (or --config FILE)")?;
-        let timeout = m.get_one::<u64>("timeout").copied().unwrap_or(60);
+        let timeout = m.get_one::<u64>("timeout").copied().unwrap_or(15);
         let targets: Vec<TargetConfig> = m
             .get_many::<OsString>("dest")
             .into_iter()

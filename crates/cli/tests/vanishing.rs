@@ -125,3 +125,59 @@ fn files_vanishing_mid_pull_from_rtsync_daemon_give_a_stock_client_exit_24() {
     assert!(stderr.contains("file has vanished"), "{stderr}");
     check(&dest, &src);
 }
+
+/// A listed path whose directory is gone from the source (a real-time batch naming a file
+/// whose directory was removed or renamed since) is a missing argument like a missing file:
+/// deleted on the target with `--delete-missing-args`, as stock rsync does, not an error
+/// that fails the batch every time it is sent again. Stock rsync also calls the absent
+/// implied directories "vanished" and exits 24; rtsync exits 0 (the names were asked for as
+/// possibly missing), so a real-time batch that names them is not retried forever.
+#[test]
+fn a_listed_path_under_a_vanished_directory_is_a_missing_arg_as_with_rsync() {
+    if !have_rsync() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("kept")).unwrap();
+    std::fs::write(src.join("kept/new"), b"new").unwrap();
+    let list = tmp.path().join("list");
+    std::fs::write(&list, "kept/new\ngone/old\ngone/deeper/old\n").unwrap();
+    let mut results = Vec::new();
+    for (tool, dest) in [("rsync", "theirs"), ("rtsync", "ours")] {
+        let dest = tmp.path().join(dest);
+        std::fs::create_dir_all(dest.join("gone/deeper")).unwrap();
+        std::fs::write(dest.join("gone/old"), b"old").unwrap();
+        std::fs::write(dest.join("gone/deeper/old"), b"old").unwrap();
+        let args = [
+            "-a".to_string(),
+            "--delete-missing-args".into(),
+            format!("--files-from={}", list.display()),
+            format!("{}/", src.display()),
+            format!("{}/", dest.display()),
+        ];
+        let out = if tool == "rsync" {
+            rsync(&args)
+        } else {
+            rtsync(std::iter::once("sync".to_string()).chain(args))
+        };
+        let want: &[i32] = if tool == "rsync" { &[0, 24] } else { &[0] };
+        assert!(
+            out.status.code().is_some_and(|c| want.contains(&c)),
+            "{tool}: exit {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!dest.join("gone/old").exists(), "{tool} kept gone/old");
+        assert!(
+            !dest.join("gone/deeper/old").exists(),
+            "{tool} kept gone/deeper/old"
+        );
+        assert_eq!(std::fs::read(dest.join("kept/new")).unwrap(), b"new");
+        results.push(dest);
+    }
+    // The same entries (the times of the directories emptied differ by when each ran).
+    let names =
+        |d: &Path| -> Vec<Vec<u8>> { testkit::list(d).into_iter().map(|(n, _)| n).collect() };
+    assert_eq!(names(&results[0]), names(&results[1]));
+}

@@ -87,6 +87,15 @@ impl Connection {
         };
         stream.set_read_timeout(opts.io_timeout)?;
         stream.set_nodelay(true)?;
+        if let Some(t) = opts.io_timeout {
+            // A peer that stops acknowledging what we sent for as long as --timeout allows
+            // silence is gone (a cut link, a dead host): end the connection then, rather than
+            // leave TCP to retry with ever longer gaps and resume seconds or minutes after the
+            // path comes back. A slow but alive peer still acknowledges, so it is not cut.
+            let ms = u32::try_from(t.as_millis()).unwrap_or(u32::MAX);
+            rustix::net::sockopt::set_tcp_user_timeout(&stream, ms)
+                .map_err(std::io::Error::from)?;
+        }
         let traffic = Arc::new(Traffic::default());
         let writer = MuxWriter::new(
             Box::new(stream.try_clone()?),

@@ -36,20 +36,26 @@ impl Failure {
 }
 
 /// Exponential backoff with jitter, reset by a success.
+///
+/// The cap for transient failures is short on purpose: a try costs one connection attempt,
+/// and the cap bounds how long a target stays behind after its network or daemon comes back
+/// (a link down for minutes must not leave it waiting a further minute).
 #[derive(Debug, Clone)]
 pub struct Backoff {
     base: Duration,
     max: Duration,
+    slow: Duration,
     attempt: u32,
 }
 
 impl Backoff {
-    /// Starts at `base`, doubling up to `max`.
+    /// Starts at `base`, doubling up to `max`; a permanent failure waits `slow`.
     #[must_use]
-    pub fn new(base: Duration, max: Duration) -> Self {
+    pub fn new(base: Duration, max: Duration, slow: Duration) -> Self {
         Backoff {
             base,
             max,
+            slow,
             attempt: 0,
         }
     }
@@ -59,7 +65,7 @@ impl Backoff {
     /// half and all of the exponential step.
     pub fn next_delay(&mut self, failure: Failure, jitter: f64) -> Duration {
         let step = match failure {
-            Failure::Permanent => self.max,
+            Failure::Permanent => self.slow,
             Failure::Transient | Failure::Partial => {
                 let factor = 1u32.checked_shl(self.attempt.min(20)).unwrap_or(u32::MAX);
                 self.base.saturating_mul(factor).min(self.max)
@@ -97,7 +103,11 @@ mod tests {
 
     #[test]
     fn waits_double_up_to_the_cap_with_jitter_and_reset() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut b = Backoff::new(
+            Duration::from_millis(100),
+            Duration::from_secs(5),
+            Duration::from_secs(30),
+        );
         let full: Vec<u128> = (0..8)
             .map(|_| b.next_delay(Failure::Transient, 0.999_999).as_millis())
             .collect();
@@ -109,7 +119,7 @@ mod tests {
         );
         assert_eq!(
             b.next_delay(Failure::Permanent, 0.0),
-            Duration::from_millis(2500)
+            Duration::from_secs(15)
         );
     }
 }

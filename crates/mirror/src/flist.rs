@@ -183,15 +183,24 @@ fn lstat_path(path: &Path) -> std::io::Result<Stat> {
     let name = path.file_name().map_or(&b"."[..], OsStrExt::as_bytes);
     if name == b"." || path.as_os_str().as_bytes().ends_with(b"/") {
         // A name ending in '/' asks to follow a symlink to the directory.
-        let root = Root::open(path, Persist::Buffered).map_err(std::io::Error::other)?;
-        return root.top().stat_self().map_err(std::io::Error::other);
+        let root = Root::open(path, Persist::Buffered).map_err(keep_kind)?;
+        return root.top().stat_self().map_err(keep_kind);
     }
-    let root = Root::open(parent, Persist::Buffered).map_err(std::io::Error::other)?;
+    let root = Root::open(parent, Persist::Buffered).map_err(keep_kind)?;
     match root.top().stat(name) {
         Ok(Some(st)) => Ok(st),
         Ok(None) => Err(std::io::ErrorKind::NotFound.into()),
-        Err(e) => Err(std::io::Error::other(e)),
+        Err(e) => Err(keep_kind(e)),
     }
+}
+
+/// An `fsx` error as an I/O error of the same kind, so a missing parent directory reads as
+/// "not found" like a missing file.
+fn keep_kind(e: fsx::FsError) -> std::io::Error {
+    let kind = e.raw_os_error().map_or(std::io::ErrorKind::Other, |n| {
+        std::io::Error::from_raw_os_error(n).kind()
+    });
+    std::io::Error::new(kind, e)
 }
 
 impl Builder<'_> {
@@ -329,17 +338,29 @@ impl Builder<'_> {
         }
         let st = match lstat_path(&path) {
             Ok(st) => st,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A path under a directory that is gone, or that is now a file, does not exist
+            // either (rsync reports the second as an error; a real-time batch naming a path
+            // that a later change replaced must not fail on it forever).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
                 if self.opts.delete_missing_args {
                     self.list.entries.push(FileEntry {
                         kind: None,
                         ..FileEntry::from_stat(name, base_idx, &missing_stat())
                     });
                 } else if !self.opts.ignore_missing_args {
-                    self.list.errors.push(format!(
-                        "link_stat {:?} failed: No such file or directory (2)",
-                        path
-                    ));
+                    let why = if e.kind() == std::io::ErrorKind::NotFound {
+                        "No such file or directory (2)"
+                    } else {
+                        "Not a directory (20)"
+                    };
+                    self.list
+                        .errors
+                        .push(format!("link_stat {path:?} failed: {why}"));
                 }
                 return;
             }

@@ -27,7 +27,7 @@ const PASSWORD: &str = "proving ground";
 pub struct Ground {
     pub topo: Topology,
     pub dir: tempfile::TempDir,
-    daemons: Vec<(String, Option<Child>)>,
+    daemons: Mutex<Vec<(String, Option<Child>)>>,
 }
 
 /// Which daemon serves `host`.
@@ -66,10 +66,10 @@ impl Ground {
             )
             .unwrap();
         }
-        let mut ground = Ground {
+        let ground = Ground {
             topo,
             dir,
-            daemons: Vec::new(),
+            daemons: Mutex::new(Vec::new()),
         };
         for host in TARGETS {
             let module = ground.module(host);
@@ -84,7 +84,11 @@ impl Ground {
                 ids = root_ids(),
             );
             std::fs::write(d.join(format!("{host}.conf")), conf).unwrap();
-            ground.daemons.push((host.to_string(), None));
+            ground
+                .daemons
+                .lock()
+                .unwrap()
+                .push((host.to_string(), None));
             ground.start_daemon(host);
         }
         Some(ground)
@@ -111,7 +115,7 @@ impl Ground {
     }
 
     /// Starts `host`'s daemon and waits until it listens on its port 873.
-    pub fn start_daemon(&mut self, host: &str) {
+    pub fn start_daemon(&self, host: &str) {
         let d = self.dir.path().to_path_buf();
         let _ = std::fs::remove_file(d.join(format!("{host}.pid")));
         let mut cmd = match program(host) {
@@ -141,23 +145,30 @@ impl Ground {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.slot(host).1 = Some(child);
+        self.with_slot(host, |slot| *slot = Some(child));
     }
 
     /// `kill -9` of `host`'s daemon, by its pid (what is left of its connections dies with
     /// it or soon after).
-    pub fn kill_daemon(&mut self, host: &str) {
-        if let Some(mut c) = self.slot(host).1.take() {
+    pub fn kill_daemon(&self, host: &str) {
+        if let Some(mut c) = self.with_slot(host, Option::take) {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    fn slot(&mut self, host: &str) -> &mut (String, Option<Child>) {
-        self.daemons
+    /// The pid of `host`'s daemon, if it runs.
+    pub fn daemon_pid(&self, host: &str) -> Option<u32> {
+        self.with_slot(host, |c| c.as_ref().map(Child::id))
+    }
+
+    fn with_slot<T>(&self, host: &str, f: impl FnOnce(&mut Option<Child>) -> T) -> T {
+        let mut daemons = self.daemons.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = daemons
             .iter_mut()
             .find(|(h, _)| h == host)
-            .expect("a target host")
+            .expect("a target host");
+        f(&mut slot.1)
     }
 
     /// `rtsync run` on the source host, pushing to every target (`extra` first), its journal in
@@ -246,7 +257,8 @@ impl Drop for Ground {
                 let _ = std::fs::copy(e.path(), to.join(e.file_name()));
             }
         }
-        for (_, child) in &mut self.daemons {
+        let daemons = self.daemons.get_mut().unwrap_or_else(|e| e.into_inner());
+        for (_, child) in daemons.iter_mut() {
             if let Some(c) = child {
                 let _ = c.kill();
                 let _ = c.wait();
@@ -300,6 +312,11 @@ impl Versions {
         }
         std::fs::rename(&staged, &dest).unwrap();
         id
+    }
+
+    /// The id of the newest version made (0: none yet).
+    pub fn last(&self) -> u64 {
+        self.next.load(Ordering::SeqCst)
     }
 
     /// `None` when `data` is a whole version the writer made; what is wrong otherwise.
@@ -358,9 +375,10 @@ impl Checker {
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut report = CheckerReport::default();
+            let mut judged = HashSet::new();
             while !flag.load(Ordering::SeqCst) {
                 for root in &roots {
-                    check_tree(root, root, &versions, &mut report);
+                    check_tree(root, root, &versions, &mut judged, &mut report);
                 }
                 report.sweeps += 1;
                 std::thread::sleep(Duration::from_millis(5));
@@ -392,7 +410,17 @@ fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.len() > 8 && name.as_bytes()[name.len() - 7] == b'.'
 }
 
-fn check_tree(root: &Path, dir: &Path, versions: &Versions, report: &mut CheckerReport) {
+/// A file as the checker last judged it: a file renamed into place is a new inode, a file
+/// written in place changes its size or time; either is read again.
+type Identity = (u64, u64, u64, i64, i64);
+
+fn check_tree(
+    root: &Path,
+    dir: &Path,
+    versions: &Versions,
+    judged: &mut HashSet<Identity>,
+    report: &mut CheckerReport,
+) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -401,12 +429,23 @@ fn check_tree(root: &Path, dir: &Path, versions: &Versions, report: &mut Checker
         let Ok(ft) = e.file_type() else { continue };
         let path = e.path();
         if ft.is_dir() {
-            check_tree(root, &path, versions, report);
+            check_tree(root, &path, versions, judged, report);
         } else if ft.is_file() && !is_temp_name(&name) {
+            use std::os::unix::fs::MetadataExt;
             // Gone since the listing (deleted, renamed): nothing to judge.
-            let Ok(data) = std::fs::read(&path) else {
+            let Ok(mut file) = std::fs::File::open(&path) else {
                 continue;
             };
+            let Ok(m) = file.metadata() else { continue };
+            let id = (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec());
+            if judged.contains(&id) {
+                continue;
+            }
+            let mut data = Vec::new();
+            if std::io::Read::read_to_end(&mut file, &mut data).is_err() {
+                continue;
+            }
+            judged.insert(id);
             report.files_read += 1;
             report.bytes_read += data.len() as u64;
             if let Some(why) = versions.judge(&data) {
@@ -436,4 +475,138 @@ pub fn on_host(ground: &Ground, host: &str, program: &str, args: &[&str]) -> Str
     cmd.output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default()
+}
+
+/// A small deterministic random source for workloads.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// A workload on the source: new files and rewrites of 10–300 KB, renames of files and of
+/// whole directories, deletes, spread over a few directories, `ops` operations at about
+/// `rate` per second.
+pub struct Churn {
+    rng: Rng,
+    versions: Versions,
+    files: Vec<String>,
+    dirs: Vec<String>,
+    made_dirs: u64,
+}
+
+impl Churn {
+    pub fn new(seed: u64, versions: &Versions) -> Churn {
+        Churn {
+            rng: Rng(seed | 1),
+            versions: versions.clone(),
+            files: Vec::new(),
+            dirs: vec!["d0".into(), "d1".into(), "d2".into()],
+            made_dirs: 3,
+        }
+    }
+
+    pub fn size(&mut self) -> usize {
+        10_000 + self.rng.below(290_000) as usize
+    }
+
+    pub fn one(&mut self, g: &Ground) {
+        let src = g.src();
+        let roll = self.rng.below(100);
+        if roll < 60 || self.files.len() < 10 {
+            let dir = self.dirs[self.rng.below(self.dirs.len() as u64) as usize].clone();
+            let name = format!("{dir}/f{}", self.rng.below(1_000_000));
+            let len = self.size();
+            self.versions.put(g, &name, len);
+            if !self.files.contains(&name) {
+                self.files.push(name);
+            }
+        } else if roll < 75 {
+            // A rewrite of a file that exists.
+            let i = self.rng.below(self.files.len() as u64) as usize;
+            let name = self.files[i].clone();
+            let len = self.size();
+            self.versions.put(g, &name, len);
+        } else if roll < 85 {
+            let i = self.rng.below(self.files.len() as u64) as usize;
+            let old = self.files.swap_remove(i);
+            let dir = self.dirs[self.rng.below(self.dirs.len() as u64) as usize].clone();
+            let new = format!("{dir}/r{}", self.rng.below(1_000_000));
+            if std::fs::rename(src.join(&old), src.join(&new)).is_ok() {
+                self.files.retain(|f| *f != new);
+                self.files.push(new);
+            }
+        } else if roll < 95 {
+            let i = self.rng.below(self.files.len() as u64) as usize;
+            let old = self.files.swap_remove(i);
+            let _ = std::fs::remove_file(src.join(old));
+        } else if self.dirs.len() > 1 {
+            // A whole directory renamed (or, now and then, deleted).
+            let i = self.rng.below(self.dirs.len() as u64) as usize;
+            let old = self.dirs.swap_remove(i);
+            let prefix = format!("{old}/");
+            if self.rng.below(4) == 0 {
+                let _ = std::fs::remove_dir_all(src.join(&old));
+                self.files.retain(|f| !f.starts_with(&prefix));
+            } else {
+                self.made_dirs += 1;
+                let new = format!("d{}", self.made_dirs);
+                if std::fs::rename(src.join(&old), src.join(&new)).is_ok() {
+                    for f in &mut self.files {
+                        if let Some(rest) = f.strip_prefix(&prefix) {
+                            *f = format!("{new}/{rest}");
+                        }
+                    }
+                    self.dirs.push(new);
+                }
+            }
+            self.made_dirs += 1;
+            self.dirs.push(format!("d{}", self.made_dirs));
+        }
+    }
+
+    /// `ops` operations at `rate` per second.
+    pub fn run(&mut self, g: &Ground, ops: u64, rate: u64) {
+        let start = Instant::now();
+        for i in 0..ops {
+            self.one(g);
+            let due = start + Duration::from_secs_f64((i + 1) as f64 / rate as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+}
+
+/// Runs `churn` on its own thread at `rate` operations per second until `stop` is set.
+/// Hands `churn` back with the number of operations done.
+pub fn churn_until<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    g: &'env Ground,
+    mut churn: Churn,
+    rate: u64,
+    stop: &'env std::sync::atomic::AtomicBool,
+) -> std::thread::ScopedJoinHandle<'scope, (Churn, u64)> {
+    scope.spawn(move || {
+        let mut ops = 0;
+        let start = Instant::now();
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            churn.one(g);
+            ops += 1;
+            let due = start + Duration::from_secs_f64(ops as f64 / rate as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        (churn, ops)
+    })
 }
