@@ -12,5 +12,6 @@
 # Root only. Run it on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --release -p rtsync --test proving_ground_lag -- --ignored --nocapture 2>&1 |
-  grep -E '^PG|panicked|test result'
+# Line by line to the terminal and to ${PG_OUT:-/tmp/rtsync-pg-lag.txt}, so a long run's figures survive it.
+cargo test --release -p rtsync --test proving_ground_lag lag_of_a_steady_stream_to_three_targets -- --ignored --exact --nocapture \
+  --test-threads=1 2>&1 | grep --line-buffered -oE 'PG .*|.*panicked.*|test result.*' | tee "${PG_OUT:-/tmp/rtsync-pg-lag.txt}"

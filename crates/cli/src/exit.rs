@@ -6,6 +6,8 @@ pub const SYNTAX: u8 = 1;
 pub const UNSUPPORTED: u8 = 4;
 /// Error in file I/O.
 pub const FILE_IO: u8 = 11;
+/// Ended by a signal (rsync's RERR_SIGNAL).
+pub const SIGNAL: u8 = 20;
 
 /// rsync's wording for an exit code, for the final `rtsync error: ...` line.
 pub fn describe(code: u8) -> &'static str {

@@ -42,7 +42,12 @@ fn main() -> ExitCode {
         return ExitCode::from(exit::SYNTAX);
     };
     match command {
-        "sync" => sync::main(rest.get(1..).unwrap_or_default()),
+        "sync" => {
+            if run::transfer_outlived_its_engine() {
+                return ExitCode::from(exit::SIGNAL);
+            }
+            sync::main(rest.get(1..).unwrap_or_default())
+        }
         "run" => run::main(rest.get(1..).unwrap_or_default()),
         "daemon" => rsyncd::main(rest.get(1..).unwrap_or_default()),
         // What a client starts over a remote shell with `--rsync-path=rtsync`.

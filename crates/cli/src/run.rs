@@ -349,6 +349,29 @@ fn detach(args: &[OsString], m: &clap::ArgMatches) -> ExitCode {
     }
 }
 
+/// Set on each transfer `rtsync run` starts: the engine's pid.
+const ENGINE_PID: &str = "RTSYNC_ENGINE_PID";
+
+/// In a transfer started by `rtsync run`: asks the kernel to kill it when the engine dies, and
+/// says whether the engine is gone already. An engine killed with `kill -9` must not leave a
+/// transfer behind that applies an old batch (say, a delete) after the next engine has sent
+/// newer changes to the same paths.
+pub fn transfer_outlived_its_engine() -> bool {
+    let Some(engine) = std::env::var(ENGINE_PID)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    else {
+        return false;
+    };
+    // The signal comes when the thread that started us ends: the engine's thread for a batch
+    // waits for its transfer, so that is when the engine dies.
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    rustix::process::getppid()
+        .map(rustix::process::Pid::as_raw_nonzero)
+        .map(std::num::NonZero::get)
+        != Some(engine)
+}
+
 fn default_state_dir(id: &str) -> PathBuf {
     crate::status::default_base().join(id)
 }
@@ -741,7 +764,27 @@ impl Worker {
                 Ok(Msg::Done(Err((failure, why)), batch, _)) => {
                     in_flight = false;
                     let now = Instant::now();
+                    // A connection that died mid-transfer (a daemon killed, a link cut) can
+                    // leave the receiver's temporary files behind in the directories it was
+                    // writing to; the next try compares those directories in full, which
+                    // deletes them. (Found by the proving ground's kill -9 rounds.)
+                    let swept: Vec<PathBuf> = if failure == Failure::Transient {
+                        let mut dirs: Vec<PathBuf> = batch
+                            .puts
+                            .iter()
+                            .map(|p| p.parent().map(Path::to_path_buf).unwrap_or_default())
+                            .collect();
+                        dirs.sort();
+                        dirs.dedup();
+                        dirs
+                    } else {
+                        Vec::new()
+                    };
+                    let upto = batch.upto;
                     pending.requeue(batch, now);
+                    for dir in swept {
+                        pending.push(&Change::Resync(dir), upto, now);
+                    }
                     let delay = backoff.next_delay(failure, jitter());
                     retry_at = Some(now + delay);
                     failing = true;
@@ -838,7 +881,8 @@ impl Transfers {
         Ok(())
     }
 
-    /// Runs one `rtsync sync`, bounded in time and killed on shutdown.
+    /// Runs one `rtsync sync`, bounded in time and killed on shutdown (and by the kernel if
+    /// this process dies, see [`transfer_outlived_its_engine`]).
     fn sync(
         &self,
         target: &Target,
@@ -846,7 +890,8 @@ impl Transfers {
         remote: &[OsString],
     ) -> Result<(), (Failure, String)> {
         let mut cmd = Command::new(&self.exe);
-        cmd.arg("sync")
+        cmd.env(ENGINE_PID, std::process::id().to_string())
+            .arg("sync")
             .args(&self.common)
             .args(&target.args)
             .args(remote)

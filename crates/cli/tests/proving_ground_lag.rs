@@ -208,7 +208,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// The soak run (issue 6): `PG_SOAK_SECS` (3600) of mixed load — new files, rewrites,
 /// renames of files and directories, deletes — at a rate that swings between 20 and
-/// `PG_RATE` (200) operations per second, with a fault every few minutes in turn (b's link
+/// `PG_RATE` (200) operations per second on a tree held near `PG_SOAK_FILES` (3,000) files, with a fault every few minutes in turn (b's link
 /// down for 20 s, c's daemon killed and restarted, d's link flapping), over `PG_LINK` links.
 /// Every `PG_WINDOW` seconds (60): the lag percentiles of the files that arrived in that
 /// window per target, the engine's and each daemon's resident memory, and, after a pause
@@ -227,6 +227,8 @@ fn soak() {
     }
     let versions = Versions::default();
     let mut churn = common::ground::Churn::new(7, &versions);
+    // About 3,000 files of 155 KB on average: under 500 MB per copy, four copies.
+    churn.cap = env("PG_SOAK_FILES", 3000);
     churn.run(&g, 200, 2000);
     let engine = g.engine(&[]);
     g.converged(Duration::from_secs(120), &engine);

@@ -475,3 +475,119 @@ fn a_sersync_confxml_runs_as_it_is() {
     assert!(log.contains("failLog is ignored"), "{log}");
     assert_eq!(engine.stop(), Some(0));
 }
+
+/// The children of process `pid` (every thread's).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(
+            list.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    out
+}
+
+/// Whether `pid` still runs (a zombie waiting for a reaper does not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Found by the proving ground's kill -9 rounds: a transfer the engine had started lived on
+/// after the engine was killed, and could apply its old batch (a delete, say) after the next
+/// engine had sent newer changes to the same paths.
+#[test]
+fn a_transfer_does_not_outlive_an_engine_killed_with_kill_9() {
+    // A "daemon" that accepts and never answers: the engine's transfer to it waits.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    write(&src.join("file"), b"data");
+    let engine = Engine::start(
+        &tmp.path().join("state"),
+        &[
+            &format!("{}/", src.display()),
+            &format!("rsync://127.0.0.1:{port}/m/"),
+        ],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let transfer = loop {
+        if let Some(c) = children(engine.pid()).first() {
+            break *c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no transfer started:\n{}",
+            engine.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    engine.kill9();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while running(transfer) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "transfer {transfer} outlived the engine"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(listener);
+}
+
+/// Found by the proving ground's kill -9 rounds: a daemon killed while it wrote a file leaves
+/// its temporary file (`.name.XXXXXX`) in the module; retrying the batch alone never removes
+/// it, so the target never equalled the source. The retry after a broken connection now
+/// compares the directories the batch was writing to in full.
+#[test]
+fn a_daemon_killed_mid_file_leaves_no_temporary_file_behind() {
+    if !have_rsync() {
+        return;
+    }
+    let mut d = StockDaemon::start_rtsync();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("dir")).unwrap();
+    let engine = Engine::start(
+        &tmp.path().join("state"),
+        &[&format!("{}/", src.display()), &d.url("open/")],
+    );
+    let module = d.module_path("open");
+    converges(&src, &module, &[], &engine);
+    common::noise_file(&src.join("dir/big"), 400, 7);
+    // Kill the daemon once its temporary file for "big" is there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let temp_seen = loop {
+        let temp = std::fs::read_dir(module.join("dir"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".big."));
+        if temp || std::time::Instant::now() > deadline {
+            break temp;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    d.pause();
+    let left = std::fs::read_dir(module.join("dir"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".big."))
+        .count();
+    d.resume();
+    assert!(
+        temp_seen && left > 0,
+        "the daemon left no temporary file to clean up"
+    );
+    converges(&src, &module, &[], &engine);
+    assert_eq!(engine.stop(), Some(0));
+}

@@ -502,6 +502,9 @@ pub struct Churn {
     files: Vec<String>,
     dirs: Vec<String>,
     made_dirs: u64,
+    /// Past this many files, new files give way to rewrites and deletes: a long run keeps a
+    /// steady tree instead of filling the disk.
+    pub cap: usize,
 }
 
 impl Churn {
@@ -512,6 +515,7 @@ impl Churn {
             files: Vec::new(),
             dirs: vec!["d0".into(), "d1".into(), "d2".into()],
             made_dirs: 3,
+            cap: usize::MAX,
         }
     }
 
@@ -522,7 +526,19 @@ impl Churn {
     pub fn one(&mut self, g: &Ground) {
         let src = g.src();
         let roll = self.rng.below(100);
-        if roll < 60 || self.files.len() < 10 {
+        let full = self.files.len() >= self.cap;
+        if full && roll < 60 {
+            // A rewrite half the time, a delete otherwise.
+            let i = self.rng.below(self.files.len() as u64) as usize;
+            if roll.is_multiple_of(2) {
+                let name = self.files[i].clone();
+                let len = self.size();
+                self.versions.put(g, &name, len);
+            } else {
+                let old = self.files.swap_remove(i);
+                let _ = std::fs::remove_file(src.join(old));
+            }
+        } else if roll < 60 || self.files.len() < 10 {
             let dir = self.dirs[self.rng.below(self.dirs.len() as u64) as usize].clone();
             let name = format!("{dir}/f{}", self.rng.below(1_000_000));
             let len = self.size();
