@@ -935,14 +935,13 @@ impl Transfers {
             .unwrap_or("")
             .to_string();
         match status.and_then(|s| s.code()) {
-            Some(0) => Ok(()),
-            Some(code) => {
-                let failure = Failure::of_exit(code).unwrap_or(Failure::Transient);
-                Err((
+            Some(code) => match Failure::of_exit(code) {
+                None => Ok(()),
+                Some(failure) => Err((
                     failure,
                     format!("transfer failed with exit {code}: {detail}"),
-                ))
-            }
+                )),
+            },
             None => Err((
                 Failure::Transient,
                 "transfer stopped (timed out, killed or shutting down)".to_string(),

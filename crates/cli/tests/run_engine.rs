@@ -591,3 +591,51 @@ fn a_daemon_killed_mid_file_leaves_no_temporary_file_behind() {
     converges(&src, &module, &[], &engine);
     assert_eq!(engine.stop(), Some(0));
 }
+
+/// Found by the soak run: under steady churn almost every batch named some file that was
+/// deleted or renamed before its turn, the transfer exited 24, and the engine sent the whole
+/// batch again after a backoff, failing again, lag growing by seconds. Exit 24 now counts as
+/// delivered (each vanished file's own later change follows).
+#[test]
+fn files_vanishing_mid_batch_do_not_make_the_batch_retry() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let engine = Engine::start(
+        &tmp.path().join("state"),
+        &[&format!("{}/", src.display()), &d.url("open/")],
+    );
+    let module = d.module_path("open");
+    converges(&src, &module, &[], &engine);
+    for round in 0..5 {
+        let dir = src.join(format!("r{round}"));
+        std::fs::create_dir(&dir).unwrap();
+        for i in 0..600 {
+            write(
+                &dir.join(format!("f{i:04}")),
+                &testkit::noise(50_000, i + 1),
+            );
+        }
+        // Once the first file has landed, every other one of the last 300 goes.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !module.join(format!("r{round}/f0000")).exists()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        for i in (300..600).step_by(2) {
+            let _ = std::fs::remove_file(dir.join(format!("f{i:04}")));
+        }
+        converges(&src, &module, &[], &engine);
+    }
+    let log = engine.log();
+    assert!(
+        !log.contains("exit 24"),
+        "a batch was retried for vanished files:\n{log}"
+    );
+    assert_eq!(engine.stop(), Some(0));
+}

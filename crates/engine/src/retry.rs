@@ -21,11 +21,17 @@ pub enum Failure {
 
 impl Failure {
     /// Classifies an rsync exit code (`errcode.h`); `None` for success.
+    ///
+    /// 24 ("some files vanished before they could be transferred", and nothing else failed)
+    /// is a success here: a file named by a batch that is gone by the time it is sent was
+    /// deleted or renamed after the batch was taken, so that change has its own, later place
+    /// in the journal and goes out next. Retrying the batch instead would fail again and
+    /// again under steady churn, each retry bigger and later than the last.
     #[must_use]
     pub fn of_exit(code: i32) -> Option<Failure> {
         match code {
-            0 => None,
-            23 | 24 => Some(Failure::Partial),
+            0 | 24 => None,
+            23 => Some(Failure::Partial),
             // Syntax, protocol, file selection, unsupported action, start-up/auth.
             1..=5 => Some(Failure::Permanent),
             // Socket, file I/O (a full disk), stream, signals, timeouts, the shell's 255, and
@@ -96,6 +102,7 @@ mod tests {
         assert_eq!(Failure::of_exit(0), None);
         assert_eq!(Failure::of_exit(5), Some(Failure::Permanent));
         assert_eq!(Failure::of_exit(23), Some(Failure::Partial));
+        assert_eq!(Failure::of_exit(24), None);
         for code in [10, 11, 12, 30, 35, 255] {
             assert_eq!(Failure::of_exit(code), Some(Failure::Transient), "{code}");
         }
