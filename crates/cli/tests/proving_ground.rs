@@ -11,6 +11,7 @@ mod common;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::engine::Engine;
 use common::ground::{Checker, CheckerReport, Churn, Ground, Rng, Versions, churn_until, program};
 use common::have_rsync;
 use testkit::netem::Impairment;
@@ -93,18 +94,26 @@ fn three_targets_converge_through_latency_jitter_and_loss() {
     assert_eq!(engine.stop(), Some(0));
 }
 
-#[test]
-fn a_link_down_for_30_s_mid_stream_delays_only_its_target_which_catches_up_when_it_returns() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(g) = ground("link") else { return };
-    let test = "link-down";
+/// A ground with 30 files written, `rtsync run` started and every target caught up, and the
+/// checker reading the targets from then on.
+fn started(name: &str, seed: u64) -> Option<(Ground, Versions, Churn, Engine, Checker)> {
+    let g = ground(name)?;
     let versions = Versions::default();
-    let mut churn = Churn::new(2, &versions);
+    let mut churn = Churn::new(seed, &versions);
     churn.run(&g, 30, 1000);
-    let churn = churn;
     let engine = g.engine(&[]);
     g.converged(Duration::from_secs(60), &engine);
     let checker = Checker::start(&g, &versions);
+    Some((g, versions, churn, engine, checker))
+}
+
+#[test]
+fn a_link_down_for_30_s_mid_stream_delays_only_its_target_which_catches_up_when_it_returns() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((g, versions, churn, engine, checker)) = started("link", 2) else {
+        return;
+    };
+    let test = "link-down";
     let stop = std::sync::atomic::AtomicBool::new(false);
     let outage = Duration::from_secs(30);
     let (ops, others) = std::thread::scope(|s| {
@@ -207,15 +216,10 @@ fn hammer(g: &Ground, host: &str, n: usize, secs: u64) -> usize {
 #[test]
 fn a_daemon_killed_and_restarted_a_flapping_link_and_a_connection_storm_all_converge() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(g) = ground("storm") else { return };
+    let Some((g, _versions, churn, engine, checker)) = started("storm", 3) else {
+        return;
+    };
     let test = "daemon-and-storm";
-    let versions = Versions::default();
-    let mut churn = Churn::new(3, &versions);
-    churn.run(&g, 30, 1000);
-    let churn = churn;
-    let engine = g.engine(&[]);
-    g.converged(Duration::from_secs(60), &engine);
-    let checker = Checker::start(&g, &versions);
     let stop = std::sync::atomic::AtomicBool::new(false);
     let g_ref = &g;
     let (ops, served) = std::thread::scope(|s| {
