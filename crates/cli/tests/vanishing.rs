@@ -65,6 +65,26 @@ fn check(dest: &Path, src: &Path) {
     }
 }
 
+/// Once the deleter is done: rsync's "file has vanished" and exit 24, and every file still in
+/// the source arrived whole. `false` when the transfer finished before anything was deleted
+/// (nothing to judge this time).
+fn vanished_and_the_rest_arrived(
+    deleter: std::thread::JoinHandle<bool>,
+    out: &std::process::Output,
+    dest: &Path,
+    src: &Path,
+) -> bool {
+    if !deleter.join().unwrap() {
+        eprintln!("the transfer outran the deleter; nothing vanished this time");
+        return false;
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(24), "{stderr}");
+    assert!(stderr.contains("file has vanished"), "{stderr}");
+    check(dest, src);
+    true
+}
+
 #[test]
 fn files_vanishing_mid_push_to_a_stock_daemon_exit_24_and_the_rest_arrives() {
     if !have_rsync() {
@@ -83,15 +103,9 @@ fn files_vanishing_mid_push_to_a_stock_daemon_exit_24_and_the_rest_arrives() {
         format!("{}/", src.display()),
         d.url("open/"),
     ]);
-    let in_time = deleter.join().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !in_time {
-        eprintln!("the transfer outran the deleter; nothing vanished this time");
+    if !vanished_and_the_rest_arrived(deleter, &out, &dest, &src) {
         return;
     }
-    assert_eq!(out.status.code(), Some(24), "{stderr}");
-    assert!(stderr.contains("file has vanished"), "{stderr}");
-    check(&dest, &src);
     let log = std::fs::read_to_string(d.dir.path().join("rsyncd.log")).unwrap();
     assert!(
         !log.contains("rsync error"),
@@ -115,15 +129,7 @@ fn files_vanishing_mid_pull_from_rtsync_daemon_give_a_stock_client_exit_24() {
         d.url("open/"),
         format!("{}/", dest.display()),
     ]);
-    let in_time = deleter.join().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !in_time {
-        eprintln!("the transfer outran the deleter; nothing vanished this time");
-        return;
-    }
-    assert_eq!(out.status.code(), Some(24), "{stderr}");
-    assert!(stderr.contains("file has vanished"), "{stderr}");
-    check(&dest, &src);
+    vanished_and_the_rest_arrived(deleter, &out, &dest, &src);
 }
 
 /// A listed path whose directory is gone from the source (a real-time batch naming a file
