@@ -1,8 +1,8 @@
 //! The client side of rsync connections, over real sockets: how rsync spells remote paths
 //! ([`Remote::parse`]), and daemon connections ([`daemon`]): connect with a timeout, exchange
 //! greetings, list modules, open a module and answer its authentication challenge, then the
-//! binary setup. The transfer roles themselves are the `session` crate's, shared with the
-//! daemon.
+//! binary setup, or the rtsync stream between rtsync peers ([`stream`]). The transfer roles
+//! themselves are the `session` crate's, shared with the daemon.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![cfg_attr(
@@ -12,6 +12,7 @@
 
 pub mod daemon;
 mod remote;
+pub mod stream;
 
 pub use remote::Remote;
 
@@ -42,6 +43,14 @@ pub enum ClientError {
     /// The daemon asked for a password we do not have, or the password file is unusable.
     #[error("{0}")]
     Password(String),
+    /// The daemon refused the transfer once the module was open, with rsync's exit code.
+    #[error("{message}")]
+    Refused {
+        /// rsync exit code.
+        code: u8,
+        /// The daemon's words.
+        message: String,
+    },
 }
 
 impl ClientError {
@@ -53,6 +62,7 @@ impl ClientError {
             ClientError::ConnectTimeout { .. } => 35,
             ClientError::Session(e) => e.exit_code(),
             ClientError::Password(_) => 5,
+            ClientError::Refused { code, .. } => *code,
         }
     }
 }

@@ -296,7 +296,12 @@ pub fn handle(
     };
     let mut reader = MuxReader::new(read_half, Some(greeting_wait), traffic);
 
-    if send_line(&mut writer, &String::from_utf8_lossy(&daemon::greeting())).is_err() {
+    if send_line(
+        &mut writer,
+        &String::from_utf8_lossy(&daemon::server_greeting()),
+    )
+    .is_err()
+    {
         return Ending::Refused("connection closed".into());
     }
     let greeting = match reader
@@ -417,7 +422,28 @@ pub fn handle(
         Access::ReadWrite => false,
         _ => m.read_only,
     };
-    let transfer = crate::request::transfer(&words, Some(&name), &m.refuse_options);
+    let stream_asked = words
+        .get(1)
+        .is_some_and(|w| w == protocol::stream::STREAM_ARG.as_bytes());
+    let transfer = if stream_asked {
+        // The stream deletes and replaces as a push with these options would: a module that
+        // refuses any of them refuses the stream too.
+        let equivalent: Vec<Vec<u8>> = [
+            "--server",
+            "-logDtpre.LfxCIvu",
+            "--delete-missing-args",
+            "--force",
+            "-I",
+            ".",
+        ]
+        .iter()
+        .map(|w| w.as_bytes().to_vec())
+        .chain(words.get(3).cloned())
+        .collect();
+        crate::request::transfer(&equivalent, Some(&name), &m.refuse_options)
+    } else {
+        crate::request::transfer(&words, Some(&name), &m.refuse_options)
+    };
     if let Some((text, _)) = &transfer.refusal {
         log.line(&format!(
             "{text} [{} from {} ({})]",
@@ -486,6 +512,35 @@ pub fn handle(
             }
         })
     };
+    if stream_asked {
+        let result = match &transfer.refusal {
+            Some((text, code)) => {
+                let mut out = Vec::new();
+                protocol::stream::Frame::Fatal {
+                    code: *code,
+                    message: text.clone(),
+                }
+                .encode(&mut out);
+                let _ = writer.send(&out);
+                Err(SessionError::Protocol(protocol::ProtoError::Remote(
+                    text.clone(),
+                )))
+            }
+            None => {
+                let rel = transfer
+                    .paths
+                    .first()
+                    .and_then(|p| serve::module_relative(p))
+                    .unwrap_or_default();
+                crate::stream::serve((reader, writer), &view, &rel, &transfer_log)
+            }
+        };
+        return Ending::Transferred {
+            module: m.name.clone(),
+            user,
+            result,
+        };
+    }
     let result = serve::serve(
         (reader, writer),
         protocol_version,

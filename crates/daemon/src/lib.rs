@@ -29,6 +29,7 @@ pub mod logfmt;
 pub mod request;
 pub mod serve;
 pub mod shell;
+pub mod stream;
 
 pub use listener::Slots;
 

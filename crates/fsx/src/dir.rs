@@ -292,24 +292,93 @@ impl Dir {
     /// # Errors
     /// [`FsError::Io`] if the temporary file cannot be created.
     pub fn create_temp(&self, name: &[u8]) -> Result<TempFile<'_>, FsError> {
+        let (file, tmp) = self.create_temp_file(name)?;
+        Ok(TempFile {
+            dir: self,
+            name: name.to_vec(),
+            tmp: Some(tmp),
+            file,
+        })
+    }
+
+    /// Like [`Dir::create_temp`] without the guard: the open file and its temporary name, for
+    /// a caller that holds them apart from the directory. The caller removes the temporary
+    /// file if it never calls [`Dir::commit_temp`].
+    ///
+    /// # Errors
+    /// [`FsError::Io`] if the temporary file cannot be created.
+    pub fn create_temp_file(&self, name: &[u8]) -> Result<(File, Vec<u8>), FsError> {
         check_name(name)?;
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         loop {
             let tmp = temp_name(name);
             match rfs::openat(&self.fd, os(&tmp), flags, Mode::from_raw_mode(0o600)) {
-                Ok(fd) => {
-                    return Ok(TempFile {
-                        dir: self,
-                        name: name.to_vec(),
-                        tmp: Some(tmp),
-                        file: File::from(fd),
-                    });
-                }
+                Ok(fd) => return Ok((File::from(fd), tmp)),
                 Err(Errno::EXIST) => {}
                 Err(e) => return Err(self.err("create temporary file for", name)(e)),
             }
         }
+    }
+
+    /// Applies `meta` to temporary file `tmp` (open as `file`), flushes as the root's
+    /// [`Persist`] asks and renames it over `name`; the temporary file is removed on failure.
+    ///
+    /// # Errors
+    /// [`FsError::Io`] on failure.
+    pub fn commit_temp(
+        &self,
+        file: &File,
+        tmp: &[u8],
+        name: &[u8],
+        meta: &Meta,
+    ) -> Result<(), FsError> {
+        check_name(name)?;
+        let result = self.finish_temp(file, tmp, name, meta);
+        if result.is_err() {
+            let _ = rfs::unlinkat(&self.fd, os(tmp), AtFlags::empty());
+        }
+        result
+    }
+
+    fn finish_temp(
+        &self,
+        file: &File,
+        tmp: &[u8],
+        name: &[u8],
+        meta: &Meta,
+    ) -> Result<(), FsError> {
+        let fd = file.as_fd();
+        let err = |op| {
+            let path = self.child(name);
+            move |e| FsError::io(op, path, e)
+        };
+        if meta.uid.is_some() || meta.gid.is_some() {
+            let uid = meta.uid.map(rfs::Uid::from_raw);
+            let gid = meta.gid.map(rfs::Gid::from_raw);
+            match rfs::fchown(fd, uid, gid) {
+                Err(e) if chown_refusal_is_fine(e) => {
+                    if let Err(e) = rfs::fchown(fd, None, gid)
+                        && !chown_refusal_is_fine(e)
+                    {
+                        return Err(err("chown")(e));
+                    }
+                }
+                Err(e) => return Err(err("chown")(e)),
+                Ok(()) => {}
+            }
+        }
+        if let Some(perms) = meta.perms {
+            rfs::fchmod(fd, Mode::from_raw_mode(perms & 0o7777)).map_err(err("chmod"))?;
+        }
+        if let Some(mtime) = meta.mtime {
+            rfs::futimens(fd, &times(mtime)).map_err(err("set times on"))?;
+        }
+        if self.persist == Persist::Sync {
+            rfs::fdatasync(fd).map_err(err("fsync"))?;
+        }
+        rfs::renameat(&self.fd, os(tmp), &self.fd, os(name)).map_err(err("rename into place"))?;
+        self.sync_if_asked()
     }
 
     /// Makes `name` a symlink to `target`, replacing what is there atomically.
@@ -407,6 +476,31 @@ impl Dir {
         check_name(from)?;
         check_name(to)?;
         rfs::renameat(&self.fd, os(from), &self.fd, os(to)).map_err(self.err("rename", from))?;
+        self.sync_if_asked()
+    }
+
+    /// Moves `from` in directory `from_dir` to `to` in this directory (both inside the same
+    /// root). With `replace` false an existing `to` is never replaced: the move fails with
+    /// `EEXIST` instead (`RENAME_NOREPLACE`, atomic).
+    ///
+    /// # Errors
+    /// [`FsError::Io`] on failure.
+    pub fn move_here(
+        &self,
+        from_dir: &Dir,
+        from: &[u8],
+        to: &[u8],
+        replace: bool,
+    ) -> Result<(), FsError> {
+        check_name(from)?;
+        check_name(to)?;
+        let flags = if replace {
+            rfs::RenameFlags::empty()
+        } else {
+            rfs::RenameFlags::NOREPLACE
+        };
+        rfs::renameat_with(&from_dir.fd, os(from), &self.fd, os(to), flags)
+            .map_err(self.err("rename to", to))?;
         self.sync_if_asked()
     }
 
@@ -566,6 +660,15 @@ impl Dir {
         Ok(())
     }
 
+    /// Flushes everything written on this directory's filesystem to disk (`syncfs`): one call
+    /// makes a whole batch of files and renames durable.
+    ///
+    /// # Errors
+    /// [`FsError::Io`] on failure.
+    pub fn sync_filesystem(&self) -> Result<(), FsError> {
+        rfs::syncfs(&self.fd).map_err(|e| FsError::io("syncfs", self.path.clone(), e))
+    }
+
     /// Flushes this directory's entries to disk (after renames into it).
     ///
     /// # Errors
@@ -613,38 +716,7 @@ impl TempFile<'_> {
     }
 
     fn finish(&self, tmp: &[u8], meta: &Meta) -> Result<(), FsError> {
-        let fd = self.file.as_fd();
-        let err = |op| {
-            let path = self.dir.child(&self.name);
-            move |e| FsError::io(op, path, e)
-        };
-        if meta.uid.is_some() || meta.gid.is_some() {
-            let uid = meta.uid.map(rfs::Uid::from_raw);
-            let gid = meta.gid.map(rfs::Gid::from_raw);
-            match rfs::fchown(fd, uid, gid) {
-                Err(e) if chown_refusal_is_fine(e) => {
-                    if let Err(e) = rfs::fchown(fd, None, gid)
-                        && !chown_refusal_is_fine(e)
-                    {
-                        return Err(err("chown")(e));
-                    }
-                }
-                Err(e) => return Err(err("chown")(e)),
-                Ok(()) => {}
-            }
-        }
-        if let Some(perms) = meta.perms {
-            rfs::fchmod(fd, Mode::from_raw_mode(perms & 0o7777)).map_err(err("chmod"))?;
-        }
-        if let Some(mtime) = meta.mtime {
-            rfs::futimens(fd, &times(mtime)).map_err(err("set times on"))?;
-        }
-        if self.dir.persist == Persist::Sync {
-            rfs::fdatasync(fd).map_err(err("fsync"))?;
-        }
-        rfs::renameat(&self.dir.fd, os(tmp), &self.dir.fd, os(&self.name))
-            .map_err(err("rename into place"))?;
-        self.dir.sync_if_asked()
+        self.dir.finish_temp(&self.file, tmp, &self.name, meta)
     }
 
     /// Keeps what was written under the final name without metadata: rsync's `--partial`.

@@ -79,6 +79,18 @@ pub fn greeting() -> Vec<u8> {
     format!("@RSYNCD: {PROTOCOL_VERSION}.0 {}\n", names.join(" ")).into_bytes()
 }
 
+/// A daemon's greeting: [`greeting`] with [`crate::stream::CAPABILITY`] after the digests,
+/// which tells an rtsync client it may ask for the stream (stock rsync skips the word).
+#[must_use]
+pub fn server_greeting() -> Vec<u8> {
+    let mut g = greeting();
+    g.pop();
+    g.push(b' ');
+    g.extend_from_slice(crate::stream::CAPABILITY.as_bytes());
+    g.push(b'\n');
+    g
+}
+
 /// What a peer's greeting says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Greeting {

@@ -6,7 +6,9 @@
 //! - [`errcode`]: rsync's exit codes and their words;
 //! - [`mux`]: multiplexed frames (`MSG_DATA`, errors, warnings, deletions, …);
 //! - [`daemon`]: the text phase of a daemon connection — greetings, module listing, `@ERROR`,
-//!   and the `AUTHREQD` challenge answered with md4/md5/sha1/sha256/sha512.
+//!   and the `AUTHREQD` challenge answered with md4/md5/sha1/sha256/sha512;
+//! - [`stream`]: rtsync's own stream between rtsync peers, found through a word in the daemon's
+//!   greeting that stock rsync skips.
 //!
 //! Decoders never panic on hostile bytes: every length and count is checked, and "not enough
 //! bytes yet" is `Ok(None)`, not an error.
@@ -22,6 +24,7 @@ pub mod daemon;
 pub mod errcode;
 pub mod flist;
 pub mod mux;
+pub mod stream;
 pub mod token;
 pub mod wire;
 

@@ -62,6 +62,14 @@ impl MuxWriter {
         }
     }
 
+    /// Bounds how long one write may block on a socket (a peer that stopped reading); no
+    /// effect on pipes.
+    pub fn set_write_timeout(&self, timeout: Option<std::time::Duration>) {
+        if let Some(tcp) = &self.tcp {
+            let _ = tcp.set_write_timeout(timeout);
+        }
+    }
+
     /// Whether this is a socket (else pipes: a remote shell's, or our own standard output).
     #[must_use]
     pub fn is_socket(&self) -> bool {
