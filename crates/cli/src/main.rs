@@ -4,6 +4,7 @@
 mod doctor;
 mod exit;
 mod output;
+mod push_stream;
 mod remote;
 mod rsyncd;
 mod run;

@@ -19,6 +19,7 @@
 //! verifies with a full resync. SIGTERM or SIGINT stops watching, lets in-flight transfers end
 //! within a bound, keeps the rest in the journal and exits 0.
 
+use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
 use std::ffi::OsString;
 use std::hash::{BuildHasher, Hasher};
@@ -35,6 +36,7 @@ use engine::{Backoff, Batch, Change, Coalescer, Failure, Journal, Settings, chan
 use watch::{InotifyWatcher, Pairer, Selector, WatchOptions, Watcher, mask};
 
 use crate::exit;
+use crate::push_stream::{self, Pipe, Plan};
 use crate::run_config::RunConfig;
 use crate::status::{TargetStatus, instant_ms, now_ms};
 
@@ -198,6 +200,8 @@ struct Target {
     args: Vec<OsString>,
     /// A transfer running longer than this is killed.
     kill_after: Duration,
+    /// A daemon module, which may offer the rtsync stream.
+    stream: Option<push_stream::StreamTarget>,
 }
 
 /// What every transfer of the run shares.
@@ -216,6 +220,8 @@ struct Transfers {
 enum Msg {
     Changes(Vec<(u64, Change)>, Instant),
     Done(Result<(), (Failure, String)>, Batch, Duration),
+    /// From a stream's acknowledgement reader: its connection's generation and what came.
+    Stream(u64, push_stream::Event),
     Stop,
 }
 
@@ -404,6 +410,11 @@ fn run(config: &RunConfig) -> Result<(), String> {
             Target {
                 id: fnv(t.dest.as_bytes()),
                 dest: t.dest.clone(),
+                stream: push_stream::StreamTarget::of(
+                    t.dest.as_bytes(),
+                    t.password_file.as_deref(),
+                    t.timeout,
+                ),
                 args,
                 // Generous: a timeout is about silence, and a big transfer is not silent.
                 kill_after: Duration::from_secs(t.timeout.max(1) * 4),
@@ -508,6 +519,10 @@ fn run(config: &RunConfig) -> Result<(), String> {
             transfers: transfers.clone(),
             journal: journal.clone(),
             me: tx.clone(),
+        };
+        let settings = Settings {
+            renames: ctx.target.stream.is_some(),
+            ..settings
         };
         senders.push(tx);
         workers.push(std::thread::spawn(move || {
@@ -618,12 +633,37 @@ struct Worker {
     me: Sender<Msg>,
 }
 
+/// How many stream batches may await their acknowledgement at once.
+const STREAM_WINDOW: usize = 8;
+
+/// How long a daemon that did not offer the stream is taken at its word.
+const NOT_OFFERED_FOR: Duration = Duration::from_secs(300);
+
+/// The stream to one target, as far as the worker knows.
+enum StreamState {
+    /// Not a daemon target, or the daemon does not offer it (until then).
+    Off(Option<Instant>),
+    /// Not connected; the next stream batch connects.
+    Closed,
+    Open(Pipe),
+}
+
+/// A stream batch sent and not yet acknowledged.
+struct Sent {
+    number: u64,
+    batch: Batch,
+    at: Instant,
+}
+
 impl Worker {
     fn name(&self) -> String {
         self.target.dest.to_string_lossy().into_owned()
     }
 
-    /// One target's loop: fold changes in, send ready batches one at a time, retry failures.
+    /// One target's loop: fold changes in, send ready batches, retry failures. Batches for a
+    /// stream go back to back (up to [`STREAM_WINDOW`] unacknowledged); one for rsync waits
+    /// until the stream's are acknowledged, and runs alone.
+    #[allow(clippy::too_many_lines)]
     fn worker(
         &self,
         rx: &mpsc::Receiver<Msg>,
@@ -632,12 +672,32 @@ impl Worker {
         initial_sync: bool,
         crashed: bool,
     ) {
-        let mut pending = Coalescer::new(settings);
         let started = Instant::now();
-        // After a crash: send what was never acknowledged, then compare everything (changes
-        // made while nothing watched are in no journal).
-        let mut verify_after_replay = crashed || !replay.is_empty();
-        if verify_after_replay {
+        let mut p = Progress {
+            pending: Coalescer::new(settings),
+            // Retries of a transient failure at most every 2 s, with short connection attempts
+            // (see `apply`): a target whose link or daemon comes back is caught up within
+            // seconds.
+            backoff: Backoff::new(
+                Duration::from_millis(200),
+                Duration::from_secs(2),
+                Duration::from_secs(30),
+            ),
+            retry_at: None,
+            failing: false,
+            status: TargetStatus {
+                dest: self.name(),
+                pid: std::process::id(),
+                ..TargetStatus::default()
+            },
+            status_saved: Instant::now()
+                .checked_sub(STATUS_EVERY)
+                .unwrap_or_else(Instant::now),
+            // After a crash: send what was never acknowledged, then compare everything
+            // (changes made while nothing watched are in no journal).
+            verify_after_replay: crashed || !replay.is_empty(),
+        };
+        if p.verify_after_replay {
             log(&format!(
                 "{}: replaying {} unacknowledged change(s) from the journal",
                 self.name(),
@@ -645,33 +705,28 @@ impl Worker {
             ));
         }
         for (seq, c) in &replay {
-            pending.push(c, *seq, started);
+            p.pending.push(c, *seq, started);
         }
-        if (initial_sync || verify_after_replay) && replay.is_empty() {
-            verify_after_replay = false;
+        if (initial_sync || p.verify_after_replay) && replay.is_empty() {
+            p.verify_after_replay = false;
             let seq = self.journal.lock().map_or(0, |j| j.last_seq());
-            pending.push(&Change::Resync(PathBuf::new()), seq, started);
+            p.pending
+                .push(&Change::Resync(PathBuf::new()), seq, started);
         }
-        // Retries of a transient failure at most every 2 s, with short connection attempts
-        // (see `apply`): a target whose link or daemon comes back is caught up within seconds.
-        let mut backoff = Backoff::new(
-            Duration::from_millis(200),
-            Duration::from_secs(2),
-            Duration::from_secs(30),
-        );
-        let mut retry_at: Option<Instant> = None;
+        let mut stream = if self.target.stream.is_some() {
+            StreamState::Closed
+        } else {
+            StreamState::Off(None)
+        };
+        let mut generation = 0u64;
+        let mut recent = push_stream::Recent::default();
+        let mut window: VecDeque<Sent> = VecDeque::new();
+        // A batch for rsync, waiting for the stream's batches before it.
+        let mut held: Option<Batch> = None;
         let mut in_flight = false;
         let mut stopping = false;
-        let mut failing = false;
-        let mut status = TargetStatus {
-            dest: self.name(),
-            pid: std::process::id(),
-            ..TargetStatus::default()
-        };
-        let mut status_saved = Instant::now()
-            .checked_sub(STATUS_EVERY)
-            .unwrap_or_else(Instant::now);
         let mut next_resync = self.transfers.resync_every.map(|every| started + every);
+        let trace = std::env::var_os("RTSYNC_TRACE_STREAM").is_some();
         loop {
             let now = Instant::now();
             if let (Some(at), Some(every)) = (next_resync, self.transfers.resync_every)
@@ -680,32 +735,83 @@ impl Worker {
                 // Catches what no event can tell: a hard link changed under its other name,
                 // a directory time moved by an excluded entry, a change made on the target.
                 let seq = self.journal.lock().map_or(0, |j| j.last_seq());
-                pending.push(&Change::Resync(PathBuf::new()), seq, now);
+                p.pending.push(&Change::Resync(PathBuf::new()), seq, now);
                 next_resync = Some(now + every);
             }
-            if !in_flight && !stopping && retry_at.is_none_or(|t| now >= t) && pending.is_ready(now)
+            if let StreamState::Off(Some(until)) = stream
+                && now >= until
             {
-                let batch = pending.take(now);
+                stream = StreamState::Closed;
+            }
+            if window.is_empty()
+                && !in_flight
+                && let Some(batch) = held.take()
+            {
                 in_flight = true;
-                let transfers = self.transfers.clone();
-                let target = self.target.clone();
-                let me = self.me.clone();
-                let retrying = failing;
-                std::thread::spawn(move || {
-                    let t0 = Instant::now();
-                    let result = transfers.apply(&target, &batch, retrying);
-                    let _ = me.send(Msg::Done(result, batch, t0.elapsed()));
-                });
+                self.start_rsync(batch, p.failing);
                 continue;
             }
-            if stopping && !in_flight {
+            if !in_flight
+                && held.is_none()
+                && !stopping
+                && window.len() < STREAM_WINDOW
+                && p.retry_at.is_none_or(|t| now >= t)
+                && p.pending.is_ready(now)
+            {
+                let batch = p.pending.take(now);
+                match self.dispatch(batch, &mut stream, &mut generation, &mut recent, p.failing) {
+                    Dispatched::Stream(sent) => window.push_back(sent),
+                    Dispatched::Rsync(batch) => held = Some(batch),
+                    Dispatched::Failed(batch, failure, why) => {
+                        // Newest first: the batch just taken, then those still in flight.
+                        let mut failed = vec![batch];
+                        failed.extend(held.take());
+                        failed.extend(window.drain(..).rev().map(|s| s.batch));
+                        if let StreamState::Open(pipe) =
+                            std::mem::replace(&mut stream, StreamState::Closed)
+                        {
+                            pipe.close();
+                        }
+                        p.failed(self, failed, failure, &why, false);
+                    }
+                }
+                continue;
+            }
+            if stopping && !in_flight && window.is_empty() {
                 return;
             }
+            // A batch not acknowledged for as long as a transfer may run is lost: the
+            // connection is cut and everything in flight goes again.
+            if let Some(oldest) = window.front()
+                && oldest.at.elapsed() > self.target.kill_after
+            {
+                if let StreamState::Open(pipe) = std::mem::replace(&mut stream, StreamState::Closed)
+                {
+                    pipe.close();
+                }
+                // Newest first: a batch held for rsync, then the stream's.
+                let failed = held
+                    .take()
+                    .into_iter()
+                    .chain(window.drain(..).rev().map(|s| s.batch))
+                    .collect();
+                p.failed(
+                    self,
+                    failed,
+                    Failure::Transient,
+                    "the daemon did not acknowledge a batch in time",
+                    false,
+                );
+                continue;
+            }
             // While a transfer runs, its Done message is what wakes us.
-            let wake = if in_flight || stopping {
-                Duration::from_secs(1)
+            let wake = if in_flight || stopping || !window.is_empty() {
+                Duration::from_millis(if window.is_empty() { 1000 } else { 100 })
             } else {
-                let batch_due = [pending.deadline(), retry_at].into_iter().flatten().max();
+                let batch_due = [p.pending.deadline(), p.retry_at]
+                    .into_iter()
+                    .flatten()
+                    .max();
                 [batch_due, next_resync]
                     .into_iter()
                     .flatten()
@@ -713,104 +819,325 @@ impl Worker {
                     .map_or(Duration::from_secs(1), |t| t.saturating_duration_since(now))
                     .clamp(Duration::from_millis(1), Duration::from_secs(1))
             };
-            if status_saved.elapsed() >= STATUS_EVERY {
-                status.pending = pending.len();
-                status.oldest_pending_ms = pending.oldest().map(instant_ms);
-                status.next_retry_ms = retry_at.filter(|t| *t > now).map(instant_ms);
-                status.updated_ms = now_ms();
-                let _ = status.save(&self.transfers.state, &self.target.id);
-                status_saved = Instant::now();
+            if p.status_saved.elapsed() >= STATUS_EVERY {
+                p.save_status(self, now);
             }
             match rx.recv_timeout(wake.min(STATUS_EVERY)) {
                 Ok(Msg::Changes(list, at)) => {
                     for (seq, c) in &list {
-                        pending.push(c, *seq, at);
+                        if trace {
+                            log(&format!("{}: change {seq} {c:?}", self.name()));
+                        }
+                        p.pending.push(c, *seq, at);
                     }
                 }
                 Ok(Msg::Done(Ok(()), batch, took)) => {
                     in_flight = false;
-                    retry_at = None;
-                    backoff.reset();
-                    status.batches += 1;
-                    status.paths += batch.len() as u64;
-                    status.last_ok_ms = Some(now_ms());
-                    status_saved = Instant::now()
-                        .checked_sub(STATUS_EVERY)
-                        .unwrap_or_else(Instant::now);
-                    if failing {
-                        failing = false;
-                        log(&format!("{}: recovered", self.name()));
-                    }
-                    if self.transfers.verbose {
-                        log(&format!(
-                            "{}: {} sent, {} deleted, {} subtree(s) compared in {} ms",
-                            self.name(),
-                            batch.puts.len(),
-                            batch.deletes.len(),
-                            batch.trees.len(),
-                            took.as_millis()
-                        ));
-                    }
-                    if let Ok(j) = self.journal.lock()
-                        && let Err(e) = j.acknowledge(&self.target.id, batch.upto)
-                    {
-                        log(&format!("{}: {e}", self.name()));
-                    }
-                    if verify_after_replay {
-                        verify_after_replay = false;
-                        pending.push(&Change::Resync(PathBuf::new()), batch.upto, Instant::now());
-                    }
+                    p.landed(self, &batch, took, "by rsync");
                 }
                 Ok(Msg::Done(Err((failure, why)), batch, _)) => {
                     in_flight = false;
-                    let now = Instant::now();
-                    // A connection that died mid-transfer (a daemon killed, a link cut) can
-                    // leave the receiver's temporary files behind in the directories it was
-                    // writing to; the next try compares those directories in full, which
-                    // deletes them. (Found by the proving ground's kill -9 rounds.)
-                    let swept: Vec<PathBuf> = if failure == Failure::Transient {
-                        let mut dirs: Vec<PathBuf> = batch
-                            .puts
-                            .iter()
-                            .map(|p| p.parent().map(Path::to_path_buf).unwrap_or_default())
-                            .collect();
-                        dirs.sort();
-                        dirs.dedup();
-                        dirs
-                    } else {
-                        Vec::new()
-                    };
-                    let upto = batch.upto;
-                    pending.requeue(batch, now);
-                    for dir in swept {
-                        pending.push(&Change::Resync(dir), upto, now);
-                    }
-                    let delay = backoff.next_delay(failure, jitter());
-                    retry_at = Some(now + delay);
-                    failing = true;
-                    status.failures += 1;
-                    status.last_error = Some(why.clone());
-                    status.last_error_ms = Some(now_ms());
-                    status_saved = Instant::now()
-                        .checked_sub(STATUS_EVERY)
-                        .unwrap_or_else(Instant::now);
-                    let kind = match failure {
-                        Failure::Transient => "will retry",
-                        Failure::Partial => "some paths failed; will send them again",
-                        Failure::Permanent => "needs attention; retrying slowly",
-                    };
-                    log(&format!(
-                        "{}: {why} ({kind} in {:.1} s, attempt {})",
-                        self.name(),
-                        delay.as_secs_f64(),
-                        backoff.attempts()
-                    ));
+                    p.failed(self, vec![batch], failure, &why, true);
                 }
+                Ok(Msg::Stream(generation_of, event)) if generation_of == generation => match event
+                {
+                    push_stream::Event::Done {
+                        batch: number,
+                        missed,
+                        errors,
+                    } if errors.is_empty()
+                        && window.front().is_some_and(|s| s.number == number) =>
+                    {
+                        if let Some(sent) = window.pop_front() {
+                            p.fall_back(self, &missed, &sent.batch);
+                            p.landed(self, &sent.batch, sent.at.elapsed(), "on the stream");
+                        }
+                    }
+                    other => {
+                        let (failure, why) = match other {
+                            push_stream::Event::Done { errors, .. } if !errors.is_empty() => {
+                                let (path, why) = errors.first().cloned().unwrap_or_default();
+                                (
+                                    Failure::Partial,
+                                    format!(
+                                        "{} path(s) failed on the target, first {}: {why}",
+                                        errors.len(),
+                                        path.display()
+                                    ),
+                                )
+                            }
+                            push_stream::Event::Broken(why) => (Failure::Transient, why),
+                            push_stream::Event::Done { batch, .. } => (
+                                Failure::Transient,
+                                format!("the daemon acknowledged batch {batch} out of turn"),
+                            ),
+                        };
+                        if let StreamState::Open(pipe) =
+                            std::mem::replace(&mut stream, StreamState::Closed)
+                        {
+                            pipe.close();
+                        }
+                        if !window.is_empty() {
+                            let failed = held
+                                .take()
+                                .into_iter()
+                                .chain(window.drain(..).rev().map(|s| s.batch))
+                                .collect();
+                            p.failed(self, failed, failure, &why, false);
+                        }
+                    }
+                },
+                Ok(Msg::Stream(..)) => {}
                 Ok(Msg::Stop) => stopping = true,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
+    }
+
+    /// Sends `batch` on the stream when it can go that way, connecting first if needed.
+    fn dispatch(
+        &self,
+        batch: Batch,
+        stream: &mut StreamState,
+        generation: &mut u64,
+        recent: &mut push_stream::Recent,
+        retrying: bool,
+    ) -> Dispatched {
+        let plan: Option<Plan> = match (&*stream, &self.target.stream) {
+            (StreamState::Off(_), _) | (_, None) => None,
+            _ => push_stream::plan(&self.transfers.src, &batch, recent),
+        };
+        let (Some(plan), Some(target)) = (plan, &self.target.stream) else {
+            return Dispatched::Rsync(push_stream::without_renames(batch));
+        };
+        if matches!(stream, StreamState::Closed) {
+            *generation += 1;
+            let connect = Duration::from_secs(if retrying { 3 } else { 10 });
+            let me = self.me.clone();
+            let (tx, rx) = mpsc::channel::<(u64, push_stream::Event)>();
+            // The reader thread's events reach the worker's own channel.
+            std::thread::spawn(move || {
+                while let Ok((g, ev)) = rx.recv() {
+                    if me.send(Msg::Stream(g, ev)).is_err() {
+                        return;
+                    }
+                }
+            });
+            match Pipe::open(target, connect, *generation, tx) {
+                Ok(push_stream::Open::Pipe(pipe)) => {
+                    if self.transfers.verbose {
+                        log(&format!("{}: stream open", self.name()));
+                    }
+                    *stream = StreamState::Open(pipe);
+                }
+                Ok(push_stream::Open::NotOffered) => {
+                    *stream = StreamState::Off(Some(Instant::now() + NOT_OFFERED_FOR));
+                    return Dispatched::Rsync(push_stream::without_renames(batch));
+                }
+                Err((code, why)) => {
+                    let failure = Failure::of_exit(i32::from(code)).unwrap_or(Failure::Transient);
+                    return Dispatched::Failed(batch, failure, why);
+                }
+            }
+        }
+        let StreamState::Open(pipe) = stream else {
+            return Dispatched::Rsync(push_stream::without_renames(batch));
+        };
+        match pipe.send(&self.transfers.src, &plan) {
+            Ok(number) => Dispatched::Stream(Sent {
+                number,
+                batch,
+                at: Instant::now(),
+            }),
+            Err(why) => Dispatched::Failed(batch, Failure::Transient, why),
+        }
+    }
+
+    /// Runs `batch` through a child `rtsync sync` on a thread of its own.
+    fn start_rsync(&self, batch: Batch, retrying: bool) {
+        let transfers = self.transfers.clone();
+        let target = self.target.clone();
+        let me = self.me.clone();
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let result = transfers.apply(&target, &batch, retrying);
+            let _ = me.send(Msg::Done(result, batch, t0.elapsed()));
+        });
+    }
+}
+
+/// Where a batch went.
+enum Dispatched {
+    Stream(Sent),
+    Rsync(Batch),
+    Failed(Batch, Failure, String),
+}
+
+/// A worker's changing state.
+struct Progress {
+    pending: Coalescer,
+    backoff: Backoff,
+    retry_at: Option<Instant>,
+    failing: bool,
+    status: TargetStatus,
+    status_saved: Instant,
+    verify_after_replay: bool,
+}
+
+impl Progress {
+    fn save_status(&mut self, w: &Worker, now: Instant) {
+        self.status.pending = self.pending.len();
+        self.status.oldest_pending_ms = self.pending.oldest().map(instant_ms);
+        self.status.next_retry_ms = self.retry_at.filter(|t| *t > now).map(instant_ms);
+        self.status.updated_ms = now_ms();
+        let _ = self.status.save(&w.transfers.state, &w.target.id);
+        self.status_saved = Instant::now();
+    }
+
+    fn save_soon(&mut self) {
+        self.status_saved = Instant::now()
+            .checked_sub(STATUS_EVERY)
+            .unwrap_or_else(Instant::now);
+    }
+
+    /// A batch landed: acknowledge it in the journal.
+    fn landed(&mut self, w: &Worker, batch: &Batch, took: Duration, lane: &str) {
+        self.retry_at = None;
+        self.backoff.reset();
+        self.status.batches += 1;
+        self.status.paths += batch.len() as u64;
+        self.status.last_ok_ms = Some(now_ms());
+        self.save_soon();
+        if self.failing {
+            self.failing = false;
+            log(&format!("{}: recovered", w.name()));
+        }
+        if w.transfers.verbose {
+            log(&format!(
+                "{}: {} sent, {} renamed, {} deleted, {} subtree(s) compared in {} ms {lane}",
+                w.name(),
+                batch.puts.len(),
+                batch.renames.len(),
+                batch.deletes.len(),
+                batch.trees.len(),
+                took.as_millis()
+            ));
+        }
+        if let Ok(j) = w.journal.lock()
+            && let Err(e) = j.acknowledge(&w.target.id, batch.upto)
+        {
+            log(&format!("{}: {e}", w.name()));
+        }
+        if self.verify_after_replay {
+            self.verify_after_replay = false;
+            self.pending
+                .push(&Change::Resync(PathBuf::new()), batch.upto, Instant::now());
+        }
+    }
+
+    /// Renames the target could not make safely: their destinations are sent as content.
+    /// They go into the journal first, so the acknowledgement that follows loses nothing.
+    fn fall_back(&mut self, w: &Worker, missed: &[PathBuf], batch: &Batch) {
+        if missed.is_empty() {
+            return;
+        }
+        let changes: Vec<Change> = missed
+            .iter()
+            .map(|to| {
+                let is_dir = batch.renames.iter().any(|r| r.to == *to && r.is_dir);
+                if is_dir {
+                    Change::Resync(to.clone())
+                } else {
+                    Change::Created(to.clone())
+                }
+            })
+            .collect();
+        if std::env::var_os("RTSYNC_TRACE_STREAM").is_some() {
+            log(&format!("{}: fallback {changes:?}", w.name()));
+        }
+        let now = Instant::now();
+        let seqs = w.journal.lock().ok().and_then(|mut j| {
+            let seqs = j.append(&changes).ok()?;
+            j.sync().ok()?;
+            Some(seqs)
+        });
+        match seqs {
+            Some(seqs) => {
+                for (seq, c) in seqs.into_iter().zip(&changes) {
+                    self.pending.push(c, seq, now);
+                }
+            }
+            // Not journaled: keep them from being acknowledged past (seq 0).
+            None => {
+                for c in &changes {
+                    self.pending.push(c, 0, now);
+                }
+            }
+        }
+        if w.transfers.verbose {
+            log(&format!(
+                "{}: {} rename(s) sent as content instead",
+                w.name(),
+                missed.len()
+            ));
+        }
+    }
+
+    /// Batches that failed, newest first, go back under newer changes and are retried after a
+    /// backoff.
+    /// `swept`: the batches went through rsync, whose receiver may have left temporary files
+    /// (the stream's are taken over when the file comes again, see `fsx::Dir::create_stable_temp`).
+    fn failed(
+        &mut self,
+        w: &Worker,
+        batches: Vec<Batch>,
+        failure: Failure,
+        why: &str,
+        rsync: bool,
+    ) {
+        let now = Instant::now();
+        for batch in batches {
+            // A connection that died mid-transfer (a daemon killed, a link cut) can leave the
+            // receiver's temporary files behind in the directories it was writing to; the next
+            // try compares those directories in full, which deletes them. (Found by the
+            // proving ground's kill -9 rounds.)
+            let swept: Vec<PathBuf> = if rsync && failure == Failure::Transient {
+                let mut dirs: Vec<PathBuf> = batch
+                    .puts
+                    .iter()
+                    .map(|p| p.parent().map(Path::to_path_buf).unwrap_or_default())
+                    .collect();
+                dirs.sort();
+                dirs.dedup();
+                dirs
+            } else {
+                Vec::new()
+            };
+            let upto = batch.upto;
+            self.pending.requeue(batch, now);
+            for dir in swept {
+                self.pending.push(&Change::Resync(dir), upto, now);
+            }
+        }
+        let delay = self.backoff.next_delay(failure, jitter());
+        self.retry_at = Some(now + delay);
+        self.failing = true;
+        self.status.failures += 1;
+        self.status.last_error = Some(why.to_string());
+        self.status.last_error_ms = Some(now_ms());
+        self.save_soon();
+        let kind = match failure {
+            Failure::Transient => "will retry",
+            Failure::Partial => "some paths failed; will send them again",
+            Failure::Permanent => "needs attention; retrying slowly",
+        };
+        log(&format!(
+            "{}: {why} ({kind} in {:.1} s, attempt {})",
+            w.name(),
+            delay.as_secs_f64(),
+            self.backoff.attempts()
+        ));
     }
 }
 

@@ -245,6 +245,10 @@ impl Applier<'_> {
                 let r = self.delete(&path);
                 (path, r)
             }
+            Frame::Prune { path, keep } => {
+                let r = self.prune(&path, &keep);
+                (path, r)
+            }
             Frame::Rename { from, to, expect } => {
                 match self.rename(&from, &to, &expect) {
                     Ok(true) => {}
@@ -348,6 +352,10 @@ impl Applier<'_> {
     }
 
     fn mkdir(&mut self, path: &[u8], attrs: &Attrs) -> Result<(), FsError> {
+        if fsx::split_rel_path(path)?.is_empty() {
+            // The destination itself: its attributes, as rsync sets those of `.`.
+            return self.top.set_own_meta(&self.meta(attrs, true));
+        }
         if self.excluded(path, true) {
             return Ok(());
         }
@@ -395,6 +403,8 @@ impl Applier<'_> {
         let Some((dir, name)) = self.parent(path, false)? else {
             return Ok(());
         };
+        // What a stream cut off half-way through this file left behind.
+        let _ = dir.remove(&Dir::stable_temp_name(&name), false);
         let Some(st) = dir.stat(&name)? else {
             return Ok(());
         };
@@ -409,6 +419,37 @@ impl Applier<'_> {
                 full.extend_from_slice(rest);
             }
             (self.log)("del.", &full, 0);
+        }
+        Ok(())
+    }
+
+    /// Removes what directory `path` holds beyond `keep`, sparing what the module protects.
+    fn prune(&mut self, path: &[u8], keep: &[Vec<u8>]) -> Result<(), FsError> {
+        let parts = fsx::split_rel_path(path)?;
+        let mut dir = self.top.try_clone()?;
+        for part in parts {
+            dir = match dir.open_dir(part) {
+                Err(e) if e.is_not_found() => return Ok(()),
+                other => other?,
+            };
+        }
+        let keep: std::collections::HashSet<&[u8]> = keep.iter().map(Vec::as_slice).collect();
+        for name in dir.names()? {
+            if keep.contains(name.as_slice()) {
+                continue;
+            }
+            let mut rel = path.to_vec();
+            if !rel.is_empty() {
+                rel.push(b'/');
+            }
+            rel.extend_from_slice(&name);
+            let is_dir = dir.stat(&name)?.is_some_and(|st| st.kind == Kind::Dir);
+            if self.excluded(&rel, is_dir) {
+                continue;
+            }
+            let mut protect = |p: &[u8], k: Kind| self.protects(&rel, p, k);
+            dir.remove_tree(&name, &mut protect)?;
+            (self.log)("del.", &rel, 0);
         }
         Ok(())
     }
@@ -494,7 +535,7 @@ impl Applier<'_> {
                 why: "has no parent",
             });
         };
-        let (file, tmp) = dir.create_temp_file(&name)?;
+        let (file, tmp) = dir.create_stable_temp(&name)?;
         Ok((dir, tempfile_state::Temp { file, tmp }))
     }
 

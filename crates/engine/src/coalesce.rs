@@ -6,9 +6,41 @@
 //!   transfer under way when the path was made may have sent it;
 //! - a delete of a directory absorbs everything pending below it, and so does a resync;
 //! - a rename is a delete and a creation (see [`crate::change`]), so chains `a → b → c` leave
-//!   "delete a, delete b, put c";
+//!   "delete a, delete b, put c" — unless renames are on (below);
 //! - a directory that appears is sent as a whole subtree, so the entries found in it need no
 //!   entries of their own.
+//!
+//! # Renames as renames
+//!
+//! With [`Settings::renames`] (for a target that can rename: an rtsync daemon), a simple rename
+//! stays a rename, so a renamed directory of 5,000 files is one operation instead of 5,000
+//! files sent again. It is recorded as "`to` renamed from `from`" on `to` and a delete on `from`
+//! (nothing to do once the rename is applied, a clean-up if it was not); whatever was pending
+//! at or below `to` is superseded. A rename that is not simple is folded as a delete and a
+//! creation, as without the setting:
+//! - `from` or `to` lies below a pending subtree resync or delete;
+//! - `from`, or anything below it, has a pending operation (its content changed before the move,
+//!   as in `write tmp; mv tmp file` within one batch);
+//! - `from` or `to` is equal to, above or below an end of another pending rename (chains
+//!   `a → b → c`, swaps `a → t, b → a, t → b`).
+//!
+//! So the pending renames never touch each other's paths, and their order in a batch (the order
+//! they happened in) is a courtesy. Later changes: a write or creation at `to` keeps the rename
+//! and sends `to` afterwards too (it is then in both [`Batch::renames`] and [`Batch::puts`]);
+//! a delete, a new directory or a resync at or above `to` supersedes the rename like any
+//! operation; changes below a renamed directory are ordinary entries, applied after it. A file
+//! at `to` still being written does not hold the rename back, only its put.
+//!
+//! The target's contract: it applies [`Batch::renames`] first, in order, then the deletes, then
+//! the trees and puts. It applies a rename only when that is safe:
+//! - a file: `from` is a file (not a directory) with the identity (size and modification time,
+//!   say) the source's `to` has now, `to` is not a directory, and `to`'s parent is a directory;
+//!   when `to` is also in [`Batch::puts`], any file at `from` will do, since the put follows;
+//! - a directory: `from` is a directory, `to` does not exist, and `to`'s parent is a directory.
+//!
+//! A rename it does not apply is "missed": the caller pushes [`Change::Resync`]`(to)`, and the
+//! delete of `from` in the same batch cleans up. A batch applied twice (retried after it failed
+//! part-way) is fine: a rename already done misses the second time and is resynced.
 //!
 //! A batch is ready once no change has arrived for the settle delay, or once the oldest pending
 //! change has waited the maximum latency (a steady stream never starves the target). Memory is
@@ -27,6 +59,9 @@ use crate::change::Change;
 /// How long to wait and how much to hold.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
+    /// Hand out simple renames as [`Batch::renames`] (for a target that can rename, under the
+    /// contract in the [module docs](self)); otherwise a rename is a delete and a creation.
+    pub renames: bool,
     /// A batch waits until no change has arrived for this long.
     pub settle: Duration,
     /// ... but never holds a change longer than this.
@@ -45,6 +80,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            renames: false,
             settle: Duration::from_millis(20),
             max_latency: Duration::from_millis(200),
             write_quiet: Duration::from_millis(500),
@@ -64,6 +100,20 @@ enum Op {
     Delete,
     /// Send the subtree recursively and delete what the source lacks in it.
     Tree,
+    /// Rename from another path (the details are in the coalescer's `moves`).
+    Rename,
+}
+
+/// A pending rename, on its `to`.
+#[derive(Debug, Clone)]
+struct Move {
+    from: PathBuf,
+    is_dir: bool,
+    /// Where it goes among the renames of a batch: its journal number, or less than every
+    /// pending rename's once requeued.
+    order: i128,
+    /// Send `to` after the rename too: it changed since.
+    put: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -76,9 +126,25 @@ struct Entry {
     written_at: Option<Instant>,
 }
 
-/// What one transfer must do; every list is sorted, parents before children.
+/// A rename for the target to apply as a rename, under the contract in the
+/// [module docs](self).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rename {
+    /// The old path.
+    pub from: PathBuf,
+    /// The new path.
+    pub to: PathBuf,
+    /// Whether it is a directory, moved with everything below it.
+    pub is_dir: bool,
+}
+
+/// What one transfer must do: the renames first, in order, then the deletes, then the trees and
+/// puts. Every other list is sorted, parents before children.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
+    /// Renames to apply first, in the order they happened, each only if safe (see the
+    /// [module docs](self)); always empty unless [`Settings::renames`].
+    pub renames: Vec<Rename>,
     /// Entries to send as they are now (creating their parents as needed).
     pub puts: Vec<PathBuf>,
     /// Entries to delete on the target, directories with their contents.
@@ -93,13 +159,16 @@ impl Batch {
     /// Whether the batch does nothing.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.puts.is_empty() && self.deletes.is_empty() && self.trees.is_empty()
+        self.renames.is_empty()
+            && self.puts.is_empty()
+            && self.deletes.is_empty()
+            && self.trees.is_empty()
     }
 
-    /// How many paths it names.
+    /// How many operations it holds (a rename counts once).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.puts.len() + self.deletes.len() + self.trees.len()
+        self.renames.len() + self.puts.len() + self.deletes.len() + self.trees.len()
     }
 }
 
@@ -112,6 +181,10 @@ pub struct Coalescer {
     writing: BTreeSet<PathBuf>,
     /// Pending entries per parent directory, for the per-directory cap.
     children: HashMap<PathBuf, usize>,
+    /// The pending renames by `to`: exactly the entries whose op is [`Op::Rename`].
+    moves: HashMap<PathBuf, Move>,
+    /// Both ends of every pending rename, each to the rename's `to`.
+    ends: BTreeMap<PathBuf, PathBuf>,
     last_change: Option<Instant>,
     upto: u64,
 }
@@ -133,6 +206,8 @@ impl Coalescer {
             pending: BTreeMap::new(),
             writing: BTreeSet::new(),
             children: HashMap::new(),
+            moves: HashMap::new(),
+            ends: BTreeMap::new(),
             last_change: None,
             upto: 0,
         }
@@ -160,6 +235,18 @@ impl Coalescer {
     pub fn push(&mut self, change: &Change, seq: u64, now: Instant) {
         self.upto = self.upto.max(seq);
         self.last_change = Some(now);
+        if let Change::Renamed { from, to, is_dir } = change {
+            if self.settings.renames && self.is_simple_rename(from, to) {
+                self.record_rename(from, to, *is_dir, i128::from(seq), seq, now);
+                self.enforce_caps(to, now);
+                self.enforce_caps(from, now);
+            } else {
+                for c in change.split_rename() {
+                    self.push(&c, seq, now);
+                }
+            }
+            return;
+        }
         let path = change.path();
         if self.absorbed_by_ancestor(path, seq, now) {
             return;
@@ -171,6 +258,12 @@ impl Coalescer {
                     None | Some(Op::Delete) => Op::Put,
                     Some(op) => op,
                 };
+                if op == Op::Rename
+                    && let Some(m) = self.moves.get_mut(path)
+                {
+                    // Changed since the rename: the rename stays, and a put follows it.
+                    m.put = true;
+                }
                 let writing = matches!(change, Change::Written(_)).then_some(now);
                 self.set(path, op, seq, now, writing);
             }
@@ -182,40 +275,218 @@ impl Coalescer {
                 let seq = self.remove_below(path).unwrap_or(seq).min(seq);
                 self.set(path, Op::Delete, seq, now, None);
             }
+            Change::Renamed { .. } => {}
         }
         self.enforce_caps(path, now);
     }
 
+    /// Whether a rename can be recorded as one (see the module docs).
+    fn is_simple_rename(&self, from: &Path, to: &Path) -> bool {
+        !from.as_os_str().is_empty()
+            && !to.as_os_str().is_empty()
+            && !from.starts_with(to)
+            && !to.starts_with(from)
+            && !self.is_covered(from)
+            && !self.is_covered(to)
+            && !self.pending.contains_key(from)
+            && !self.has_below(from)
+            && self.renames_meeting(from).is_empty()
+            && self.renames_meeting(to).is_empty()
+    }
+
+    /// Records "`to` renamed from `from`" and a delete of `from`, superseding whatever is
+    /// pending at or below `to`. The caller has checked that nothing is pending at `from`.
+    fn record_rename(
+        &mut self,
+        from: &Path,
+        to: &Path,
+        is_dir: bool,
+        order: i128,
+        seq: u64,
+        now: Instant,
+    ) {
+        let first = [self.remove_below(to), self.remove(to), Some(seq)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(seq);
+        self.set(to, Op::Rename, first, now, None);
+        self.moves.insert(
+            to.to_path_buf(),
+            Move {
+                from: from.to_path_buf(),
+                is_dir,
+                order,
+                put: false,
+            },
+        );
+        self.ends.insert(from.to_path_buf(), to.to_path_buf());
+        self.ends.insert(to.to_path_buf(), to.to_path_buf());
+        self.set(from, Op::Delete, seq, now, None);
+    }
+
+    /// Whether a pending subtree resync or delete above `path` covers it (the nearest pending
+    /// ancestor is the only one that can: nothing is pending below those).
+    fn is_covered(&self, path: &Path) -> bool {
+        path.ancestors()
+            .skip(1)
+            .find_map(|a| self.pending.get(a))
+            .is_some_and(|e| matches!(e.op, Op::Tree | Op::Delete))
+    }
+
+    /// The pending renames (by their `to`) with an end at, above or below `path`.
+    fn renames_meeting(&self, path: &Path) -> BTreeSet<PathBuf> {
+        let mut out: BTreeSet<PathBuf> = path
+            .ancestors()
+            .filter_map(|a| self.ends.get(a).cloned())
+            .collect();
+        out.extend(
+            self.ends
+                .range::<Path, _>((Bound::Excluded(path), Bound::Unbounded))
+                .take_while(|(p, _)| p.starts_with(path))
+                .map(|(_, to)| to.clone()),
+        );
+        out
+    }
+
+    /// Whether anything pending is at, above or below `path`, or a pending rename meets it.
+    fn meets_pending(&self, path: &Path) -> bool {
+        path.ancestors().any(|a| self.pending.contains_key(a))
+            || self.has_below(path)
+            || !self.renames_meeting(path).is_empty()
+    }
+
+    /// Folds the pending rename onto `to` as a delete (already pending on `from`, or covered)
+    /// and a creation: `to` is sent, a directory as a whole subtree.
+    fn degrade_rename(&mut self, to: &Path, now: Instant) {
+        let Some(m) = self.moves.get(to) else {
+            return;
+        };
+        let (seq, writing) = self
+            .pending
+            .get(to)
+            .map_or((0, None), |e| (e.first_seq, e.written_at));
+        if m.is_dir {
+            let seq = self.remove_below(to).unwrap_or(seq).min(seq);
+            self.set(to, Op::Tree, seq, now, None);
+        } else {
+            self.set(to, Op::Put, seq, now, writing);
+        }
+    }
+
+    /// Forgets the pending rename onto `to`, if any (its entry is being replaced or removed).
+    fn forget_rename(&mut self, to: &Path) {
+        if let Some(m) = self.moves.remove(to) {
+            for end in [m.from.as_path(), to] {
+                if self.ends.get(end).is_some_and(|t| t == to) {
+                    self.ends.remove(end);
+                }
+            }
+        }
+    }
+
     /// Puts back a batch that failed, under whatever arrived since: newer operations on the
     /// same paths win.
+    ///
+    /// A rename of the batch is put back as a rename, before every pending one, unless a
+    /// pending operation is at, above or below either of its ends: then it is a delete of
+    /// `from` and a put (a subtree, for a directory) of `to`, each unless something newer is
+    /// pending there. A pending rename that meets any path of the batch is folded the same way,
+    /// since it was recorded against a target the failed batch should have changed first.
+    ///
+    /// A caller holding several failed batches must requeue the newest first.
     pub fn requeue(&mut self, batch: Batch, now: Instant) {
         // The batch covered changes after the last acknowledgement; numbering them all with
         // the oldest possible keeps the acknowledgement from passing them.
         let seq = 0;
         self.last_change = Some(now);
+        // Judged against what is pending before anything of the batch is back.
+        let (restore, fold): (Vec<Rename>, Vec<Rename>) =
+            batch.renames.into_iter().partition(|r| {
+                self.settings.renames && !self.meets_pending(&r.from) && !self.meets_pending(&r.to)
+            });
+        let touched: BTreeSet<PathBuf> = batch
+            .trees
+            .iter()
+            .chain(&batch.deletes)
+            .chain(&batch.puts)
+            .chain(fold.iter().flat_map(|r| [&r.from, &r.to]))
+            .chain(restore.iter().flat_map(|r| [&r.from, &r.to]))
+            .flat_map(|p| self.renames_meeting(p))
+            .collect();
+        for to in touched {
+            self.degrade_rename(&to, now);
+        }
+        // Before every pending rename, in their own order.
+        let below = self
+            .moves
+            .values()
+            .map(|m| m.order)
+            .min()
+            .unwrap_or(0)
+            .min(0);
+        let count = i128::try_from(restore.len()).unwrap_or(i128::MAX);
+        for (i, r) in (0..).zip(&restore) {
+            self.record_rename(&r.from, &r.to, r.is_dir, below - count + i, seq, now);
+            if batch.puts.contains(&r.to)
+                && let Some(m) = self.moves.get_mut(&r.to)
+            {
+                m.put = true;
+            }
+        }
         for tree in &batch.trees {
             if !self.absorbed_by_ancestor(tree, seq, now) {
                 self.remove_below(tree);
                 self.set(tree, Op::Tree, seq, now, None);
             }
         }
+        /// What a path of the batch was.
+        #[derive(PartialEq)]
+        enum Was {
+            Delete,
+            Put,
+            /// The `to` of a folded directory rename.
+            DirTo,
+        }
+        let folded = fold.iter().flat_map(|r| {
+            [
+                (&r.from, Was::Delete),
+                (&r.to, if r.is_dir { Was::DirTo } else { Was::Put }),
+            ]
+        });
         for (path, old) in batch
             .deletes
             .iter()
-            .map(|p| (p, Op::Delete))
-            .chain(batch.puts.iter().map(|p| (p, Op::Put)))
+            .map(|p| (p, Was::Delete))
+            .chain(batch.puts.iter().map(|p| (p, Was::Put)))
+            .chain(folded)
         {
             if self.absorbed_by_ancestor(path, seq, now) {
                 continue;
             }
             match self.pending.get(path).map(|e| e.op) {
+                Some(Op::Put) if old == Was::DirTo => {
+                    // A directory that never arrived: an attribute change is not enough.
+                    self.remove_below(path);
+                    self.set(path, Op::Tree, seq, now, None);
+                }
                 Some(op) => self.set(path, op, seq, now, None),
-                None if old == Op::Delete && self.has_below(path) => {
+                None if old == Was::Delete && self.has_below(path) => {
                     // Deleted, then made again with new contents: compare it whole.
                     self.remove_below(path);
                     self.set(path, Op::Tree, seq, now, None);
                 }
-                None => self.set(path, old, seq, now, None),
+                None => {
+                    let op = match old {
+                        Was::Delete => Op::Delete,
+                        Was::Put => Op::Put,
+                        Was::DirTo => {
+                            self.remove_below(path);
+                            Op::Tree
+                        }
+                    };
+                    self.set(path, op, seq, now, None);
+                }
             }
             self.enforce_caps(path, now);
         }
@@ -271,17 +542,41 @@ impl Coalescer {
     pub fn take(&mut self, now: Instant) -> Batch {
         let mut batch = Batch::default();
         let mut kept = BTreeMap::new();
+        let mut renames = Vec::new();
         for (path, e) in std::mem::take(&mut self.pending) {
+            let op = match (e.op, self.moves.remove(&path)) {
+                (Op::Rename, Some(m)) => {
+                    renames.push((
+                        m.order,
+                        Rename {
+                            from: m.from,
+                            to: path.clone(),
+                            is_dir: m.is_dir,
+                        },
+                    ));
+                    if !m.put {
+                        continue;
+                    }
+                    // A file still being written holds back its put, not its rename.
+                    Op::Put
+                }
+                (Op::Rename, None) => Op::Put,
+                (op, _) => op,
+            };
             if self.is_held(&e, now) {
-                kept.insert(path, e);
+                kept.insert(path, Entry { op, ..e });
                 continue;
             }
-            match e.op {
-                Op::Put => batch.puts.push(path),
+            match op {
+                Op::Put | Op::Rename => batch.puts.push(path),
                 Op::Delete => batch.deletes.push(path),
                 Op::Tree => batch.trees.push(path),
             }
         }
+        renames.sort_by_key(|(order, _)| *order);
+        batch.renames = renames.into_iter().map(|(_, r)| r).collect();
+        self.moves.clear();
+        self.ends.clear();
         // The target will have everything but the held files' changes.
         batch.upto = kept
             .values()
@@ -319,7 +614,11 @@ impl Coalescer {
     }
 
     /// Records `op` for `path`, keeping the oldest journal number and arrival already there.
+    /// An op other than a rename replaces a rename there.
     fn set(&mut self, path: &Path, op: Op, seq: u64, now: Instant, writing: Option<Instant>) {
+        if op != Op::Rename {
+            self.forget_rename(path);
+        }
         let entry = match self.pending.get(path) {
             Some(old) => Entry {
                 op,
@@ -351,6 +650,7 @@ impl Coalescer {
     fn remove(&mut self, path: &Path) -> Option<u64> {
         let e = self.pending.remove(path)?;
         self.writing.remove(path);
+        self.forget_rename(path);
         if let Some(dir) = parent(path)
             && let Some(n) = self.children.get_mut(dir)
         {
@@ -399,6 +699,8 @@ impl Coalescer {
             self.pending.clear();
             self.writing.clear();
             self.children.clear();
+            self.moves.clear();
+            self.ends.clear();
             self.set(Path::new(""), Op::Tree, seq, at, None);
             return;
         }
@@ -431,6 +733,7 @@ mod tests {
 
     fn batch(puts: &[&str], deletes: &[&str], trees: &[&str], upto: u64) -> Batch {
         Batch {
+            renames: Vec::new(),
             puts: puts.iter().map(|s| p(s)).collect(),
             deletes: deletes.iter().map(|s| p(s)).collect(),
             trees: trees.iter().map(|s| p(s)).collect(),

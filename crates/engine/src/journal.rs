@@ -4,8 +4,10 @@
 //! acts on it. A target acknowledges a sequence number once a batch covering everything up to
 //! it has landed. After a crash or `kill -9`, each target replays what it has not acknowledged.
 //!
-//! Records are `SEQ OP PATH\0` (paths are bytes and may hold newlines; never NUL). A torn last
-//! record, left by a crash mid-write, is ignored on replay. Acknowledgements are small files
+//! Records are `SEQ OP PATH\0` (paths are bytes and may hold newlines; never NUL). A rename is
+//! `SEQ N LEN FROMTO\0` (`n` for a directory), where the decimal `LEN` is the length of `FROM` in
+//! bytes, so neither path needs escaping. A torn last record, left by a crash mid-write, is
+//! ignored on replay, and so is any record that does not parse. Acknowledgements are small files
 //! replaced atomically (temp, fsync, rename). Once every target has acknowledged a prefix, the
 //! journal is rewritten without it.
 
@@ -46,22 +48,55 @@ pub struct Journal {
     next_seq: u64,
 }
 
-fn op_letter(c: &Change) -> u8 {
-    match c {
+/// Appends the record of change `c` numbered `seq` to `rec`, NUL included.
+fn encode_record(seq: u64, c: &Change, rec: &mut Vec<u8>) {
+    rec.extend_from_slice(format!("{seq} ").as_bytes());
+    let op = match c {
         Change::Created(_) => b'C',
         Change::CreatedDir(_) => b'D',
         Change::Modified(_) => b'M',
         Change::Written(_) => b'W',
         Change::Deleted(_) => b'X',
         Change::Resync(_) => b'R',
+        Change::Renamed { is_dir: false, .. } => b'N',
+        Change::Renamed { is_dir: true, .. } => b'n',
+    };
+    rec.push(op);
+    rec.push(b' ');
+    if let Change::Renamed { from, .. } = c {
+        let from = from.as_os_str().as_bytes();
+        rec.extend_from_slice(format!("{} ", from.len()).as_bytes());
+        rec.extend_from_slice(from);
     }
+    rec.extend_from_slice(c.path().as_os_str().as_bytes());
+    rec.push(0);
+}
+
+fn path_of(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(std::ffi::OsStr::from_bytes(bytes))
 }
 
 fn parse_record(rec: &[u8]) -> Option<(u64, Change)> {
     let mut parts = rec.splitn(3, |&b| b == b' ');
     let seq = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
     let op = *parts.next()?.first()?;
-    let path = PathBuf::from(std::ffi::OsStr::from_bytes(parts.next()?));
+    let rest = parts.next()?;
+    if op == b'N' || op == b'n' {
+        let (len, paths) = rest.split_at(rest.iter().position(|&b| b == b' ')?);
+        let len: usize = std::str::from_utf8(len).ok()?.parse().ok()?;
+        let paths = paths.get(1..)?;
+        let (from, to) = (paths.get(..len)?, paths.get(len..)?);
+        if from.is_empty() || to.is_empty() {
+            return None;
+        }
+        let change = Change::Renamed {
+            from: path_of(from),
+            to: path_of(to),
+            is_dir: op == b'n',
+        };
+        return Some((seq, change));
+    }
+    let path = path_of(rest);
     let change = match op {
         b'C' => Change::Created(path),
         b'D' => Change::CreatedDir(path),
@@ -129,11 +164,8 @@ impl Journal {
         for c in changes {
             let seq = self.next_seq;
             self.next_seq += 1;
-            let mut rec = format!("{seq} ").into_bytes();
-            rec.push(op_letter(c));
-            rec.push(b' ');
-            rec.extend_from_slice(c.path().as_os_str().as_bytes());
-            rec.push(0);
+            let mut rec = Vec::new();
+            encode_record(seq, c, &mut rec);
             self.log.write_all(&rec).map_err(io(&path))?;
             seqs.push(seq);
         }
@@ -211,11 +243,8 @@ impl Journal {
         {
             let mut out = BufWriter::new(File::create(&tmp).map_err(io(&tmp))?);
             for (seq, c) in &keep {
-                let mut rec = format!("{seq} ").into_bytes();
-                rec.push(op_letter(c));
-                rec.push(b' ');
-                rec.extend_from_slice(c.path().as_os_str().as_bytes());
-                rec.push(0);
+                let mut rec = Vec::new();
+                encode_record(*seq, c, &mut rec);
                 out.write_all(&rec).map_err(io(&tmp))?;
             }
             out.flush().map_err(io(&tmp))?;
@@ -294,6 +323,104 @@ mod tests {
             .map(|r| r.1)
             .collect();
         assert_eq!(all, changes());
+    }
+
+    fn odd(bytes: &[u8]) -> PathBuf {
+        path_of(bytes)
+    }
+
+    #[test]
+    fn renames_round_trip_whatever_bytes_their_names_hold() {
+        let renames = vec![
+            Change::Renamed {
+                from: "a b".into(),
+                to: "c d/e f".into(),
+                is_dir: false,
+            },
+            Change::Renamed {
+                from: odd(b"line\nbreak \x01 9 "),
+                to: odd(b"12 N 3 x\x01\n"),
+                is_dir: true,
+            },
+            // A name that looks like a length, and one that is all spaces.
+            Change::Renamed {
+                from: "3".into(),
+                to: "   ".into(),
+                is_dir: false,
+            },
+            Change::Renamed {
+                from: odd(b"bad\xffname"),
+                to: odd(b"d/\xfe"),
+                is_dir: true,
+            },
+        ];
+        let t = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(t.path()).unwrap();
+        let mut all = changes();
+        all.extend(renames);
+        j.append(&all).unwrap();
+        drop(j);
+        let mut j = Journal::open(t.path()).unwrap();
+        let back: Vec<Change> = j
+            .unacknowledged("x")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.1)
+            .collect();
+        assert_eq!(back, all);
+        // Compaction writes them the same way.
+        j.acknowledge("x", 1).unwrap();
+        j.compact(&["x"]).unwrap();
+        drop(j);
+        let mut j = Journal::open(t.path()).unwrap();
+        let back: Vec<Change> = j
+            .unacknowledged("x")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.1)
+            .collect();
+        assert_eq!(back, all[1..]);
+    }
+
+    #[test]
+    fn old_journals_parse_and_garbled_renames_are_skipped() {
+        let t = tempfile::tempdir().unwrap();
+        // A journal written before renames were records of their own, then garbage.
+        let mut bytes = b"1 C a b\x002 X gone\x003 D d\x00".to_vec();
+        for bad in [
+            &b"4 N 10 short"[..],
+            b"5 N x ab",
+            b"6 N 2 ab",
+            b"7 N 0 ab",
+            b"8 n",
+            b"9 N 2",
+            b"x N 1 ab",
+            b"10 Q what",
+        ] {
+            bytes.extend_from_slice(bad);
+            bytes.push(0);
+        }
+        bytes.extend_from_slice(b"11 N 1 ab\x0012 n 2 abc");
+        std::fs::write(t.path().join("journal"), &bytes).unwrap();
+        let mut j = Journal::open(t.path()).unwrap();
+        let back = j.unacknowledged("x").unwrap();
+        assert_eq!(
+            back,
+            [
+                (1, Change::Created("a b".into())),
+                (2, Change::Deleted("gone".into())),
+                (3, Change::CreatedDir("d".into())),
+                (
+                    11,
+                    Change::Renamed {
+                        from: "a".into(),
+                        to: "b".into(),
+                        is_dir: false
+                    }
+                ),
+            ]
+        );
+        assert_eq!(j.last_seq(), 11);
     }
 
     #[test]

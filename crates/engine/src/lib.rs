@@ -23,6 +23,6 @@ pub mod journal;
 pub mod retry;
 
 pub use change::{Change, changes_of};
-pub use coalesce::{Batch, Coalescer, Settings};
+pub use coalesce::{Batch, Coalescer, Rename, Settings};
 pub use journal::{Journal, JournalError};
 pub use retry::{Backoff, Failure};

@@ -321,6 +321,52 @@ impl Dir {
         }
     }
 
+    /// The temporary name [`Dir::create_stable_temp`] uses for `name`.
+    #[must_use]
+    pub fn stable_temp_name(name: &[u8]) -> Vec<u8> {
+        let keep = name.len().min(255 - 8);
+        let mut out = Vec::with_capacity(keep + 8);
+        out.push(b'.');
+        out.extend_from_slice(name.get(..keep).unwrap_or(name));
+        // Six letters after a dot, as rsync's own temporary names have: tools that know to
+        // skip those (`.*.??????`) skip these too.
+        out.extend_from_slice(b".rtsync");
+        out
+    }
+
+    /// Like [`Dir::create_temp_file`], but always under the same temporary name for `name`
+    /// (see [`Dir::stable_temp_name`]), locked while it is written: one left behind by a writer
+    /// that died is taken over and emptied, so a file sent again after a crash replaces its
+    /// own leftover instead of adding one. A name locked by a live writer gets a fresh random
+    /// temporary name instead.
+    ///
+    /// # Errors
+    /// [`FsError::Io`] if no temporary file can be created.
+    pub fn create_stable_temp(&self, name: &[u8]) -> Result<(File, Vec<u8>), FsError> {
+        check_name(name)?;
+        let tmp = Self::stable_temp_name(name);
+        let lock = rfs::FlockOperation::NonBlockingLockExclusive;
+        let create =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rfs::openat(&self.fd, os(&tmp), create, Mode::from_raw_mode(0o600)) {
+            Ok(fd) => {
+                let _ = rfs::flock(&fd, lock);
+                return Ok((File::from(fd), tmp));
+            }
+            Err(Errno::EXIST) => {}
+            Err(e) => return Err(self.err("create temporary file for", name)(e)),
+        }
+        let reuse = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        if let Ok(fd) = rfs::openat(&self.fd, os(&tmp), reuse, Mode::empty())
+            && rfs::fstat(&fd).is_ok_and(|st| Kind::from_mode(st.st_mode) == Kind::File)
+            && rfs::flock(&fd, lock).is_ok()
+            && rfs::ftruncate(&fd, 0).is_ok()
+        {
+            return Ok((File::from(fd), tmp));
+        }
+        self.create_temp_file(name)
+    }
+
     /// Applies `meta` to temporary file `tmp` (open as `file`), flushes as the root's
     /// [`Persist`] asks and renames it over `name`; the temporary file is removed on failure.
     ///

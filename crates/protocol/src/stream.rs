@@ -141,6 +141,14 @@ pub enum Frame {
         /// What `from` must be.
         expect: Identity,
     },
+    /// Client: directory `path` holds only `keep` (and what the module protects): remove the
+    /// rest, as rsync's `--delete` does for a directory it sent whole.
+    Prune {
+        /// Path relative to the stream's root (empty for the root itself).
+        path: Vec<u8>,
+        /// The names the source has there.
+        keep: Vec<Vec<u8>>,
+    },
     /// Client: batch `batch` is complete; make it durable and answer with [`Frame::Done`].
     Commit {
         /// Same number as its [`Frame::Begin`].
@@ -170,6 +178,7 @@ mod tag {
     pub const RENAME: u8 = 10;
     pub const COMMIT: u8 = 11;
     pub const DONE: u8 = 12;
+    pub const PRUNE: u8 = 13;
 }
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {
@@ -274,6 +283,14 @@ impl Frame {
                     }
                 }
             }
+            Frame::Prune { path, keep } => {
+                out.push(tag::PRUNE);
+                put_bytes(out, path);
+                put_u32(out, u32::try_from(keep.len()).unwrap_or(u32::MAX));
+                for k in keep {
+                    put_bytes(out, k);
+                }
+            }
             Frame::Commit { batch } => {
                 out.push(tag::COMMIT);
                 put_u64(out, *batch);
@@ -361,6 +378,15 @@ impl Frame {
                 },
             },
             tag::COMMIT => Frame::Commit { batch: r.u64()? },
+            tag::PRUNE => {
+                let path = r.path()?;
+                let n = r.count()?;
+                let mut keep = Vec::with_capacity(n);
+                for _ in 0..n {
+                    keep.push(r.path()?);
+                }
+                Frame::Prune { path, keep }
+            }
             tag::DONE => {
                 let batch = r.u64()?;
                 let n = r.count()?;
@@ -548,6 +574,10 @@ mod tests {
                 expect: Identity::Symlink(b"t".to_vec()),
             },
             Frame::Commit { batch: 7 },
+            Frame::Prune {
+                path: b"d".to_vec(),
+                keep: vec![b"a".to_vec(), b"b c".to_vec()],
+            },
             Frame::Done {
                 batch: 7,
                 missed: vec![b"e/f".to_vec()],

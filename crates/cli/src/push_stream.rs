@@ -1,0 +1,569 @@
+//! `rtsync run`'s fast path to an rtsync daemon: one long-lived connection per target that
+//! carries batches back to back (see [`protocol::stream`]), renames applied as renames.
+//!
+//! A batch goes this way when it can be said with the stream's operations: no subtree to
+//! compare but small ones (sent whole, with what the source lacks pruned: a new directory,
+//! typically; a big one needs rsync's quick check), no file larger than
+//! [`WHOLE_FILE_LIMIT`] (rsync's delta sends only what changed in a big file), no hard link
+//! (rsync's `-H` keeps the names together), no device or special file. Any other batch goes
+//! through a child `rtsync sync` as before, once the stream's batches in flight are
+//! acknowledged, so the order of changes holds across both ways.
+//!
+//! The worker writes a batch's frames itself (reading each file as it goes); a thread per
+//! connection reads the acknowledgements, so the daemon never blocks writing them.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use client::daemon::{ConnectOptions, MuxWriter};
+use client::stream::Opened;
+use engine::Batch;
+use protocol::stream::{Attrs, DATA_CHUNK, Frame, Identity, data_header};
+
+/// Files larger than this go through rsync, whose delta transfer sends only what changed.
+pub const WHOLE_FILE_LIMIT: u64 = 16 << 20;
+
+/// Where a stream goes: a daemon module, and how to log in.
+#[derive(Debug, Clone)]
+pub struct StreamTarget {
+    pub host: String,
+    pub port: u16,
+    pub module: String,
+    pub path: Vec<u8>,
+    pub user: String,
+    pub password_file: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+impl StreamTarget {
+    /// The stream target `dest` names, if it is a daemon module.
+    pub fn of(dest: &[u8], password_file: Option<&Path>, timeout: u64) -> Option<StreamTarget> {
+        match client::Remote::parse(dest)? {
+            client::Remote::Daemon {
+                user,
+                host,
+                port,
+                module: Some(module),
+                path,
+            } => Some(StreamTarget {
+                host,
+                port: port.unwrap_or(protocol::RSYNC_PORT),
+                module,
+                path,
+                user: user
+                    .or_else(|| std::env::var("USER").ok())
+                    .or_else(|| std::env::var("LOGNAME").ok())
+                    .unwrap_or_else(|| "nobody".into()),
+                password_file: password_file.map(Path::to_path_buf),
+                timeout: Duration::from_secs(timeout.max(1)),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// One operation of a planned batch.
+#[derive(Debug, Clone)]
+enum Op {
+    Rename {
+        from: Vec<u8>,
+        to: Vec<u8>,
+        expect: Identity,
+    },
+    Delete(Vec<u8>),
+    Mkdir(Vec<u8>, Attrs),
+    File(Vec<u8>, Attrs),
+    Symlink(Vec<u8>, Vec<u8>, Attrs),
+    Prune(Vec<u8>, Vec<Vec<u8>>),
+}
+
+/// A batch as stream operations, decided from the source as it is now.
+#[derive(Debug, Default)]
+pub struct Plan {
+    ops: Vec<Op>,
+}
+
+fn bytes(p: &Path) -> Vec<u8> {
+    p.as_os_str().as_bytes().to_vec()
+}
+
+fn attrs_of(md: &std::fs::Metadata) -> Attrs {
+    Attrs {
+        perms: md.mode() & 0o7777,
+        mtime_sec: md.mtime(),
+        mtime_nsec: u32::try_from(md.mtime_nsec()).unwrap_or(0),
+        uid: md.uid(),
+        gid: md.gid(),
+    }
+}
+
+/// A subtree to compare goes on the stream, sent whole, only when it is this small (a new
+/// directory, typically); a bigger one goes to rsync, whose quick check skips what the target
+/// already has.
+const TREE_ENTRIES: usize = 2_000;
+const TREE_BYTES: u64 = 32 << 20;
+
+/// What sending subtrees whole may still cost in this batch.
+struct Budget {
+    entries: usize,
+    bytes: u64,
+}
+
+/// The operations that make `rel` on the target what it is on the source, recursively, with
+/// a [`Op::Prune`] for every directory; `None` when it is too big or holds what only rsync
+/// sends (hard links, devices, special files, big files).
+fn tree_ops(src: &Path, rel: &Path, ops: &mut Vec<Op>, budget: &mut Budget) -> Option<()> {
+    budget.entries = budget.entries.checked_sub(1)?;
+    let full = src.join(rel);
+    let md = match std::fs::symlink_metadata(&full) {
+        Ok(md) => md,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            ops.push(Op::Delete(bytes(rel)));
+            return Some(());
+        }
+        Err(_) => return None,
+    };
+    if md.is_dir() {
+        ops.push(Op::Mkdir(bytes(rel), attrs_of(&md)));
+        let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(&full)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        names.sort();
+        for name in &names {
+            tree_ops(src, &rel.join(name), ops, budget)?;
+        }
+        ops.push(Op::Prune(
+            bytes(rel),
+            names.iter().map(|n| n.as_bytes().to_vec()).collect(),
+        ));
+        // Again, now that its entries are in: writing them moved the directory's time.
+        ops.push(Op::Mkdir(bytes(rel), attrs_of(&md)));
+    } else if md.file_type().is_symlink() {
+        let target = std::fs::read_link(&full).ok()?;
+        ops.push(Op::Symlink(bytes(rel), bytes(&target), attrs_of(&md)));
+    } else if md.is_file() && md.nlink() == 1 && md.len() <= WHOLE_FILE_LIMIT {
+        budget.bytes = budget.bytes.checked_sub(md.len())?;
+        ops.push(Op::File(bytes(rel), attrs_of(&md)));
+    } else {
+        return None;
+    }
+    Some(())
+}
+
+/// The paths the stream's recent batches read from the source, and when.
+///
+/// A directory renamed on the source while a batch was being planned makes the batch miss the
+/// files below its old name (they look deleted), and the rename that follows would then move
+/// an incomplete directory on the target. So a directory rename also sends again whatever was
+/// planned below its old name shortly before; if too much was planned to remember, the rename
+/// goes to rsync as a delete and a subtree.
+#[derive(Debug, Default)]
+pub struct Recent {
+    planned: std::collections::VecDeque<(std::time::Instant, PathBuf)>,
+    forgot_at: Option<std::time::Instant>,
+}
+
+/// How long a planned path is remembered: longer than an event takes to arrive after its
+/// rename, with batches backed up behind a slow link.
+const RECENT_FOR: Duration = Duration::from_secs(60);
+/// How many are remembered at most.
+const RECENT_MAX: usize = 200_000;
+
+impl Recent {
+    fn note(&mut self, path: &[u8], now: std::time::Instant) {
+        if self.planned.len() >= RECENT_MAX {
+            self.planned.pop_front();
+            self.forgot_at = Some(now);
+        }
+        self.planned.push_back((now, path_of(path)));
+    }
+
+    fn expire(&mut self, now: std::time::Instant) {
+        while self
+            .planned
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > RECENT_FOR)
+        {
+            self.planned.pop_front();
+        }
+        if self
+            .forgot_at
+            .is_some_and(|at| now.duration_since(at) > RECENT_FOR)
+        {
+            self.forgot_at = None;
+        }
+    }
+
+    /// What was planned at or below `dir`, or `None` if that cannot be known.
+    fn below(&self, dir: &Path) -> Option<Vec<PathBuf>> {
+        if self.forgot_at.is_some() {
+            return None;
+        }
+        Some(
+            self.planned
+                .iter()
+                .filter(|(_, p)| p.starts_with(dir))
+                .map(|(_, p)| p.clone())
+                .collect(),
+        )
+    }
+}
+
+/// The stream operations for `batch`, or `None` when it needs rsync (see the module doc).
+/// `recent` remembers what was planned (see [`Recent`]).
+pub fn plan(src: &Path, batch: &Batch, recent: &mut Recent) -> Option<Plan> {
+    let now = std::time::Instant::now();
+    recent.expire(now);
+    let plan = plan_ops(src, batch, recent)?;
+    for op in &plan.ops {
+        let path = match op {
+            Op::Rename { to, .. } => to,
+            Op::Delete(p)
+            | Op::Mkdir(p, _)
+            | Op::File(p, _)
+            | Op::Symlink(p, ..)
+            | Op::Prune(p, _) => p,
+        };
+        recent.note(path, now);
+    }
+    // A rename's new name read as missing became a delete of the old one: it was read too.
+    for r in &batch.renames {
+        recent.note(r.to.as_os_str().as_bytes(), now);
+    }
+    Some(plan)
+}
+
+fn plan_ops(src: &Path, batch: &Batch, recent: &Recent) -> Option<Plan> {
+    if batch.trees.iter().any(|t| t.as_os_str().is_empty()) {
+        return None;
+    }
+    let mut ops = Vec::new();
+    for r in &batch.renames {
+        let (from, to) = (bytes(&r.from), bytes(&r.to));
+        match std::fs::symlink_metadata(src.join(&r.to)) {
+            Ok(md) if md.is_dir() => ops.push(Op::Rename {
+                from,
+                to,
+                expect: Identity::Dir,
+            }),
+            Ok(md) if md.file_type().is_symlink() => {
+                let target = std::fs::read_link(src.join(&r.to)).ok()?;
+                ops.push(Op::Rename {
+                    from,
+                    to,
+                    expect: Identity::Symlink(bytes(&target)),
+                });
+            }
+            Ok(md) if md.is_file() => ops.push(Op::Rename {
+                from,
+                to,
+                expect: Identity::File {
+                    size: md.len(),
+                    mtime_sec: md.mtime(),
+                    mtime_nsec: u32::try_from(md.mtime_nsec()).unwrap_or(0),
+                },
+            }),
+            // Gone again, or a special file: whatever it became is in the batch or a later one;
+            // the old name must go.
+            _ => ops.push(Op::Delete(from)),
+        }
+    }
+    // Whatever was read below a renamed directory's old name may have been read after the
+    // rename: sent again under the new name once the rename is made.
+    let mut again: Vec<PathBuf> = Vec::new();
+    for r in batch.renames.iter().filter(|r| r.is_dir) {
+        for p in recent.below(&r.from)? {
+            if let Ok(rest) = p.strip_prefix(&r.from) {
+                again.push(r.to.join(rest));
+            }
+        }
+    }
+    again.retain(|p| !batch.puts.contains(p));
+    again.sort();
+    again.dedup();
+    for d in &batch.deletes {
+        ops.push(Op::Delete(bytes(d)));
+    }
+    let mut budget = Budget {
+        entries: TREE_ENTRIES,
+        bytes: TREE_BYTES,
+    };
+    for t in &batch.trees {
+        tree_ops(src, t, &mut ops, &mut budget)?;
+    }
+    for p in batch.puts.iter().chain(&again) {
+        let full = src.join(p);
+        match std::fs::symlink_metadata(&full) {
+            Ok(md) if md.is_dir() => ops.push(Op::Mkdir(bytes(p), attrs_of(&md))),
+            Ok(md) if md.file_type().is_symlink() => {
+                let target = std::fs::read_link(&full).ok()?;
+                ops.push(Op::Symlink(bytes(p), bytes(&target), attrs_of(&md)));
+            }
+            Ok(md) if md.is_file() => {
+                if md.len() > WHOLE_FILE_LIMIT || md.nlink() > 1 {
+                    return None;
+                }
+                ops.push(Op::File(bytes(p), attrs_of(&md)));
+            }
+            Ok(_) => return None,
+            // Missing at the source: what rsync's --delete-missing-args does.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ops.push(Op::Delete(bytes(p))),
+            Err(_) => return None,
+        }
+    }
+    // Every directory whose entries changed gets its attributes again at the end: the
+    // target's own writes moved its time.
+    let mut parents: Vec<&Path> = batch
+        .renames
+        .iter()
+        .flat_map(|r| [r.from.as_path(), r.to.as_path()])
+        .chain(batch.deletes.iter().map(PathBuf::as_path))
+        .chain(batch.trees.iter().map(PathBuf::as_path))
+        .chain(batch.puts.iter().map(PathBuf::as_path))
+        .chain(again.iter().map(PathBuf::as_path))
+        .filter_map(Path::parent)
+        .collect();
+    parents.sort();
+    parents.dedup();
+    for dir in parents {
+        if let Ok(md) = std::fs::symlink_metadata(src.join(dir))
+            && md.is_dir()
+        {
+            ops.push(Op::Mkdir(bytes(dir), attrs_of(&md)));
+        }
+    }
+    Some(Plan { ops })
+}
+
+/// What the acknowledgement reader tells the worker.
+pub enum Event {
+    /// A batch is applied and durable; `missed` renames must be sent as content; `errors`
+    /// name paths that failed (the batch must be sent again).
+    Done {
+        batch: u64,
+        missed: Vec<PathBuf>,
+        errors: Vec<(PathBuf, String)>,
+    },
+    /// The connection ended (or broke); nothing more comes from it.
+    Broken(String),
+}
+
+/// An open stream to one target.
+pub struct Pipe {
+    writer: MuxWriter,
+    next_batch: u64,
+    out: Vec<u8>,
+}
+
+/// What opening a stream gave.
+pub enum Open {
+    Pipe(Pipe),
+    /// The daemon does not offer the stream: use rsync.
+    NotOffered,
+}
+
+impl Pipe {
+    /// Connects and opens the stream; events go to `events` as `(generation, event)`, the
+    /// generation telling this connection's events from those of an older one.
+    pub fn open(
+        target: &StreamTarget,
+        connect_timeout: Duration,
+        generation: u64,
+        events: Sender<(u64, Event)>,
+    ) -> Result<Open, (u8, String)> {
+        let opts = ConnectOptions {
+            host: target.host.clone(),
+            port: target.port,
+            connect_timeout: Some(connect_timeout),
+            io_timeout: Some(target.timeout),
+        };
+        let password_file = target.password_file.clone();
+        let mut password = || -> Result<Vec<u8>, client::ClientError> {
+            if let Some(file) = &password_file {
+                return client::daemon::read_password_file(file);
+            }
+            if let Some(pw) = std::env::var_os("RSYNC_PASSWORD") {
+                return Ok(pw.as_bytes().to_vec());
+            }
+            Err(client::ClientError::Password(
+                "the daemon asks for a password: give --password-file=FILE or set RSYNC_PASSWORD"
+                    .into(),
+            ))
+        };
+        let opened = client::stream::open(
+            &opts,
+            &target.module,
+            &target.path,
+            &target.user,
+            &mut password,
+        )
+        .map_err(|e| (e.exit_code(), e.to_string()))?;
+        let (mut reader, writer) = match opened {
+            Opened::Stream(r, w) => (r, w),
+            Opened::NotOffered => return Ok(Open::NotOffered),
+        };
+        // The daemon is quiet between batches: only a stalled acknowledgement is a timeout,
+        // and the worker sees that as a batch not acknowledged in time.
+        reader.set_io_timeout(None);
+        std::thread::spawn(move || {
+            loop {
+                let event = match reader.read_raw(Frame::decode) {
+                    Ok(Frame::Done {
+                        batch,
+                        missed,
+                        errors,
+                    }) => Event::Done {
+                        batch,
+                        missed: missed.iter().map(|m| path_of(m)).collect(),
+                        errors: errors
+                            .iter()
+                            .map(|(p, w)| (path_of(p), w.clone()))
+                            .collect(),
+                    },
+                    Ok(Frame::Fatal { code, message }) => Event::Broken(format!(
+                        "the daemon ended the stream: {message} (code {code})"
+                    )),
+                    Ok(other) => Event::Broken(format!("the daemon sent {other:?}")),
+                    Err(e) => Event::Broken(e.to_string()),
+                };
+                let last = matches!(event, Event::Broken(_));
+                if events.send((generation, event)).is_err() || last {
+                    return;
+                }
+            }
+        });
+        Ok(Open::Pipe(Pipe {
+            writer,
+            next_batch: 1,
+            out: Vec::with_capacity(DATA_CHUNK + 64),
+        }))
+    }
+
+    fn frame(&mut self, f: &Frame) -> Result<(), String> {
+        f.encode(&mut self.out);
+        if self.out.len() >= DATA_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let r = self.writer.send(&self.out).map_err(|e| e.to_string());
+        self.out.clear();
+        r
+    }
+
+    /// Sends one batch, returning its number (acknowledged later through the events).
+    pub fn send(&mut self, src: &Path, plan: &Plan) -> Result<u64, String> {
+        let batch = self.next_batch;
+        self.next_batch += 1;
+        self.frame(&Frame::Begin { batch })?;
+        let trace = std::env::var_os("RTSYNC_TRACE_STREAM").is_some();
+        for op in &plan.ops {
+            if trace {
+                eprintln!("stream batch {batch}: {op:?}");
+            }
+            match op {
+                Op::Rename { from, to, expect } => self.frame(&Frame::Rename {
+                    from: from.clone(),
+                    to: to.clone(),
+                    expect: expect.clone(),
+                })?,
+                Op::Delete(path) => self.frame(&Frame::Delete { path: path.clone() })?,
+                Op::Mkdir(path, attrs) => self.frame(&Frame::Mkdir {
+                    path: path.clone(),
+                    attrs: *attrs,
+                })?,
+                Op::Symlink(path, target, attrs) => self.frame(&Frame::Symlink {
+                    path: path.clone(),
+                    target: target.clone(),
+                    attrs: *attrs,
+                })?,
+                Op::File(path, attrs) => self.file(src, path, attrs)?,
+                Op::Prune(path, keep) => self.frame(&Frame::Prune {
+                    path: path.clone(),
+                    keep: keep.clone(),
+                })?,
+            }
+        }
+        self.frame(&Frame::Commit { batch })?;
+        self.flush()?;
+        Ok(batch)
+    }
+
+    /// A file's frames. One that vanished since the plan is sent as a delete (rsync's
+    /// "file has vanished"; its own delete event follows).
+    fn file(&mut self, src: &Path, path: &[u8], attrs: &Attrs) -> Result<(), String> {
+        let full = src.join(path_of(path));
+        let Ok(mut f) = File::open(&full) else {
+            return self.frame(&Frame::Delete {
+                path: path.to_vec(),
+            });
+        };
+        // The attributes as the content is read: a file rewritten since the plan carries its
+        // newer time, and its own event sends it again anyway.
+        let attrs = f.metadata().map_or(*attrs, |md| attrs_of(&md));
+        self.frame(&Frame::File {
+            path: path.to_vec(),
+            attrs,
+        })?;
+        let mut total = 0u64;
+        let mut chunk = vec![0u8; DATA_CHUNK];
+        loop {
+            let n = match f.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // A read error half-way: what was sent stays short of the end; the batch is
+                // still consistent (the file is replaced whole, at its next event).
+                Err(_) => break,
+            };
+            self.out.extend_from_slice(&data_header(n));
+            self.out
+                .extend_from_slice(chunk.get(..n).unwrap_or_default());
+            total += n as u64;
+            if self.out.len() >= DATA_CHUNK {
+                self.flush()?;
+            }
+        }
+        self.frame(&Frame::End { len: total })
+    }
+
+    /// Ends the connection (the reader thread then reports it broken, and is ignored).
+    pub fn close(mut self) {
+        self.writer.abort();
+    }
+}
+
+fn path_of(b: &[u8]) -> PathBuf {
+    PathBuf::from(std::ffi::OsStr::from_bytes(b))
+}
+
+/// A batch for rsync, with its renames said the way rsync can: the old name deleted and the
+/// new one sent (a directory as a whole subtree).
+pub fn without_renames(mut batch: Batch) -> Batch {
+    for r in std::mem::take(&mut batch.renames) {
+        batch.deletes.push(r.from);
+        if r.is_dir {
+            batch.trees.push(r.to);
+        } else {
+            batch.puts.push(r.to);
+        }
+    }
+    batch.deletes.sort();
+    batch.deletes.dedup();
+    batch.trees.sort();
+    batch.trees.dedup();
+    batch.puts.sort();
+    batch.puts.dedup();
+    batch
+}
