@@ -255,3 +255,23 @@ fn a_stock_rsync_daemon_is_not_offered_the_stream() {
     let log = std::fs::read_to_string(d.dir.path().join("rsyncd.log")).unwrap_or_default();
     assert!(!log.contains("rtsync-stream"), "{log}");
 }
+
+#[test]
+fn the_daemon_keeps_idle_connections_alive_to_find_vanished_peers() {
+    // A stream is idle between batches, and a module may have no `timeout`: TCP keepalive is
+    // what ends the thread of a peer whose link was cut without a word.
+    if std::process::Command::new("ss").arg("-V").output().is_err() {
+        eprintln!("skipped: no ss");
+        return;
+    }
+    let d = StockDaemon::start_rtsync();
+    let _conn = open(&d, "open", "nobody").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let out = std::process::Command::new("ss")
+        .args(["-tnoH", "state", "established"])
+        .arg(format!("( sport = :{} )", d.port))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("keepalive"), "{text}");
+}
