@@ -520,9 +520,16 @@ fn run(config: &RunConfig) -> Result<(), String> {
             journal: journal.clone(),
             me: tx.clone(),
         };
-        let settings = Settings {
-            renames: ctx.target.stream.is_some(),
-            ..settings
+        // A batch on the stream costs no connection of its own, so under a steady stream
+        // one goes every 50 ms rather than every `--max-latency` (a stock target's batches
+        // grow while its one transfer runs anyway).
+        let settings = match ctx.target.stream {
+            Some(_) => Settings {
+                renames: true,
+                max_latency: settings.max_latency.min(STREAM_MAX_LATENCY),
+                ..settings
+            },
+            None => settings,
         };
         senders.push(tx);
         workers.push(std::thread::spawn(move || {
@@ -632,6 +639,9 @@ struct Worker {
     journal: Arc<Mutex<Journal>>,
     me: Sender<Msg>,
 }
+
+/// The longest a change waits under a steady stream to a daemon that may take the stream.
+const STREAM_MAX_LATENCY: Duration = Duration::from_millis(50);
 
 /// How many stream batches may await their acknowledgement at once.
 const STREAM_WINDOW: usize = 8;
