@@ -1,16 +1,25 @@
 #!/usr/bin/env python3
-"""Engine benchmark: `rtsync run` against the tutorials' inotifywait|rsync loop and lsyncd.
+"""Engine benchmark: `rtsync run` to an rtsync daemon and to a stock rsync daemon, against the
+tutorials' inotifywait|rsync loop and lsyncd.
 
-Called by bench/engine.sh, which builds rtsync, starts one stock `rsync --daemon` on 127.0.0.1
-with a module per replicator (rtsync, loop, lsyncd) and passes its port and pid here.
+Called by bench/engine.sh, which builds rtsync and starts two daemons: a stock `rsync --daemon`
+with a module per replicator that pushes to it (rtsync, loop, lsyncd) and an `rtsync daemon`
+with the module rtsync-peer, each (as root) in a network namespace of its own behind a veth
+pair, and passes each one's address, port, pid and the host end of its veth here
+(--daemon KIND=ADDR:PORT:PID:IFACE).
 
-Replicators (each watches its own source tree and pushes into its own module of that daemon):
-  rtsync  `rtsync run -v --state-dir=TMP SRC rsync://127.0.0.1:PORT/rtsync/`
+Replicators (each watches its own source tree and pushes into its own module):
+  rtsync-peer  `rtsync run -v --state-dir=TMP SRC rsync://ADDR:PORT/rtsync-peer/` to the
+          `rtsync daemon`: rtsync at both ends, where rtsync's own fast path (one persistent
+          pipelined connection, renames applied as renames) applies once both ends have it;
+          until then it behaves as `rtsync` does. Its resting process count (see CPU below) is
+          what it has once ready, as that connection may live in a process of its own.
+  rtsync  `rtsync run -v --state-dir=TMP SRC rsync://ADDR:PORT/rtsync/` to the stock daemon
   loop    `inotifywait -mrq -e close_write,create,delete,move,attrib --format '%w%f' SRC |
-           while read f; do rsync -az --delete SRC/ rsync://127.0.0.1:PORT/loop/; done`
+           while read f; do rsync -az --delete SRC/ rsync://ADDR:PORT/loop/; done`
           (started after one `rsync -az --delete` of the tree, as the tutorials do)
   lsyncd  Debian's lsyncd, `default.rsync`, `delay = 1`, `archive = true`, target
-          `rsync://127.0.0.1:PORT/lsyncd/`, `nodaemon = true`, logging to a file.
+          `rsync://ADDR:PORT/lsyncd/`, `nodaemon = true`, logging to a file.
 
 Phases, one replicator at a time (the others sit idle on their own, unchanged trees), the order
 of the replicators rotating with each round. Every phase starts from an empty source and an
@@ -42,15 +51,37 @@ difference is reported as a divergence.
 
 CPU: user+sys of the replicator's process tree (the root's utime+stime+cutime+cstime plus those
 of every live descendant, from /proc/PID/stat, sampled every 50 ms), from the start of the phase
-until the replicator has been at rest for a second (no transfer process running, and it and the
-daemon together used at most 0.02 CPU s) or DRAIN_CAP seconds after the last file arrived: a
-replicator still busy then (the loop working through its queue of events) is stopped and
-marked "busy". The daemon's CPU over the same window is reported apart (one daemon
-serves all three, but only one replicator works at a time). RSS: the peak of the sum of the RSS
+until the replicator has been at rest for a second (no process in its tree beyond its resting
+ones, i.e. no transfer running, and it and its daemon together used at most 0.02 CPU s) or
+DRAIN_CAP seconds after the last file arrived: a replicator still busy then (the loop working
+through its queue of events) is stopped and marked "busy". The CPU of the replicator's daemon
+(its process and threads) over the same window is reported apart (the stock daemon serves
+three replicators, but only one replicator works at a time). RSS: the peak of the sum of the RSS
 of the tree's live processes over the same samples, and the largest VmHWM (peak RSS since exec)
 of any process of the tree seen in them (children that live less than 50 ms may be missed; the
 long-lived process's VmHWM includes its start-up). wait4's ru_maxrss is no use here: Linux
 carries the parent's (Python's) RSS across fork and exec into it.
+
+Bytes on the wire: each daemon lives in its own network namespace, reachable only through its
+veth pair, so every byte between a replicator and its daemon crosses the host end of that pair
+and nothing else does (only one replicator runs at a time; IPv6 is off on the pair, so no
+router solicitations; an ARP exchange now and then is all the noise there is).
+/sys/class/net/VETH/statistics/{tx,rx}_bytes are read when the phase starts and when the
+replicator is at rest again (the CPU window above): "to target" is what the replicator side
+sent, "from target" what the daemon sent back, both as the veth counts them: IP packets with
+their TCP/IP headers and a 14-byte Ethernet header each, a TSO/GSO super-packet (the veth
+keeps them whole) counted once, so the headers of a bulk stream are under-counted against a
+1500-byte-MTU wire by roughly 66 bytes per 1448 (under 5 %); figures are decimal MB (10^6).
+Connections made and closed within the phase are all counted, which reading per-socket
+counters (ss -ti) could not promise. The veth's 1500-byte MTU and the namespace crossing make
+the transfers a little more costly than over loopback (the earlier runs of this benchmark);
+every replicator pays it alike. Without a namespace (not root, or NETNS=0) the daemons listen
+on 127.0.0.1 and no bytes are reported.
+
+Goals: after the tables, the issue's goal figures for rtsync-peer are printed as met or not:
+p99 lag under 0.2 s in stream-big-1000 (1,000 files/s of 10-300 KB files), and the rename
+of a directory of 5,000 files (RENAME_FILES=5000) done in under 0.2 s with under 1 MB on the
+wire (both directions).
 
 Prints Markdown tables (results, ratios) on stdout; progress on stderr; JSON to --json.
 """
@@ -155,12 +186,24 @@ def inotify_watches(pids):
     return n
 
 
+def wire_counts(iface):
+    """(bytes sent, bytes received, packets sent, packets received) so far by the host end of
+    a veth, or None without one."""
+    if not iface:
+        return None
+    out = []
+    for k in ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets"):
+        with open(f"/sys/class/net/{iface}/statistics/{k}") as f:
+            out.append(int(f.read()))
+    return out
+
+
 class Sampler(threading.Thread):
     """Samples CPU and RSS of the active replicator's tree and the daemon's, every 50 ms."""
 
-    def __init__(self, daemon_pid):
+    def __init__(self):
         super().__init__(daemon=True)
-        self.daemon_pid = daemon_pid
+        self.daemon_pid = None  # the daemon of the replicator watched
         self.root = None
         self.lock = threading.Lock()
         self.base = 1  # processes in the replicator's tree when it has nothing to do
@@ -179,7 +222,8 @@ class Sampler(threading.Thread):
                 rcpu += table[pid][1]
                 rrss += table[pid][2]
                 hwm = max(hwm, vm_hwm(pid))
-        dcpu = sum(table[p][1] for p in tree_of(table, self.daemon_pid))
+        dcpu = sum(table[p][1] for p in tree_of(table, self.daemon_pid)) \
+            if self.daemon_pid is not None else 0
         s = (t, rcpu / TICK, dcpu / TICK, rrss * PAGE, nproc)
         with self.lock:
             self.samples.append(s)
@@ -191,10 +235,11 @@ class Sampler(threading.Thread):
             self.take()
             time.sleep(0.05)
 
-    def watch(self, root, base=1):
+    def watch(self, root, base=1, daemon_pid=None):
         with self.lock:
             self.root = root
             self.base = base
+            self.daemon_pid = daemon_pid
             self.samples = []
             self.hwm = 0
 
@@ -204,13 +249,14 @@ class Sampler(threading.Thread):
 
     def idle_for(self, quiet, limit=0.02):
         """Whether, for the last `quiet` seconds, the replicator ran no child beyond its
-        resting processes (no transfer) and it and the daemon used at most `limit` CPU s."""
+        resting processes (no transfer) and it and the daemon used at most `limit` CPU s.
+        With no resting count known yet (base None), only the CPU counts."""
         now = time.monotonic()
         with self.lock:
             recent = [s for s in self.samples if s[0] >= now - quiet - 0.06]
         if len(recent) < 2 or recent[-1][0] - recent[0][0] < quiet:
             return False
-        if any(s[4] > self.base for s in recent):
+        if self.base is not None and any(s[4] > self.base for s in recent):
             return False
         return (recent[-1][1] - recent[0][1]) + (recent[-1][2] - recent[0][2]) <= limit
 
@@ -550,7 +596,9 @@ def checker(conn, result, dst, timeout, sweep_every=1.0):
 
 class Replicator:
     name = "?"
-    resting = 1  # processes of its tree while it has nothing to do
+    daemon = "rsync"  # which daemon it pushes to: "rsync" (stock) or "rtsync"
+    # Processes of its tree while it has nothing to do; None: as many as it has once ready.
+    resting = 1
     # Log lines that are routine; every other line of the phase's log is reported.
     routine = ()
 
@@ -558,7 +606,8 @@ class Replicator:
         self.cfg = cfg
         self.src = os.path.join(cfg.work, "src", self.name)
         self.dst = os.path.join(cfg.work, "dst", self.name)
-        self.url = f"rsync://127.0.0.1:{cfg.port}/{self.name}/"
+        self.target = cfg.daemons[self.daemon]
+        self.url = f"rsync://{self.target['addr']}:{self.target['port']}/{self.name}/"
         self.proc = None
         self.logf = None
         self.nstart = 0
@@ -637,11 +686,20 @@ class Rtsync(Replicator):
     routine = (" sent, ", "rtsync run: watching ", "rtsync run: stopped;")
 
     def before_start(self):
-        self.state = os.path.join(self.cfg.work, "state", f"rtsync-{self.nstart}")
+        self.state = os.path.join(self.cfg.work, "state", f"{self.name}-{self.nstart}")
         wipe(self.state)
 
     def command(self):
         return [self.cfg.rtsync, "run", "-v", f"--state-dir={self.state}", self.src, self.url]
+
+
+class RtsyncPeer(Rtsync):
+    """The same `rtsync run`, to an `rtsync daemon`: the rtsync-to-rtsync path (one
+    persistent connection, renames as renames) once both ends have it; its resting process
+    count is learnt once it is ready, as that connection may live in a process of its own."""
+    name = "rtsync-peer"
+    daemon = "rtsync"
+    resting = None
 
 
 class Loop(Replicator):
@@ -702,7 +760,7 @@ sync {{
         return ["lsyncd", conf]
 
 
-REPLICATORS = {"rtsync": Rtsync, "loop": Loop, "lsyncd": Lsyncd}
+REPLICATORS = {"rtsync-peer": RtsyncPeer, "rtsync": Rtsync, "loop": Loop, "lsyncd": Lsyncd}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -881,16 +939,21 @@ def run_phase(cfg, ctx, rep, phase, rnd):
     phase.prepare(rep.src)
     expected_before = phase.expected(rep.src)
     root = rep.start()
-    ctx.sampler.watch(root, rep.resting)
+    ctx.sampler.watch(root, rep.resting, rep.target["pid"])
     t_ready0 = time.monotonic()
     wait_ready(cfg, ctx.sampler, rep, expected_before)
     ready_s = time.monotonic() - t_ready0
     s0 = ctx.sampler.take()
+    w0 = wire_counts(rep.target["iface"])
+    if rep.resting is None:
+        ctx.sampler.base = max(1, s0[4])
     ctx.sampler.hwm = 0
     result = phase.run(ctx, rep)
     t_done = time.monotonic()
     idle = wait_idle(ctx.sampler, 1.0, cfg.drain_cap)
     s1 = ctx.sampler.take()
+    w1 = wire_counts(rep.target["iface"])
+    wire = [b - a for a, b in zip(w0, w1)] if w0 and w1 else [None] * 4
     window = ctx.sampler.since(s0[0])
     hwm = ctx.sampler.hwm
     ru = rep.stop()
@@ -908,6 +971,9 @@ def run_phase(cfg, ctx, rep, phase, rnd):
         "missing": result["missing"], "missing_examples": result["missing_examples"],
         "done": result["done"],
         "cpu": s1[1] - s0[1], "daemon_cpu": s1[2] - s0[2],
+        "wire_up": wire[0], "wire_down": wire[1],
+        "packets_up": wire[2], "packets_down": wire[3],
+        "resting_procs": ctx.sampler.base,
         "rss_peak": max(s[3] for s in window),
         "largest_process": hwm,
         "arrivals": [(round(t - s0[0], 4), round(lag, 4)) for t, lag in result["arrivals"]],
@@ -922,7 +988,8 @@ def run_phase(cfg, ctx, rep, phase, rnd):
     }
     log(f"  p50 {fmt(row['p50'])} p99 {fmt(row['p99'])} max {fmt(row['max'])} done "
         f"{fmt(row['done'])} missing {row['missing']} cpu {row['cpu']:.2f} daemon "
-        f"{row['daemon_cpu']:.2f} rss {row['rss_peak'] / 2**20:.1f} MiB"
+        f"{row['daemon_cpu']:.2f} rss {row['rss_peak'] / 2**20:.1f} MiB wire "
+        f"{mb(row['wire_up'])}/{mb(row['wire_down'])} MB"
         f"{' BUSY' if row['busy'] else ''}{' DIVERGED ' + str(divergence) if divergence else ''}"
         f" {result['info']}")
     for line in notes[:5]:
@@ -934,6 +1001,11 @@ def run_phase(cfg, ctx, rep, phase, rnd):
 
 def fmt(x, digits=3):
     return "—" if x is None else f"{x:.{digits}f}"
+
+
+def mb(n):
+    """Bytes as decimal megabytes (the goal's "1 MB" is 10^6 bytes)."""
+    return "—" if n is None else f"{n / 1e6:.3f}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -967,8 +1039,17 @@ def summarize(rows, reps, phases):
                 "log_notes": [n for r in rs for n in r["log_notes"]],
                 "rate": [r["info"].get("achieved_rate") for r in rs if r["info"]],
                 "found_by_sweep": sum((r["info"] or {}).get("found_by_sweep", 0) for r in rs),
+                "wire_up": median_or_none(r["wire_up"] for r in rs),
+                "wire_down": median_or_none(r["wire_down"] for r in rs),
+                "phase_files": [(r["info"] or {}).get("files") for r in rs],
             }
     return out
+
+
+def median_or_none(values):
+    import statistics
+    v = list(values)
+    return None if not v or None in v else statistics.median(v)
 
 
 def lagcell(s, key):
@@ -983,8 +1064,9 @@ def lagcell(s, key):
 def report(summary, reps, phases, cfg):
     lines = []
     lines.append("| workload | replicator | files | lag p50 s | lag p99 s | lag max s | done s | "
-                 "missing | CPU s | daemon CPU s | tree RSS peak MiB | largest process MiB |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+                 "missing | CPU s | daemon CPU s | tree RSS peak MiB | largest process MiB | "
+                 "wire MB to target | wire MB from target |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for ph in phases:
         for rep in reps:
             s = summary.get((ph, rep))
@@ -995,7 +1077,8 @@ def report(summary, reps, phases, cfg):
             lines.append(
                 f"| {ph} | {rep} | {s['files']} | {lagcell(s, 'p50')} | {lagcell(s, 'p99')} | "
                 f"{lagcell(s, 'max')} | {done} | {s['missing']} | {cpu} | "
-                f"{s['daemon_cpu']:.2f} | {s['rss']:.1f} | {s['maxrss']:.1f} |")
+                f"{s['daemon_cpu']:.2f} | {s['rss']:.1f} | {s['maxrss']:.1f} | "
+                f"{mb(s['wire_up'])} | {mb(s['wire_down'])} |")
     notes = []
     for ph in phases:
         for rep in reps:
@@ -1019,9 +1102,9 @@ def report(summary, reps, phases, cfg):
         lines.append("")
         head = "| workload | " + " | ".join(
             f"{o} p99 / rtsync p99 | {o} done / rtsync done | {o} CPU / rtsync CPU | "
-            f"{o} CPU+daemon / rtsync CPU+daemon" for o in others) + " |"
+            f"{o} CPU+daemon / rtsync CPU+daemon | {o} wire / rtsync wire" for o in others) + " |"
         lines.append(head)
-        lines.append("|---|" + "---|" * (4 * len(others)))
+        lines.append("|---|" + "---|" * (5 * len(others)))
         for ph in phases:
             base = summary.get((ph, "rtsync"))
             if not base:
@@ -1030,15 +1113,78 @@ def report(summary, reps, phases, cfg):
             for o in others:
                 s = summary.get((ph, o))
                 if not s:
-                    cells += ["—"] * 4
+                    cells += ["—"] * 5
                     continue
                 cells.append(ratio(s["p99"], base["p99"], s["missing"], base["missing"]))
                 cells.append(ratio(s["done"], base["done"], s["missing"], base["missing"]))
                 cells.append(ratio(s["cpu"], base["cpu"]) + ("+" if s["busy"] else ""))
                 cells.append(ratio(s["cpu"] + s["daemon_cpu"],
                                    base["cpu"] + base["daemon_cpu"]) + ("+" if s["busy"] else ""))
+                cells.append(ratio(wire_total(s), wire_total(base)))
             lines.append(f"| {ph} | " + " | ".join(cells) + " |")
+    lines += [""] + goals(summary, reps)
     return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def wire_total(s):
+    return None if s["wire_up"] is None else s["wire_up"] + s["wire_down"]
+
+
+GOAL_LAG = 0.2  # s: p99 lag at 1,000 files/s of 10-300 KB files
+GOAL_RENAME_S = 0.2  # s: a 5,000-file directory rename done
+GOAL_RENAME_BYTES = 1e6  # on the wire for that rename
+GOAL_RATE, GOAL_RENAME_FILES = 1000, 5000
+
+
+def goals(summary, reps):
+    """The issue's goal figures for an rtsync target, met or not, as Markdown list lines."""
+    who = "rtsync-peer" if "rtsync-peer" in reps else None
+    out = [f"Goals (rtsync run -> rtsync daemon){'' if who else ': rtsync-peer not run'}:"]
+    if not who:
+        return out
+
+    def verdict(ok):
+        return "met" if ok else "NOT met"
+
+    def also(ph, key, f):
+        s = summary.get((ph, "rtsync"))
+        return f" (rtsync -> stock rsync: {f(s[key])})" if s and key in s else ""
+
+    ph = f"stream-big-{GOAL_RATE}"
+    s = summary.get((ph, who))
+    if s is None:
+        out.append(f"- p99 lag < {GOAL_LAG} s at {GOAL_RATE:,} files/s of 10-300 KB files: not "
+                   f"measured (BIG_RATES has no {GOAL_RATE})")
+    else:
+        p99 = lagcell(s, "p99")
+        ok = not s["missing"] and s["p99"] is not None and s["p99"] < GOAL_LAG
+        rate = min((r for r in s["rate"] if r), default=None)
+        short = (f"; the generator reached only {rate:.0f} files/s"
+                 if rate is not None and rate < 0.95 * GOAL_RATE else "")
+        out.append(f"- p99 lag < {GOAL_LAG} s at {GOAL_RATE:,} files/s of 10-300 KB files: "
+                   f"{p99} s, {verdict(ok)}{also(ph, 'p99', fmt)}{short}")
+    s = summary.get(("rename", who))
+    if s is None:
+        out.append(f"- {GOAL_RENAME_FILES:,}-file directory rename done < {GOAL_RENAME_S} s with < "
+                   f"1 MB on the wire: not measured (RENAME_FILES=0 or PHASES without rename)")
+    else:
+        n = max((f for f in s["phase_files"] if f), default=0)
+        size = "" if n == GOAL_RENAME_FILES else f" [with {n:,} files, not {GOAL_RENAME_FILES:,}]"
+        done_ok = not s["missing"] and s["done"] is not None and s["done"] < GOAL_RENAME_S
+        done = "never" if s["missing"] else fmt(s["done"])
+        out.append(f"- {GOAL_RENAME_FILES:,}-file directory rename done < {GOAL_RENAME_S} s: "
+                   f"{done} s, {verdict(done_ok)}{also('rename', 'done', fmt)}{size}")
+        w = wire_total(s)
+        if w is None:
+            out.append("- that rename with < 1 MB on the wire: not measured (no namespace: "
+                       "run as root without NETNS=0)")
+        else:
+            base = summary.get(("rename", "rtsync"))
+            extra = (f" (rtsync -> stock rsync: {mb(wire_total(base))} MB)"
+                     if base and wire_total(base) is not None else "")
+            out.append(f"- that rename with < 1 MB on the wire: {mb(w)} MB, "
+                       f"{verdict(w < GOAL_RENAME_BYTES)}{extra}{size}")
+    return out
 
 
 def ratio(a, b, ma=0, mb=0):
@@ -1055,11 +1201,19 @@ def ratio(a, b, ma=0, mb=0):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", required=True)
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--daemon-pid", type=int, required=True)
+    ap.add_argument("--daemon", action="append", required=True,
+                    metavar="KIND=ADDR:PORT:PID:IFACE",
+                    help="a daemon (KIND rsync or rtsync), its pid and the host end of its veth "
+                         "(- for none)")
     ap.add_argument("--rtsync", required=True)
     ap.add_argument("--json")
     cfg = ap.parse_args()
+    cfg.daemons = {}
+    for d in cfg.daemon:
+        kind, rest = d.split("=", 1)
+        addr, port, pid, iface = rest.split(":")
+        cfg.daemons[kind] = {"addr": addr, "port": int(port), "pid": int(pid),
+                             "iface": None if iface in ("", "-") else iface}
     cfg.logs = os.environ.get("LOG_DIR") or os.path.join(cfg.work, "logs")
     os.makedirs(cfg.logs, exist_ok=True)
     cfg.rounds = env_int("ROUNDS", 1)
@@ -1067,9 +1221,9 @@ def main():
     cfg.ready_timeout = env_int("READY_TIMEOUT", 300)
     timeout = env_int("ARRIVAL_TIMEOUT", 60)
     secs = float(os.environ.get("STREAM_SECS", 10))
-    reps = os.environ.get("REPLICATORS", "rtsync loop lsyncd").split()
+    reps = os.environ.get("REPLICATORS", "rtsync-peer rtsync loop lsyncd").split()
     phases = []
-    for r in env_list("BIG_RATES", "50 200 500"):
+    for r in env_list("BIG_RATES", "50 200 500 1000"):
         phases.append(Stream("big", r, secs, timeout))
     for r in env_list("SMALL_RATES", "2000"):
         phases.append(Stream("small", r, secs, timeout))
@@ -1087,7 +1241,7 @@ def main():
     ctx = Ctx()
     mpctx = mp.get_context("spawn")
     ctx.Pipe, ctx.Process = mpctx.Pipe, mpctx.Process
-    ctx.sampler = Sampler(cfg.daemon_pid)
+    ctx.sampler = Sampler()
     ctx.sampler.start()
     replicators = {name: REPLICATORS[name](cfg) for name in reps}
     for r in replicators.values():
@@ -1115,11 +1269,12 @@ def main():
     summary = summarize(rows, reps, [p.name for p in phases])
     if cfg.json:
         with open(cfg.json, "w") as f:
-            json.dump({"rows": rows, "elapsed_s": elapsed,
+            json.dump({"rows": rows, "elapsed_s": elapsed, "daemons": cfg.daemons,
                        "env": {k: v for k, v in os.environ.items() if k in (
                            "ROUNDS", "DRAIN_CAP", "ARRIVAL_TIMEOUT", "STREAM_SECS", "BIG_RATES",
                            "SMALL_RATES", "BURST_FILES", "BURST_DIRS", "RENAME_FILES",
-                           "TREE_FILES", "TREE_CHANGES", "REPLICATORS", "PHASES")}}, f)
+                           "TREE_FILES", "TREE_CHANGES", "REPLICATORS", "PHASES", "QUICK",
+                           "NETNS")}}, f)
     print(report(summary, reps, [p.name for p in phases], cfg))
     print(f"\n(phases took {elapsed:.0f} s)")
 
