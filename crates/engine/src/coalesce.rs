@@ -715,6 +715,9 @@ impl Coalescer {
 }
 
 #[cfg(test)]
+mod rename_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
