@@ -28,8 +28,10 @@
 //! they happened in) is a courtesy. Later changes: a write or creation at `to` keeps the rename
 //! and sends `to` afterwards too (it is then in both [`Batch::renames`] and [`Batch::puts`]);
 //! a delete, a new directory or a resync at or above `to` supersedes the rename like any
-//! operation; changes below a renamed directory are ordinary entries, applied after it. A file
-//! at `to` still being written does not hold the rename back, only its put.
+//! operation; changes below a renamed directory are ordinary entries, applied after it. A
+//! resync at, above or below either end folds the rename (the target may not hold what it
+//! would move: a missed rename's resync below `from`, say). A file at `to` still being written
+//! does not hold the rename back, only its put.
 //!
 //! The target's contract: it applies [`Batch::renames`] first, in order, then the deletes, then
 //! the trees and puts. It applies a rename only when that is safe:
@@ -39,7 +41,15 @@
 //! - a directory: `from` is a directory, `to` does not exist, and `to`'s parent is a directory.
 //!
 //! A rename it does not apply is "missed": the caller pushes [`Change::Resync`]`(to)`, and the
-//! delete of `from` in the same batch cleans up. A batch applied twice (retried after it failed
+//! delete of `from` in the same batch cleans up.
+//!
+//! One hazard is the caller's to cover: a batch taken before a rename's event arrived may be
+//! read from the source after the rename happened there, so it finds `from` gone (and deletes
+//! it on the target, or what lay below it) or finds what was made at `from` since. So after a
+//! directory rename, whatever the target was sent at or below `from` since the rename may have
+//! happened (the last minute, say) is sent again under `to`, and a subtree sent at or above
+//! `from` since then means `to` is resynced whole. (A file rename needs none of this: the
+//! identity check catches it.) A batch applied twice (retried after it failed
 //! part-way) is fine: a rename already done misses the second time and is resynced.
 //!
 //! A batch is ready once no change has arrived for the settle delay, or once the oldest pending
@@ -248,6 +258,12 @@ impl Coalescer {
             return;
         }
         let path = change.path();
+        if let Change::Resync(_) = change {
+            // The target may not hold what a rename meeting it would move.
+            for to in self.renames_meeting(path) {
+                self.degrade_rename(&to, now);
+            }
+        }
         if self.absorbed_by_ancestor(path, seq, now) {
             return;
         }

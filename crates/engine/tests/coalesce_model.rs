@@ -12,8 +12,9 @@
 //!   [`Change`]s the watcher and [`engine::changes_of`] report for it: a creation is `Created`
 //!   (then maybe `Written`, and `Modified` on close), a write `Written` (and `Modified` on
 //!   close), a close or an attribute change `Modified`, `mkdir` is `CreatedDir`, a removal
-//!   `Deleted` (for `rm -r`, maybe each entry below first, deepest first), a rename `Deleted`
-//!   then `Created`/`CreatedDir` (maybe followed by the entries the watcher finds in a renamed
+//!   `Deleted` (for `rm -r`, maybe each entry below first, deepest first), a rename `Renamed`
+//!   (or, as the engine reported it before renames were changes of their own, `Deleted` then
+//!   `Created`/`CreatedDir`; maybe followed by the entries the watcher finds in a renamed
 //!   directory), a queue overflow `Resync` of a directory. A [`Step::Lose`] drops the events of
 //!   the next operation and reports a `Resync` of the directory holding everything it touched
 //!   instead, as an overflow does. In one run a rename may also replace a file or an empty
@@ -23,7 +24,13 @@
 //!   to the source's subtree (or deleted if the source lacks it), then every put and delete is
 //!   synced as one entry, not recursively (`--files-from` with `-R --delete-missing-args`):
 //!   sent if the source has it (a directory is only created), deleted with its contents if not.
-//!   Implied parent directories are created. A batch lands at once or, like a transfer still
+//!   Implied parent directories are created. Before all that, every rename of the batch is
+//!   applied as the target contract of [`engine::coalesce`] says, against the target and the
+//!   source as they are when it lands: a file only from a file with the content the source's
+//!   new name has now (any file if the new name is among the puts), not over a directory; a
+//!   directory only from a directory and onto nothing; in both cases only into a directory
+//!   and never into itself. A rename not applied is "missed", and `Resync(to)` is pushed with a
+//!   new journal number. A batch lands at once or, like a transfer still
 //!   running while the source changes, just before the next take (the worker sends one batch at
 //!   a time). A take may fail instead: any subset of the batch lands, and the batch is requeued
 //!   before the next take.
@@ -36,14 +43,16 @@
 //!
 //! It runs with the default settings, with tiny caps (5 pending, 2 per directory) and fewer
 //! takes so the widening to subtree and whole-tree resyncs happens all the time, and with
-//! replacing renames.
+//! replacing renames — each with renames reported the old way (`Deleted` + `Created`). Then
+//! with renames reported as `Renamed`: with [`Settings::renames`] (replacing or not, and with
+//! tiny caps), and without it (the coalescer splits them).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use engine::{Batch, Change, Coalescer, Settings};
+use engine::{Batch, Change, Coalescer, Rename, Settings};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +143,11 @@ fn writes() -> impl Strategy<Value = Writes> {
 /// Steps; `take` weighs takes (1 is rare: more pending, bigger batches). Overflows are rare,
 /// since a resync covers everything that follows it below its directory.
 fn step(take: u32) -> impl Strategy<Value = Step> {
+    step_with(take, 6)
+}
+
+/// Steps, renames weighing `rename` (6 elsewhere).
+fn step_with(take: u32, rename: u32) -> impl Strategy<Value = Step> {
     let pick = || 0..16usize;
     let name = || 0..NAMES.len();
     prop_oneof![
@@ -146,7 +160,7 @@ fn step(take: u32) -> impl Strategy<Value = Step> {
         4 => pick().prop_map(|file| Step::Delete { file }),
         4 => (pick(), any::<bool>())
             .prop_map(|(dir, children_first)| Step::RemoveTree { dir, children_first }),
-        6 => (pick(), pick(), name(), any::<bool>()).prop_map(|(node, dir, name, found_inside)| {
+        rename => (pick(), pick(), name(), any::<bool>()).prop_map(|(node, dir, name, found_inside)| {
             Step::Rename { node, dir, name, found_inside }
         }),
         1 => pick().prop_map(|dir| Step::Overflow { dir }),
@@ -219,19 +233,112 @@ fn sync_entry(src: &Tree, dst: &mut Tree, p: &Path) {
     }
 }
 
-/// What a failed transfer managed: the entries whose bit is set in `landed`.
-fn apply(src: &Tree, dst: &mut Tree, b: &Batch, landed: u32) {
+/// Whether the target may apply rename `r` now (the contract in [`engine::coalesce`]).
+fn rename_is_safe(src: &Tree, dst: &Tree, r: &Rename, put_follows: bool) -> bool {
+    let parent = r.to.parent().unwrap_or(Path::new(""));
+    if r.to.starts_with(&r.from) || r.from.starts_with(&r.to) || dst.get(parent) != Some(&Node::Dir)
+    {
+        return false;
+    }
+    match (r.is_dir, dst.get(&r.from)) {
+        (true, Some(Node::Dir)) => !dst.contains_key(&r.to),
+        (false, Some(Node::File(c))) => {
+            dst.get(&r.to) != Some(&Node::Dir)
+                && (put_follows || src.get(&r.to) == Some(&Node::File(*c)))
+        }
+        _ => false,
+    }
+}
+
+/// What the target remembers of what it applied, for directory renames (see [`apply`]).
+#[derive(Default)]
+struct Memory {
+    /// The journal number when each path was applied, and whether it was a tree.
+    applied: Vec<(u64, PathBuf, bool)>,
+    /// The journal number of each rename reported, by (from, to).
+    renamed_at: HashMap<(PathBuf, PathBuf), u64>,
+    /// The journal number now.
+    seq: u64,
+}
+
+/// What a failed transfer managed: the entries whose bit is set in `landed`. Returns the new
+/// names of the renames missed.
+///
+/// After a directory rename, whatever was applied at or below its old name since the rename
+/// happened on the source is applied again under the new name, and a subtree synced at or above
+/// the old name since then means the new name is synced whole: a batch planned after the rename
+/// (before its event arrived) found nothing there and deleted it on the target, or found what
+/// was made there since.
+fn apply(src: &Tree, dst: &mut Tree, b: &Batch, landed: u32, mem: &mut Memory) -> Vec<PathBuf> {
     let mut bits = (0..32).cycle().map(|i| landed & (1 << i) != 0);
+    let mut missed = Vec::new();
+    for r in &b.renames {
+        if bits.next() != Some(true) {
+            continue;
+        }
+        if !rename_is_safe(src, dst, r, b.puts.contains(&r.to)) {
+            missed.push(r.to.clone());
+            continue;
+        }
+        remove_tree(dst, &r.to);
+        let moved: Vec<(PathBuf, Node)> = subtree(dst, &r.from)
+            .into_iter()
+            .map(|p| {
+                let rest = p
+                    .strip_prefix(&r.from)
+                    .unwrap_or(Path::new(""))
+                    .to_path_buf();
+                let node = dst[&p];
+                let new = if rest.as_os_str().is_empty() {
+                    r.to.clone()
+                } else {
+                    r.to.join(rest)
+                };
+                (new, node)
+            })
+            .collect();
+        remove_tree(dst, &r.from);
+        dst.extend(moved);
+        if r.is_dir {
+            let since = mem
+                .renamed_at
+                .get(&(r.from.clone(), r.to.clone()))
+                .copied()
+                .unwrap_or(0);
+            let again: Vec<(PathBuf, bool)> = mem
+                .applied
+                .iter()
+                .filter(|(at, ..)| *at >= since)
+                .filter_map(|(_, p, tree)| match p.strip_prefix(&r.from) {
+                    Ok(rest) if rest.as_os_str().is_empty() => Some((r.to.clone(), *tree)),
+                    Ok(rest) => Some((r.to.join(rest), *tree)),
+                    // A subtree synced above the old name: it may hold anything now.
+                    Err(_) if *tree && r.from.starts_with(p) => Some((r.to.clone(), true)),
+                    Err(_) => None,
+                })
+                .collect();
+            for (p, tree) in again {
+                if tree {
+                    sync_tree(src, dst, &p);
+                } else {
+                    sync_entry(src, dst, &p);
+                }
+            }
+        }
+    }
     for t in &b.trees {
         if bits.next() == Some(true) {
             sync_tree(src, dst, t);
+            mem.applied.push((mem.seq, t.clone(), true));
         }
     }
     for p in b.puts.iter().chain(&b.deletes) {
         if bits.next() == Some(true) {
             sync_entry(src, dst, p);
+            mem.applied.push((mem.seq, p.clone(), false));
         }
     }
+    missed
 }
 
 /// Lists sorted, no path twice, nothing below a tree or a delete (those cover it).
@@ -256,6 +363,22 @@ fn well_formed(b: &Batch) -> Result<(), String> {
                 cover.display()
             ));
         }
+        if let Some(r) = b.renames.iter().find(|r| r.to.starts_with(cover)) {
+            return Err(format!(
+                "rename to {} at or below {}: {b:?}",
+                r.to.display(),
+                cover.display()
+            ));
+        }
+    }
+    // The renames of one batch never touch each other's paths.
+    let ends: Vec<&PathBuf> = b.renames.iter().flat_map(|r| [&r.from, &r.to]).collect();
+    for (i, p) in ends.iter().enumerate() {
+        for q in &ends[i + 1..] {
+            if p.starts_with(q) || q.starts_with(p) {
+                return Err(format!("renames meet at {}: {b:?}", p.display()));
+            }
+        }
     }
     Ok(())
 }
@@ -274,6 +397,12 @@ struct Model {
     settings: Settings,
     /// Whether a rename may replace an existing file, as `rename(2)` does.
     replace: bool,
+    /// Whether renames are reported as `Renamed` (else as `Deleted` + `Created`).
+    renamed: bool,
+    /// A missed rename's resync was pushed.
+    fell_back: bool,
+    /// What the target remembers.
+    mem: Memory,
     c: Coalescer,
     src: Tree,
     dst: Tree,
@@ -290,12 +419,15 @@ struct Model {
 }
 
 impl Model {
-    fn new(settings: Settings, replace: bool) -> Self {
+    fn new(settings: Settings, replace: bool, renamed: bool) -> Self {
         let mut src = Tree::new();
         src.insert(PathBuf::new(), Node::Dir);
         Model {
             settings,
             replace,
+            renamed,
+            fell_back: false,
+            mem: Memory::default(),
             c: Coalescer::new(settings),
             dst: src.clone(),
             src,
@@ -339,14 +471,16 @@ impl Model {
     fn push(&mut self, changes: Vec<Change>) {
         let changes = if std::mem::take(&mut self.lose_next) && !changes.is_empty() {
             // The events are lost; the overflow names a directory holding all of them.
+            let up = |p: &Path| p.parent().unwrap_or(Path::new("")).to_path_buf();
             let touched = |ch: &Change| match ch {
-                Change::Resync(p) => p.clone(),
-                _ => ch.path().parent().unwrap_or(Path::new("")).to_path_buf(),
+                Change::Resync(p) => vec![p.clone()],
+                Change::Renamed { from, to, .. } => vec![up(from), up(to)],
+                _ => vec![up(ch.path())],
             };
-            let mut common = touched(&changes[0]);
-            for ch in &changes {
-                while !touched(ch).starts_with(&common) {
-                    common = common.parent().unwrap_or(Path::new("")).to_path_buf();
+            let mut common = touched(&changes[0])[0].clone();
+            for t in changes.iter().flat_map(touched) {
+                while !t.starts_with(&common) {
+                    common = up(&common);
                 }
             }
             assert_eq!(self.src.get(&common), Some(&Node::Dir));
@@ -357,6 +491,11 @@ impl Model {
         for ch in changes {
             self.seq += 1;
             let _ = writeln!(self.trace, "  push {ch:?}");
+            if let Change::Renamed { from, to, .. } = &ch {
+                self.mem
+                    .renamed_at
+                    .insert((from.clone(), to.clone()), self.seq);
+            }
             self.c.push(&ch, self.seq, self.now);
         }
     }
@@ -504,9 +643,19 @@ impl Model {
                     .collect();
                 remove_tree(&mut self.src, &from);
                 self.src.extend(entries.iter().cloned());
-                out.push(Change::Deleted(from));
+                if self.renamed {
+                    out.push(Change::Renamed {
+                        from,
+                        to: to.clone(),
+                        is_dir,
+                    });
+                } else {
+                    out.push(Change::Deleted(from));
+                }
                 if is_dir {
-                    out.push(Change::CreatedDir(to));
+                    if !self.renamed {
+                        out.push(Change::CreatedDir(to));
+                    }
                     if found_inside {
                         // The watcher reads the new directory and reports what it finds.
                         for (p, n) in entries.into_iter().skip(1) {
@@ -516,7 +665,7 @@ impl Model {
                             });
                         }
                     }
-                } else {
+                } else if !self.renamed {
                     out.push(Change::Created(to));
                 }
             }
@@ -559,12 +708,34 @@ impl Model {
                 "  lands{}",
                 if fail.is_some() { " (partly)" } else { "" }
             );
-            apply(&self.src, &mut self.dst, &b, fail.unwrap_or(u32::MAX));
+            let missed = self.apply(&b, fail);
+            self.fall_back(missed);
         }
         if fail.is_some() {
             let _ = writeln!(self.trace, "  requeue");
             self.c.requeue(b, self.now);
             self.requeue_in_play = true;
+        }
+    }
+
+    fn apply(&mut self, b: &Batch, fail: Option<u32>) -> Vec<PathBuf> {
+        self.mem.seq = self.seq;
+        apply(
+            &self.src,
+            &mut self.dst,
+            b,
+            fail.unwrap_or(u32::MAX),
+            &mut self.mem,
+        )
+    }
+
+    /// Renames the target missed: their new names are resynced, journalled as new changes.
+    fn fall_back(&mut self, missed: Vec<PathBuf>) {
+        self.fell_back |= !missed.is_empty();
+        for to in missed {
+            let _ = writeln!(self.trace, "  missed rename to {}", to.display());
+            self.seq += 1;
+            self.c.push(&Change::Resync(to), self.seq, self.now);
         }
     }
 
@@ -590,7 +761,8 @@ impl Model {
             self.requeue_in_play = false;
         }
         if !late {
-            apply(&self.src, &mut self.dst, &b, fail.unwrap_or(u32::MAX));
+            let missed = self.apply(&b, fail);
+            self.fall_back(missed);
             if fail.is_none() && self.c.is_empty() && self.src != self.dst {
                 return Err("nothing pending, yet the target differs".into());
             }
@@ -608,7 +780,12 @@ impl Model {
                 break;
             }
             if !self.c.is_ready(self.now) {
-                return Err(format!("pending but not ready: {:?}", self.c.deadline()));
+                if !std::mem::take(&mut self.fell_back) {
+                    return Err(format!("pending but not ready: {:?}", self.c.deadline()));
+                }
+                // A missed rename's resync, pushed just now, settles first.
+                self.now += Duration::from_secs(10);
+                let _ = writeln!(self.trace, "  +10 s");
             }
             self.take(None, false)?;
         }
@@ -624,7 +801,16 @@ impl Model {
 }
 
 fn check(settings: Settings, replace: bool, steps: &[Step]) -> Result<(), TestCaseError> {
-    let mut m = Model::new(settings, replace);
+    check_renamed(settings, replace, false, steps)
+}
+
+fn check_renamed(
+    settings: Settings,
+    replace: bool,
+    renamed: bool,
+    steps: &[Step],
+) -> Result<(), TestCaseError> {
+    let mut m = Model::new(settings, replace, renamed);
     let result = steps
         .iter()
         .try_for_each(|s| m.step(s))
@@ -637,6 +823,13 @@ fn check(settings: Settings, replace: bool, steps: &[Step]) -> Result<(), TestCa
             m.trace
         ))
     })
+}
+
+fn with_renames(settings: Settings) -> Settings {
+    Settings {
+        renames: true,
+        ..settings
+    }
 }
 
 fn tiny() -> Settings {
@@ -664,5 +857,37 @@ proptest! {
     #[test]
     fn batches_converge_when_renames_replace(steps in prop::collection::vec(step(2), 1..60)) {
         check(Settings::default(), true, &steps)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Renames as renames, over files and empty directories too.
+    #[test]
+    fn renames_as_renames_converge(steps in prop::collection::vec(step_with(3, 16), 1..90)) {
+        check_renamed(with_renames(Settings::default()), true, true, &steps)?;
+    }
+
+    #[test]
+    fn renames_as_renames_converge_onto_free_names(
+        steps in prop::collection::vec(step_with(3, 16), 1..90)
+    ) {
+        check_renamed(with_renames(Settings::default()), false, true, &steps)?;
+    }
+
+    #[test]
+    fn renames_as_renames_converge_with_tiny_caps(
+        steps in prop::collection::vec(step_with(1, 16), 1..90)
+    ) {
+        check_renamed(with_renames(tiny()), true, true, &steps)?;
+    }
+
+    /// `Renamed` changes without the setting: the coalescer splits them.
+    #[test]
+    fn renamed_changes_converge_without_the_setting(
+        steps in prop::collection::vec(step_with(3, 16), 1..90)
+    ) {
+        check_renamed(Settings::default(), true, true, &steps)?;
     }
 }

@@ -445,3 +445,21 @@ fn caps_widen_over_renames() {
         batch(&[rn("b", "a", false)], &[], &["b"], &[], 4)
     );
 }
+
+#[test]
+fn a_resync_meeting_a_rename_folds_it() {
+    use Change::*;
+    // A missed rename's fallback below a renamed directory's old name: the target's "a" is
+    // stale there, so moving it would carry the stale file to "c".
+    let b = run(&[mvd("a", "c"), Resync(p("a/b"))]);
+    assert_eq!(b, batch(&[], &[], &[], &["a", "c"], 2));
+    // Above the old name: events were lost there.
+    let b = run(&[mv("d/x", "y"), Resync(p("d"))]);
+    assert_eq!(b, batch(&[], &["y"], &[], &["d"], 2));
+    // Below the new name of a directory: it is compared whole.
+    let b = run(&[mvd("a", "c"), Resync(p("c/x"))]);
+    assert_eq!(b, batch(&[], &[], &["a"], &["c"], 2));
+    // Elsewhere: the rename stays.
+    let b = run(&[mvd("a", "c"), Resync(p("e"))]);
+    assert_eq!(b, batch(&[rn("a", "c", true)], &[], &["a"], &["e"], 2));
+}
