@@ -165,7 +165,8 @@ fn tree_ops(src: &Path, rel: &Path, ops: &mut Vec<Op>, budget: &mut Budget) -> O
 /// goes to rsync as a delete and a subtree.
 #[derive(Debug, Default)]
 pub struct Recent {
-    planned: std::collections::VecDeque<(std::time::Instant, PathBuf)>,
+    /// When, what, and whether it was a directory sent whole (pruned).
+    planned: std::collections::VecDeque<(std::time::Instant, PathBuf, bool)>,
     forgot_at: Option<std::time::Instant>,
 }
 
@@ -176,19 +177,19 @@ const RECENT_FOR: Duration = Duration::from_secs(60);
 const RECENT_MAX: usize = 200_000;
 
 impl Recent {
-    fn note(&mut self, path: &[u8], now: std::time::Instant) {
+    fn note(&mut self, path: &[u8], pruned: bool, now: std::time::Instant) {
         if self.planned.len() >= RECENT_MAX {
             self.planned.pop_front();
             self.forgot_at = Some(now);
         }
-        self.planned.push_back((now, path_of(path)));
+        self.planned.push_back((now, path_of(path), pruned));
     }
 
     fn expire(&mut self, now: std::time::Instant) {
         while self
             .planned
             .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > RECENT_FOR)
+            .is_some_and(|(at, ..)| now.duration_since(*at) > RECENT_FOR)
         {
             self.planned.pop_front();
         }
@@ -200,18 +201,22 @@ impl Recent {
         }
     }
 
-    /// What was planned at or below `dir`, or `None` if that cannot be known.
-    fn below(&self, dir: &Path) -> Option<Vec<PathBuf>> {
+    /// What was planned at or below `dir`, and whether a directory there was sent whole (its
+    /// old contents pruned, so only a full compare can put them right under the new name);
+    /// `None` if that cannot be known.
+    fn below(&self, dir: &Path) -> Option<(Vec<PathBuf>, bool)> {
         if self.forgot_at.is_some() {
             return None;
         }
-        Some(
-            self.planned
-                .iter()
-                .filter(|(_, p)| p.starts_with(dir))
-                .map(|(_, p)| p.clone())
-                .collect(),
-        )
+        let mut pruned = false;
+        let mut paths = Vec::new();
+        for (_, p, whole) in &self.planned {
+            if p.starts_with(dir) {
+                pruned |= *whole;
+                paths.push(p.clone());
+            }
+        }
+        Some((paths, pruned))
     }
 }
 
@@ -230,11 +235,11 @@ pub fn plan(src: &Path, batch: &Batch, recent: &mut Recent) -> Option<Plan> {
             | Op::Symlink(p, ..)
             | Op::Prune(p, _) => p,
         };
-        recent.note(path, now);
+        recent.note(path, matches!(op, Op::Prune(..)), now);
     }
     // A rename's new name read as missing became a delete of the old one: it was read too.
     for r in &batch.renames {
-        recent.note(r.to.as_os_str().as_bytes(), now);
+        recent.note(r.to.as_os_str().as_bytes(), false, now);
     }
     Some(plan)
 }
@@ -277,8 +282,13 @@ fn plan_ops(src: &Path, batch: &Batch, recent: &Recent) -> Option<Plan> {
     // Whatever was read below a renamed directory's old name may have been read after the
     // rename: sent again under the new name once the rename is made.
     let mut again: Vec<PathBuf> = Vec::new();
+    let mut whole_again: Vec<&Path> = Vec::new();
     for r in batch.renames.iter().filter(|r| r.is_dir) {
-        for p in recent.below(&r.from)? {
+        let (paths, pruned) = recent.below(&r.from)?;
+        if pruned {
+            whole_again.push(&r.to);
+        }
+        for p in paths {
             if let Ok(rest) = p.strip_prefix(&r.from) {
                 again.push(r.to.join(rest));
             }
@@ -294,7 +304,7 @@ fn plan_ops(src: &Path, batch: &Batch, recent: &Recent) -> Option<Plan> {
         entries: TREE_ENTRIES,
         bytes: TREE_BYTES,
     };
-    for t in &batch.trees {
+    for t in batch.trees.iter().map(PathBuf::as_path).chain(whole_again) {
         tree_ops(src, t, &mut ops, &mut budget)?;
     }
     for p in batch.puts.iter().chain(&again) {
