@@ -168,7 +168,13 @@ pub struct Recent {
     /// When, what, and whether it was a directory sent whole (pruned).
     planned: std::collections::VecDeque<(std::time::Instant, PathBuf, bool)>,
     forgot_at: Option<std::time::Instant>,
+    /// When the last batch through rsync ended: rsync read the source without saying what.
+    rsync_ended_at: Option<std::time::Instant>,
 }
+
+/// A directory rename planned this soon after a batch through rsync ended may have happened
+/// while rsync read the tree (the rename waited for it), so its new name is compared whole.
+const AFTER_RSYNC: Duration = Duration::from_millis(250);
 
 /// How long a planned path is remembered: longer than an event takes to arrive after its
 /// rename, with batches backed up behind a slow link.
@@ -177,6 +183,11 @@ const RECENT_FOR: Duration = Duration::from_secs(60);
 const RECENT_MAX: usize = 200_000;
 
 impl Recent {
+    /// A batch through rsync just ended.
+    pub fn rsync_ended(&mut self) {
+        self.rsync_ended_at = Some(std::time::Instant::now());
+    }
+
     fn note(&mut self, path: &[u8], pruned: bool, now: std::time::Instant) {
         if self.planned.len() >= RECENT_MAX {
             self.planned.pop_front();
@@ -283,9 +294,12 @@ fn plan_ops(src: &Path, batch: &Batch, recent: &Recent) -> Option<Plan> {
     // rename: sent again under the new name once the rename is made.
     let mut again: Vec<PathBuf> = Vec::new();
     let mut whole_again: Vec<&Path> = Vec::new();
+    let after_rsync = recent
+        .rsync_ended_at
+        .is_some_and(|at| at.elapsed() < AFTER_RSYNC);
     for r in batch.renames.iter().filter(|r| r.is_dir) {
         let (paths, pruned) = recent.below(&r.from)?;
-        if pruned {
+        if pruned || after_rsync {
             whole_again.push(&r.to);
         }
         for p in paths {

@@ -200,6 +200,9 @@ struct Target {
     args: Vec<OsString>,
     /// A transfer running longer than this is killed.
     kill_after: Duration,
+    /// `--timeout`: how long a stream may stay silent while a batch awaits its
+    /// acknowledgement.
+    silence: Duration,
     /// A daemon module, which may offer the rtsync stream.
     stream: Option<push_stream::StreamTarget>,
 }
@@ -418,6 +421,7 @@ fn run(config: &RunConfig) -> Result<(), String> {
                 args,
                 // Generous: a timeout is about silence, and a big transfer is not silent.
                 kill_after: Duration::from_secs(t.timeout.max(1) * 4),
+                silence: Duration::from_secs(t.timeout.max(1)),
             }
         })
         .collect();
@@ -730,6 +734,7 @@ impl Worker {
         };
         let mut generation = 0u64;
         let mut recent = push_stream::Recent::default();
+        let mut acked_at = Instant::now();
         let mut window: VecDeque<Sent> = VecDeque::new();
         // A batch for rsync, waiting for the stream's batches before it.
         let mut held: Option<Batch> = None;
@@ -790,10 +795,12 @@ impl Worker {
             if stopping && !in_flight && window.is_empty() {
                 return;
             }
-            // A batch not acknowledged for as long as a transfer may run is lost: the
-            // connection is cut and everything in flight goes again.
+            // A stream silent for `--timeout` while a batch awaits its acknowledgement (the
+            // last acknowledgement, or the batch's sending, that long ago) is taken as lost,
+            // as rsync's --timeout takes a silent peer: the connection is cut and everything
+            // in flight goes again.
             if let Some(oldest) = window.front()
-                && oldest.at.elapsed() > self.target.kill_after
+                && oldest.at.max(acked_at).elapsed() > self.target.silence
             {
                 if let StreamState::Open(pipe) = std::mem::replace(&mut stream, StreamState::Closed)
                 {
@@ -843,10 +850,12 @@ impl Worker {
                 }
                 Ok(Msg::Done(Ok(()), batch, took)) => {
                     in_flight = false;
+                    recent.rsync_ended();
                     p.landed(self, &batch, took, "by rsync");
                 }
                 Ok(Msg::Done(Err((failure, why)), batch, _)) => {
                     in_flight = false;
+                    recent.rsync_ended();
                     p.failed(self, vec![batch], failure, &why, true);
                 }
                 Ok(Msg::Stream(generation_of, event)) if generation_of == generation => match event
@@ -858,6 +867,7 @@ impl Worker {
                     } if errors.is_empty()
                         && window.front().is_some_and(|s| s.number == number) =>
                     {
+                        acked_at = Instant::now();
                         if let Some(sent) = window.pop_front() {
                             p.fall_back(self, &missed, &sent.batch);
                             p.landed(self, &sent.batch, sent.at.elapsed(), "on the stream");
