@@ -34,6 +34,11 @@ source and the replicator has been at rest for a second (as defined under CPU be
   tree-change     one file rewritten in a tree of TREE_FILES files (100 B-4 KB, in 100
                   directories), TREE_CHANGES times, each once everything is quiet again.
 
+Content: each file is a unique token, a slice of a 64 MiB pool of random bytes at a random
+offset, and the token again: incompressible, and only seldom (a few % of files, in part)
+within a compressor's window (zstd's 2 MiB or so, for the loop's `rsync -z`) of an earlier
+copy of the same bytes.
+
 Measurement. A generator process writes the files and records, for each, the time its close()
 returned (CLOCK_MONOTONIC). A checker process watches the module's directory tree with inotify
 (a local path: the daemon is on loopback) and, whenever a path changes there (or its record
@@ -265,12 +270,16 @@ class Sampler(threading.Thread):
 # File content with tokens, trees, comparison
 
 POOL = None
+# Content is cut from this much random data. It must be far larger than any compressor's
+# window: from a 1 MiB pool, `rsync -z` (zstd, a window of megabytes) found every file's body
+# earlier in its stream and sent a quarter of the bytes, a figure real data would not give.
+POOL_SIZE = 64 << 20
 
 
 def pool():
     global POOL
     if POOL is None:
-        POOL = os.urandom(1 << 20)
+        POOL = os.urandom(POOL_SIZE)
     return POOL
 
 
@@ -369,6 +378,7 @@ def send_batches(conn, records, flush_every=0.01):
 def gen_stream(conn, src, rel_dir, ndirs, rate, secs, lo, hi, seed):
     """rate files/s for secs seconds, round robin over ndirs directories."""
     rng = random.Random(seed)
+    pool()  # before the clock starts
     add = send_batches(conn, None)
     n = int(rate * secs)
     t_start = time.monotonic() + 0.05
@@ -393,6 +403,7 @@ def gen_stream(conn, src, rel_dir, ndirs, rate, secs, lo, hi, seed):
 def gen_burst(conn, src, rel_dir, ndirs, nfiles, seed):
     """nfiles small files in ndirs new directories, as fast as possible (like an untar)."""
     rng = random.Random(seed)
+    pool()  # before the clock starts
     add = send_batches(conn, None)
     per = math.ceil(nfiles / ndirs)
     t_start = time.monotonic()
