@@ -55,10 +55,7 @@ impl StreamTarget {
                 port: port.unwrap_or(protocol::RSYNC_PORT),
                 module,
                 path,
-                user: user
-                    .or_else(|| std::env::var("USER").ok())
-                    .or_else(|| std::env::var("LOGNAME").ok())
-                    .unwrap_or_else(|| "nobody".into()),
+                user: crate::remote::login_name(user.as_ref()),
                 password_file: password_file.map(Path::to_path_buf),
                 timeout: Duration::from_secs(timeout.max(1)),
             }),
@@ -407,19 +404,7 @@ impl Pipe {
             connect_timeout: Some(connect_timeout),
             io_timeout: Some(target.timeout),
         };
-        let password_file = target.password_file.clone();
-        let mut password = || -> Result<Vec<u8>, client::ClientError> {
-            if let Some(file) = &password_file {
-                return client::daemon::read_password_file(file);
-            }
-            if let Some(pw) = std::env::var_os("RSYNC_PASSWORD") {
-                return Ok(pw.as_bytes().to_vec());
-            }
-            Err(client::ClientError::Password(
-                "the daemon asks for a password: give --password-file=FILE or set RSYNC_PASSWORD"
-                    .into(),
-            ))
-        };
+        let mut password = || crate::remote::daemon_password(target.password_file.as_deref());
         let opened = client::stream::open(
             &opts,
             &target.module,

@@ -34,7 +34,21 @@ fn fail(e: &ClientError) -> ExitCode {
     exit::fail(e.exit_code())
 }
 
-fn login_name(user: Option<&String>) -> String {
+/// A daemon's password, when it asks: from `--password-file`, else `RSYNC_PASSWORD`.
+pub fn daemon_password(password_file: Option<&Path>) -> Result<Vec<u8>, ClientError> {
+    if let Some(file) = password_file {
+        return read_password_file(file);
+    }
+    if let Some(pw) = std::env::var_os("RSYNC_PASSWORD") {
+        return Ok(pw.as_bytes().to_vec());
+    }
+    Err(ClientError::Password(
+        "the daemon asks for a password: give --password-file=FILE or set RSYNC_PASSWORD".into(),
+    ))
+}
+
+/// The name to log in to a daemon as: the URL's `user@`, else `$USER`, `$LOGNAME`, `nobody`.
+pub fn login_name(user: Option<&String>) -> String {
     user.cloned()
         .or_else(|| std::env::var("USER").ok())
         .or_else(|| std::env::var("LOGNAME").ok())
@@ -191,17 +205,7 @@ pub fn main(m: &ArgMatches, paths: &[OsString]) -> ExitCode {
                 };
             };
             let password_file = m.get_one::<OsString>("password-file").cloned();
-            let mut password = || -> Result<Vec<u8>, ClientError> {
-                if let Some(file) = &password_file {
-                    return read_password_file(Path::new(file));
-                }
-                if let Some(pw) = std::env::var_os("RSYNC_PASSWORD") {
-                    return Ok(pw.as_bytes().to_vec());
-                }
-                Err(ClientError::Password(
-                    "the daemon asks for a password: give --password-file=FILE or set RSYNC_PASSWORD".into(),
-                ))
-            };
+            let mut password = || daemon_password(password_file.as_deref().map(Path::new));
             if let Err(e) =
                 conn.open_module(module, &login_name(user.as_ref()), &mut password, &mut text)
             {
