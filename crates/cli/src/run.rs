@@ -780,8 +780,7 @@ impl Worker {
                     Dispatched::Failed(batch, failure, why) => {
                         // Newest first: the batch just taken, then those still in flight.
                         let mut failed = vec![batch];
-                        failed.extend(held.take());
-                        failed.extend(window.drain(..).rev().map(|s| s.batch));
+                        failed.extend(not_landed(&mut held, &mut window));
                         if let StreamState::Open(pipe) =
                             std::mem::replace(&mut stream, StreamState::Closed)
                         {
@@ -806,12 +805,7 @@ impl Worker {
                 {
                     pipe.close();
                 }
-                // Newest first: a batch held for rsync, then the stream's.
-                let failed = held
-                    .take()
-                    .into_iter()
-                    .chain(window.drain(..).rev().map(|s| s.batch))
-                    .collect();
+                let failed = not_landed(&mut held, &mut window);
                 p.failed(
                     self,
                     failed,
@@ -898,11 +892,7 @@ impl Worker {
                             pipe.close();
                         }
                         if !window.is_empty() {
-                            let failed = held
-                                .take()
-                                .into_iter()
-                                .chain(window.drain(..).rev().map(|s| s.batch))
-                                .collect();
+                            let failed = not_landed(&mut held, &mut window);
                             p.failed(self, failed, failure, &why, false);
                         }
                     }
@@ -985,6 +975,15 @@ impl Worker {
             let _ = me.send(Msg::Done(result, batch, t0.elapsed()));
         });
     }
+}
+
+/// Every batch taken and not landed, newest first (the order a requeue needs): the one held
+/// for rsync, then the stream's from the last sent.
+fn not_landed(held: &mut Option<Batch>, window: &mut VecDeque<Sent>) -> Vec<Batch> {
+    held.take()
+        .into_iter()
+        .chain(window.drain(..).rev().map(|s| s.batch))
+        .collect()
 }
 
 /// Where a batch went.
