@@ -1,6 +1,7 @@
 //! `rtsync`: one binary for the classic replication stack. This file only dispatches to the
 //! subcommands; each lives in its own module.
 
+mod content_index;
 mod doctor;
 mod exit;
 mod output;

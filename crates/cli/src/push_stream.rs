@@ -9,6 +9,10 @@
 //! through a child `rtsync sync` as before, once the stream's batches in flight are
 //! acknowledged, so the order of changes holds across both ways.
 //!
+//! A file whose content the target already holds under another name (or under its own, at
+//! an older version) is made there from it ([`content_index`] finds it; the target checks the
+//! digest), whatever its size.
+//!
 //! The worker writes a batch's frames itself (reading each file as it goes); a thread per
 //! connection reads the acknowledgements, so the daemon never blocks writing them.
 
@@ -23,7 +27,9 @@ use std::time::Duration;
 use client::daemon::{ConnectOptions, MuxWriter};
 use client::stream::Opened;
 use engine::Batch;
-use protocol::stream::{Attrs, DATA_CHUNK, Frame, Identity, data_header};
+use protocol::stream::{Attrs, COPY_VERSION, DATA_CHUNK, Frame, Identity, data_header};
+
+use crate::content_index::{self, Digest, Shared};
 
 /// Files larger than this go through rsync, whose delta transfer sends only what changed.
 pub const WHOLE_FILE_LIMIT: u64 = 16 << 20;
@@ -75,6 +81,14 @@ enum Op {
     Delete(Vec<u8>),
     Mkdir(Vec<u8>, Attrs),
     File(Vec<u8>, Attrs),
+    /// Made on the target from its file `from`, whose content the index says is the same.
+    Copy {
+        to: Vec<u8>,
+        from: Vec<u8>,
+        attrs: Attrs,
+        size: u64,
+        digest: Digest,
+    },
     Symlink(Vec<u8>, Vec<u8>, Attrs),
     Prune(Vec<u8>, Vec<Vec<u8>>),
 }
@@ -114,7 +128,13 @@ struct Budget {
 /// The operations that make `rel` on the target what it is on the source, recursively, with
 /// a [`Op::Prune`] for every directory; `None` when it is too big or holds what only rsync
 /// sends (hard links, devices, special files, big files).
-fn tree_ops(src: &Path, rel: &Path, ops: &mut Vec<Op>, budget: &mut Budget) -> Option<()> {
+fn tree_ops(
+    src: &Path,
+    rel: &Path,
+    ops: &mut Vec<Op>,
+    budget: &mut Budget,
+    index: Option<&Shared>,
+) -> Option<()> {
     budget.entries = budget.entries.checked_sub(1)?;
     let full = src.join(rel);
     let md = match std::fs::symlink_metadata(&full) {
@@ -133,7 +153,7 @@ fn tree_ops(src: &Path, rel: &Path, ops: &mut Vec<Op>, budget: &mut Budget) -> O
             .collect();
         names.sort();
         for name in &names {
-            tree_ops(src, &rel.join(name), ops, budget)?;
+            tree_ops(src, &rel.join(name), ops, budget, index)?;
         }
         ops.push(Op::Prune(
             bytes(rel),
@@ -144,13 +164,48 @@ fn tree_ops(src: &Path, rel: &Path, ops: &mut Vec<Op>, budget: &mut Budget) -> O
     } else if md.file_type().is_symlink() {
         let target = std::fs::read_link(&full).ok()?;
         ops.push(Op::Symlink(bytes(rel), bytes(&target), attrs_of(&md)));
-    } else if md.is_file() && md.nlink() == 1 && md.len() <= WHOLE_FILE_LIMIT {
-        budget.bytes = budget.bytes.checked_sub(md.len())?;
-        ops.push(Op::File(bytes(rel), attrs_of(&md)));
+    } else if md.is_file() {
+        let (op, sent) = file_op(src, rel, &md, index)?;
+        budget.bytes = budget.bytes.checked_sub(sent)?;
+        ops.push(op);
     } else {
         return None;
     }
     Some(())
+}
+
+/// How regular file `rel` goes on the stream, and how many bytes of content that sends: made
+/// from a file the target holds when the index knows one ([`content_index`]), else sent whole;
+/// `None` when only rsync should send it (a hard link, or too big to send whole).
+fn file_op(
+    src: &Path,
+    rel: &Path,
+    md: &std::fs::Metadata,
+    index: Option<&Shared>,
+) -> Option<(Op, u64)> {
+    if md.nlink() > 1 {
+        return None;
+    }
+    let version = content_index::Version::of(md);
+    if let Some(index) = index {
+        if let Some((from, digest)) = content_index::find_copy(index, src, rel, version) {
+            let op = Op::Copy {
+                to: bytes(rel),
+                from: bytes(&from),
+                attrs: attrs_of(md),
+                size: md.len(),
+                digest,
+            };
+            return Some((op, 0));
+        }
+        if let Ok(mut ix) = index.lock() {
+            ix.note(rel, version, None);
+        }
+    }
+    if md.len() > WHOLE_FILE_LIMIT {
+        return None;
+    }
+    Some((Op::File(bytes(rel), attrs_of(md)), md.len()))
 }
 
 /// The paths the stream's recent batches read from the source, and when.
@@ -230,13 +285,18 @@ impl Recent {
 
 /// The stream operations for `batch`, or `None` when it needs rsync (see the module doc).
 /// `recent` remembers what was planned (see [`Recent`]).
-pub fn plan(src: &Path, batch: &Batch, recent: &mut Recent) -> Option<Plan> {
+pub fn plan(
+    src: &Path,
+    batch: &Batch,
+    recent: &mut Recent,
+    index: Option<&Shared>,
+) -> Option<Plan> {
     let now = std::time::Instant::now();
     recent.expire(now);
-    let plan = plan_ops(src, batch, recent)?;
+    let plan = plan_ops(src, batch, recent, index)?;
     for op in &plan.ops {
         let path = match op {
-            Op::Rename { to, .. } => to,
+            Op::Rename { to, .. } | Op::Copy { to, .. } => to,
             Op::Delete(p)
             | Op::Mkdir(p, _)
             | Op::File(p, _)
@@ -252,9 +312,14 @@ pub fn plan(src: &Path, batch: &Batch, recent: &mut Recent) -> Option<Plan> {
     Some(plan)
 }
 
-fn plan_ops(src: &Path, batch: &Batch, recent: &Recent) -> Option<Plan> {
+fn plan_ops(src: &Path, batch: &Batch, recent: &Recent, index: Option<&Shared>) -> Option<Plan> {
     if batch.trees.iter().any(|t| t.as_os_str().is_empty()) {
         return None;
+    }
+    if let Some(Ok(mut ix)) = index.map(|i| i.lock()) {
+        for r in &batch.renames {
+            ix.rename(&r.from, &r.to);
+        }
     }
     let mut ops = Vec::new();
     for r in &batch.renames {
@@ -316,7 +381,7 @@ fn plan_ops(src: &Path, batch: &Batch, recent: &Recent) -> Option<Plan> {
         bytes: TREE_BYTES,
     };
     for t in batch.trees.iter().map(PathBuf::as_path).chain(whole_again) {
-        tree_ops(src, t, &mut ops, &mut budget)?;
+        tree_ops(src, t, &mut ops, &mut budget, index)?;
     }
     for p in batch.puts.iter().chain(&again) {
         let full = src.join(p);
@@ -326,12 +391,7 @@ fn plan_ops(src: &Path, batch: &Batch, recent: &Recent) -> Option<Plan> {
                 let target = std::fs::read_link(&full).ok()?;
                 ops.push(Op::Symlink(bytes(p), bytes(&target), attrs_of(&md)));
             }
-            Ok(md) if md.is_file() => {
-                if md.len() > WHOLE_FILE_LIMIT || md.nlink() > 1 {
-                    return None;
-                }
-                ops.push(Op::File(bytes(p), attrs_of(&md)));
-            }
+            Ok(md) if md.is_file() => ops.push(file_op(src, p, &md, index)?.0),
             Ok(_) => return None,
             // Missing at the source: what rsync's --delete-missing-args does.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ops.push(Op::Delete(bytes(p))),
@@ -359,6 +419,13 @@ fn plan_ops(src: &Path, batch: &Batch, recent: &Recent) -> Option<Plan> {
             ops.push(Op::Mkdir(bytes(dir), attrs_of(&md)));
         }
     }
+    if let Some(Ok(mut ix)) = index.map(|i| i.lock()) {
+        for op in &ops {
+            if let Op::Delete(p) = op {
+                ix.forget(&path_of(p));
+            }
+        }
+    }
     Some(Plan { ops })
 }
 
@@ -378,6 +445,8 @@ pub enum Event {
 /// An open stream to one target.
 pub struct Pipe {
     writer: MuxWriter,
+    /// The stream version the daemon speaks.
+    version: u32,
     next_batch: u64,
     out: Vec<u8>,
 }
@@ -413,8 +482,8 @@ impl Pipe {
             &mut password,
         )
         .map_err(|e| (e.exit_code(), e.to_string()))?;
-        let (mut reader, writer) = match opened {
-            Opened::Stream(r, w) => (r, w),
+        let (mut reader, writer, version) = match opened {
+            Opened::Stream(r, w, version) => (r, w, version),
             Opened::NotOffered => return Ok(Open::NotOffered),
         };
         // The daemon is quiet between batches: only a stalled acknowledgement is a timeout,
@@ -449,6 +518,7 @@ impl Pipe {
         });
         Ok(Open::Pipe(Pipe {
             writer,
+            version,
             next_batch: 1,
             out: Vec::with_capacity(DATA_CHUNK + 64),
         }))
@@ -498,6 +568,21 @@ impl Pipe {
                     attrs: *attrs,
                 })?,
                 Op::File(path, attrs) => self.file(src, path, attrs)?,
+                Op::Copy {
+                    to,
+                    from,
+                    attrs,
+                    size,
+                    digest,
+                } if self.version >= COPY_VERSION => self.frame(&Frame::Copy {
+                    path: to.clone(),
+                    from: from.clone(),
+                    attrs: *attrs,
+                    size: *size,
+                    digest: *digest,
+                })?,
+                // An older daemon: the content goes.
+                Op::Copy { to, attrs, .. } => self.file(src, to, attrs)?,
                 Op::Prune(path, keep) => self.frame(&Frame::Prune {
                     path: path.clone(),
                     keep: keep.clone(),

@@ -35,6 +35,7 @@ use clap::{Arg, ArgAction, Command as Cli};
 use engine::{Backoff, Batch, Change, Coalescer, Failure, Journal, Settings, changes_of};
 use watch::{InotifyWatcher, Pairer, Selector, WatchOptions, Watcher, mask};
 
+use crate::content_index;
 use crate::exit;
 use crate::push_stream::{self, Pipe, Plan};
 use crate::run_config::RunConfig;
@@ -218,6 +219,8 @@ struct Transfers {
     resync_every: Option<Duration>,
     /// Set on shutdown after the grace period: running transfers are killed.
     abort: Arc<AtomicBool>,
+    /// What the source holds, for content shortcuts on the stream (only with daemon targets).
+    contents: Option<content_index::Shared>,
 }
 
 enum Msg {
@@ -462,6 +465,17 @@ fn run(config: &RunConfig) -> Result<(), String> {
     for p in patterns {
         common.push(format!("--exclude={p}").into());
     }
+    // Content shortcuts need an index of the source: one walk, beside everything else.
+    let contents = targets.iter().any(|t| t.stream.is_some()).then(|| {
+        let index = content_index::Shared::default();
+        let (index2, src2, rules2) = (index.clone(), src.clone(), rules.clone());
+        std::thread::spawn(move || {
+            let excluded =
+                |p: &[u8], is_dir: bool| rules2.is_excluded(p, is_dir, filter::Side::Sender);
+            content_index::walk(&index2, &src2, &excluded);
+        });
+        index
+    });
     let abort = Arc::new(AtomicBool::new(false));
     let transfers = Arc::new(Transfers {
         exe: std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?,
@@ -471,6 +485,7 @@ fn run(config: &RunConfig) -> Result<(), String> {
         verbose: config.verbose,
         resync_every: config.resync_interval,
         abort: abort.clone(),
+        contents: contents.clone(),
     });
     let settings = Settings {
         settle: config.settle,
@@ -916,7 +931,12 @@ impl Worker {
     ) -> Dispatched {
         let plan: Option<Plan> = match (&*stream, &self.target.stream) {
             (StreamState::Off(_), _) | (_, None) => None,
-            _ => push_stream::plan(&self.transfers.src, &batch, recent),
+            _ => push_stream::plan(
+                &self.transfers.src,
+                &batch,
+                recent,
+                self.transfers.contents.as_ref(),
+            ),
         };
         let (Some(plan), Some(target)) = (plan, &self.target.stream) else {
             return Dispatched::Rsync(push_stream::without_renames(batch));
@@ -1061,6 +1081,11 @@ impl Progress {
         if missed.is_empty() {
             return;
         }
+        if let Some(Ok(mut ix)) = w.transfers.contents.as_ref().map(|c| c.lock()) {
+            for to in missed {
+                ix.discredit(to);
+            }
+        }
         let changes: Vec<Change> = missed
             .iter()
             .map(|to| {
@@ -1096,7 +1121,7 @@ impl Progress {
         }
         if w.transfers.verbose {
             log(&format!(
-                "{}: {} rename(s) sent as content instead",
+                "{}: {} rename(s) or copies sent as content instead",
                 w.name(),
                 missed.len()
             ));

@@ -71,6 +71,94 @@ fn a_renamed_directory_of_5000_files_reaches_an_rtsync_daemon_as_a_rename() {
     assert_eq!(engine.stop(), Some(0));
 }
 
+#[test]
+fn copies_of_files_the_target_holds_are_made_there_not_sent() {
+    let d = StockDaemon::start_rtsync();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir_all(src.join("tree")).unwrap();
+    std::fs::write(src.join("orig"), testkit::noise(8 << 20, 1)).unwrap();
+    // Past the size the stream sends whole (16 MB): without a copy, rsync would send it.
+    std::fs::write(src.join("huge"), testkit::noise(20 << 20, 2)).unwrap();
+    for i in 0..3 {
+        std::fs::write(
+            src.join(format!("tree/f{i}")),
+            testkit::noise(1 << 20, 10 + i),
+        )
+        .unwrap();
+    }
+    // Same size as orig, other content: hashed, and not taken for it.
+    std::fs::write(src.join("decoy"), testkit::noise(8 << 20, 3)).unwrap();
+    let relay = Relay::start(d.port);
+    let url = format!("rsync://127.0.0.1:{}/open/", relay.port);
+    let engine = Engine::start(
+        &t.path().join("state"),
+        &["-v", src.to_str().unwrap(), &url],
+    );
+    let module = d.module_path("open");
+    converges(&src, &module, &[], &engine);
+
+    std::thread::sleep(Duration::from_millis(300));
+    let wire_before = relay.bytes.load(Ordering::SeqCst);
+    std::fs::copy(src.join("orig"), src.join("copy")).unwrap();
+    std::fs::copy(src.join("huge"), src.join("huge copy")).unwrap();
+    std::fs::create_dir(src.join("tree2")).unwrap();
+    for i in 0..3 {
+        std::fs::copy(
+            src.join(format!("tree/f{i}")),
+            src.join(format!("tree2/f{i}")),
+        )
+        .unwrap();
+    }
+    // A restore: deleted, then put back as it was.
+    let kept = std::fs::read(src.join("tree/f1")).unwrap();
+    std::fs::remove_file(src.join("tree/f1")).unwrap();
+    std::fs::write(src.join("tree/f1"), &kept).unwrap();
+    let took = converges(&src, &module, &[], &engine);
+    let wire = relay.bytes.load(Ordering::SeqCst) - wire_before;
+    eprintln!("copies of 34 MB converged after {took:?}, {wire} bytes on the wire");
+    assert!(
+        wire < 200_000,
+        "{wire} bytes on the wire for copies\n{}",
+        engine.log()
+    );
+    // Only the initial compare went through rsync: the 20 MB copy too was made on the target.
+    assert_eq!(
+        engine.log().matches("by rsync").count(),
+        1,
+        "{}",
+        engine.log()
+    );
+
+    // The target's files are not what the source's are (changed there by hand): each copy is
+    // refused by its digest (one from orig, then one from copy), and the content is sent.
+    std::fs::write(module.join("orig"), testkit::noise(8 << 20, 4)).unwrap();
+    std::fs::write(module.join("copy"), testkit::noise(8 << 20, 4)).unwrap();
+    let wire_before = relay.bytes.load(Ordering::SeqCst);
+    std::fs::copy(src.join("orig"), src.join("copy2")).unwrap();
+    let t0 = Instant::now();
+    while std::fs::read(module.join("copy2")).ok() != std::fs::read(src.join("copy2")).ok() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "{}", engine.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let wire = relay.bytes.load(Ordering::SeqCst) - wire_before;
+    assert!(
+        wire > 8 << 20,
+        "{wire} bytes: copy2 was not sent\n{}",
+        engine.log()
+    );
+    assert!(
+        engine.log().contains("copies sent as content"),
+        "{}",
+        engine.log()
+    );
+    // Put right on the target by their next change.
+    std::fs::write(src.join("orig"), testkit::noise(8 << 20, 5)).unwrap();
+    std::fs::write(src.join("copy"), testkit::noise(8 << 20, 6)).unwrap();
+    converges(&src, &module, &[], &engine);
+    assert_eq!(engine.stop(), Some(0));
+}
+
 /// A TCP relay between the engine and the daemon whose connections the test can cut.
 struct Relay {
     port: u16,
@@ -164,13 +252,19 @@ fn churn_once(src: &Path, rng: &mut Rng, n: &mut u64) {
     match rng.below(10) {
         0..=3 => {
             let dir = pick(rng, &dirs);
-            let _ = std::fs::write(
-                dir.join(format!("f{n}")),
-                testkit::noise(100 + rng.below(20_000) as usize, *n),
-            );
+            // One in four of one size and three contents: copies of what the target holds
+            // (made there on the stream), and rewrites at the same size (a copy tried from
+            // the old version, missed).
+            let content = if rng.below(4) == 0 {
+                testkit::noise(70_000, rng.below(3))
+            } else {
+                testkit::noise(100 + rng.below(20_000) as usize, *n)
+            };
+            let _ = std::fs::write(dir.join(format!("f{n}")), content);
         }
         4 if !files.is_empty() => {
-            let _ = std::fs::write(pick(rng, &files), testkit::noise(50, *n));
+            let size = if rng.below(2) == 0 { 70_000 } else { 50 };
+            let _ = std::fs::write(pick(rng, &files), testkit::noise(size, *n % 5));
         }
         5 if !files.is_empty() => {
             let to = pick(rng, &dirs).join(format!("r{n}"));

@@ -22,7 +22,7 @@ fn open(d: &StockDaemon, module: &str, user: &str) -> Result<(MuxReader, MuxWrit
     };
     let mut pw = || Ok(SECRET_PASSWORD.as_bytes().to_vec());
     match client::stream::open(&opts, module, b"", user, &mut pw) {
-        Ok(Opened::Stream(r, w)) => Ok((r, w)),
+        Ok(Opened::Stream(r, w, _)) => Ok((r, w)),
         Ok(Opened::NotOffered) => Err("not offered".into()),
         Err(e) => Err(format!("{e} (exit {})", e.exit_code())),
     }
@@ -220,6 +220,72 @@ fn hostile_paths_never_leave_the_module() {
     assert_eq!(batch(&mut again, 1, &ops), done(1));
     assert_eq!(std::fs::read(m.join("fine.txt")).unwrap(), b"ok");
     assert!(!m.join("escape").exists() && outside.path().exists());
+}
+
+#[test]
+fn copies_are_made_only_from_matching_files_inside_the_module() {
+    use sha2::Digest as _;
+    let d = StockDaemon::start_rtsync();
+    let m = d.module_path("open");
+    let body = testkit::noise(300_000, 7);
+    let digest: [u8; 32] = sha2::Sha256::digest(&body).into();
+    std::fs::write(m.join("have.bin"), &body).unwrap();
+    std::os::unix::fs::symlink("have.bin", m.join("link.bin")).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.bin"), &body).unwrap();
+    std::os::unix::fs::symlink(outside.path(), m.join("escape")).unwrap();
+    let copy = |path: &str, from: &str, digest: [u8; 32]| Frame::Copy {
+        path: path.as_bytes().to_vec(),
+        from: from.as_bytes().to_vec(),
+        attrs: attrs(0o640),
+        size: body.len() as u64,
+        digest,
+    };
+    let mut conn = open(&d, "open", "nobody").unwrap();
+    let ops = [
+        copy("sub/made.bin", "have.bin", digest),
+        copy("wrong.bin", "have.bin", [0; 32]),
+        copy("via-link.bin", "link.bin", digest),
+        copy("via-escape.bin", "escape/secret.bin", digest),
+        copy("up.bin", "../open/have.bin", digest),
+        copy("../up.bin", "have.bin", digest),
+        copy("absent.bin", "nothing.bin", digest),
+    ];
+    let Frame::Done { missed, errors, .. } = batch(&mut conn, 1, &ops) else {
+        panic!("no acknowledgement");
+    };
+    assert!(errors.is_empty(), "{errors:?}");
+    let missed: Vec<String> = missed
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    assert_eq!(
+        missed,
+        [
+            "wrong.bin",
+            "via-link.bin",
+            "via-escape.bin",
+            "up.bin",
+            "../up.bin",
+            "absent.bin"
+        ]
+    );
+    assert_eq!(std::fs::read(m.join("sub/made.bin")).unwrap(), body);
+    let md = std::fs::metadata(m.join("sub/made.bin")).unwrap();
+    assert_eq!(md.mode() & 0o777, 0o640);
+    assert_eq!(md.mtime(), attrs(0).mtime_sec);
+    // Nothing else was made, and no temporary file is left.
+    let prefix = format!("{}/", m.display());
+    let mut names: Vec<String> = walk(&m)
+        .iter()
+        .map(|p| p.strip_prefix(&prefix).unwrap_or(p).to_string())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["escape", "have.bin", "link.bin", "sub", "sub/made.bin"]
+    );
+    assert!(!d.dir.path().join("up.bin").exists());
 }
 
 #[test]

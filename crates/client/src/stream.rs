@@ -12,8 +12,9 @@ use crate::daemon::{ConnectOptions, Connection, MuxReader, MuxWriter};
 
 /// What a daemon said to the offer.
 pub enum Opened {
-    /// The stream is open: write frames to the writer, read acknowledgements from the reader.
-    Stream(MuxReader, MuxWriter),
+    /// The stream is open: write frames to the writer, read acknowledgements from the reader;
+    /// the server speaks this version of it.
+    Stream(MuxReader, MuxWriter, u32),
     /// The daemon does not speak the stream (stock rsync): use rsync.
     NotOffered,
 }
@@ -54,7 +55,7 @@ pub fn open(
     writer.send(&args)?;
     writer.set_write_timeout(opts.io_timeout.map(|t| t.max(Duration::from_secs(1))));
     match reader.read_raw(Frame::decode)? {
-        Frame::Ready { .. } => Ok(Opened::Stream(reader, writer)),
+        Frame::Ready { version } => Ok(Opened::Stream(reader, writer, version)),
         Frame::Fatal { code, message } => Err(ClientError::Refused { code, message }),
         other => Err(protocol::ProtoError::protocol_text(
             "rtsync stream",

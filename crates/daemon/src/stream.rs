@@ -16,14 +16,14 @@
 //! reported with the batch's acknowledgement and the client sends the batch again. Broken
 //! framing does end it, with a [`Frame::Fatal`].
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
 use filter::Side;
 use fsx::{Dir, FsError, Kind, Meta, Root, Timespec};
-use protocol::stream::{Attrs, Frame, Identity, VERSION};
+use protocol::stream::{Attrs, DIGEST_LEN, Frame, Identity, VERSION};
 use session::SessionError;
 use session::mux::{MuxReader, MuxWriter};
 
@@ -248,6 +248,20 @@ impl Applier<'_> {
             Frame::Prune { path, keep } => {
                 let r = self.prune(&path, &keep);
                 (path, r)
+            }
+            Frame::Copy {
+                path,
+                from,
+                attrs,
+                size,
+                digest,
+            } => {
+                // Whatever stops the copy (the source changed, the disk is full), the client
+                // sends the content instead, and that reports a real failure.
+                if !matches!(self.copy(&path, &from, &attrs, size, &digest), Ok(true)) {
+                    state.missed.push(path);
+                }
+                return true;
             }
             Frame::Rename { from, to, expect } => {
                 match self.rename(&from, &to, &expect) {
@@ -508,6 +522,80 @@ impl Applier<'_> {
         }
     }
 
+    /// Makes `path` from the module's file `from` when `from` holds `size` bytes with SHA-256
+    /// `digest`: copied to the temporary file while hashed, committed only if both match.
+    /// `Ok(false)` when they do not, when `from` is not a regular file reachable without a
+    /// symlink, or when the module hides it: its rules, or `write only` (a copy answers
+    /// "does this file hold that content", which a client that may not read must not learn).
+    fn copy(
+        &mut self,
+        path: &[u8],
+        from: &[u8],
+        attrs: &Attrs,
+        size: u64,
+        digest: &[u8; DIGEST_LEN],
+    ) -> Result<bool, FsError> {
+        use sha2::Digest;
+        if self.excluded(path, false) {
+            return Ok(true);
+        }
+        if self.module.write_only || self.excluded(from, false) {
+            return Ok(false);
+        }
+        let Some((from_dir, from_name)) = self.parent(from, false)? else {
+            return Ok(false);
+        };
+        let Ok(mut source) = from_dir.open_file(&from_name) else {
+            return Ok(false);
+        };
+        match source.metadata() {
+            Ok(md) if md.is_file() && md.len() == size => {}
+            _ => return Ok(false),
+        }
+        let (dir, temp) = self.open_temp(path)?;
+        let sink = Some((dir, temp));
+        let mut inc = Incoming {
+            path: path.to_vec(),
+            attrs: *attrs,
+            sink,
+            len: 0,
+        };
+        let mut hasher = sha2::Sha256::new();
+        let mut chunk = vec![0u8; protocol::stream::DATA_CHUNK];
+        loop {
+            let n = match source.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return Ok(false),
+            };
+            let bytes = chunk.get(..n).unwrap_or_default();
+            inc.len += n as u64;
+            if inc.len > size {
+                return Ok(false);
+            }
+            hasher.update(bytes);
+            if let Some((_, temp)) = &mut inc.sink {
+                temp.file.write_all(bytes).map_err(|e| FsError::Io {
+                    op: "write",
+                    path: PathBuf::from(os(path)),
+                    source: e,
+                })?;
+            }
+        }
+        if inc.len != size || hasher.finalize().as_slice() != digest.as_slice() {
+            return Ok(false);
+        }
+        let (dir, temp) = inc.sink.take().ok_or(FsError::Unsafe {
+            path: PathBuf::from(os(path)),
+            why: "lost its temporary file",
+        })?;
+        self.commit(&dir, &temp, path, attrs)?;
+        self.outcome.transferred += 1;
+        (self.log)("copy", path, size);
+        Ok(true)
+    }
+
     fn start_file(&mut self, path: Vec<u8>, attrs: Attrs, state: &mut BatchState) -> Incoming {
         let sink = if self.excluded(&path, false) {
             None
@@ -543,28 +631,33 @@ impl Applier<'_> {
         let Some((dir, temp)) = inc.sink.take() else {
             return;
         };
-        let name = inc
-            .path
-            .rsplit(|&b| b == b'/')
-            .next()
-            .unwrap_or_default()
-            .to_vec();
-        let result = self
-            .clear_other_kind(&dir, &name, &inc.path, Kind::File)
-            .and_then(|()| {
-                dir.commit_temp(&temp.file, &temp.tmp, &name, &self.meta(&inc.attrs, false))
-            });
-        match result {
+        match self.commit(&dir, &temp, &inc.path, &inc.attrs) {
             Ok(()) => {
                 self.outcome.transferred += 1;
                 self.outcome.literal += inc.len;
                 (self.log)("recv", &inc.path, inc.len);
             }
-            Err(e) => {
-                let _ = dir.remove(&temp.tmp, false);
-                state.errors.push((inc.path.clone(), e.to_string()));
-            }
+            Err(e) => state.errors.push((inc.path.clone(), e.to_string())),
         }
+    }
+
+    /// Puts a complete temporary file in place of `path` with `attrs`; on failure it is
+    /// removed.
+    fn commit(
+        &self,
+        dir: &Dir,
+        temp: &tempfile_state::Temp,
+        path: &[u8],
+        attrs: &Attrs,
+    ) -> Result<(), FsError> {
+        let name = path.rsplit(|&b| b == b'/').next().unwrap_or_default();
+        let result = self
+            .clear_other_kind(dir, name, path, Kind::File)
+            .and_then(|()| dir.commit_temp(&temp.file, &temp.tmp, name, &self.meta(attrs, false)));
+        if result.is_err() {
+            let _ = dir.remove(&temp.tmp, false);
+        }
+        result
     }
 }
 

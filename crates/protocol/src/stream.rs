@@ -38,8 +38,15 @@ pub const MAX_PATH: usize = 4096;
 /// How much file content one [`Frame::Data`] carries at most when we send.
 pub const DATA_CHUNK: usize = 256 * 1024;
 
-/// The version of the stream this code speaks.
-pub const VERSION: u32 = 1;
+/// The version of the stream this code speaks: 2 added [`Frame::Copy`]. A client sends
+/// frames of a later version only to a server whose [`Frame::Ready`] announced it.
+pub const VERSION: u32 = 2;
+
+/// The first version with [`Frame::Copy`].
+pub const COPY_VERSION: u32 = 2;
+
+/// The length of a SHA-256 digest, which [`Frame::Copy`] names content by.
+pub const DIGEST_LEN: usize = 32;
 
 /// What an entry looks like on the source: applied on the target as rsync's `-a` would.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -127,6 +134,21 @@ pub enum Frame {
         /// Attributes (the time; symlinks have no permissions on Linux).
         attrs: Attrs,
     },
+    /// Client: make regular file `path` from the target's own file `from`, if `from` holds
+    /// exactly `size` bytes whose SHA-256 is `digest` (a copy, a move, a restore: content the
+    /// target already has); otherwise report `path` missed, and the client sends it.
+    Copy {
+        /// Path relative to the stream's root.
+        path: Vec<u8>,
+        /// The file on the target thought to hold the same content.
+        from: Vec<u8>,
+        /// Attributes of the new file.
+        attrs: Attrs,
+        /// Its size.
+        size: u64,
+        /// SHA-256 of its content.
+        digest: [u8; DIGEST_LEN],
+    },
     /// Client: delete `path`, with everything below it; a missing path is fine.
     Delete {
         /// Path relative to the stream's root.
@@ -158,7 +180,7 @@ pub enum Frame {
     Done {
         /// The batch.
         batch: u64,
-        /// Destinations of renames not applied: the client must send them instead.
+        /// Destinations of renames and copies not applied: the client must send them instead.
         missed: Vec<Vec<u8>>,
         /// Paths that could not be written, with the reason; the batch should be sent again.
         errors: Vec<(Vec<u8>, String)>,
@@ -179,6 +201,7 @@ mod tag {
     pub const COMMIT: u8 = 11;
     pub const DONE: u8 = 12;
     pub const PRUNE: u8 = 13;
+    pub const COPY: u8 = 14;
 }
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {
@@ -256,6 +279,20 @@ impl Frame {
                 put_bytes(out, path);
                 put_bytes(out, target);
                 put_attrs(out, attrs);
+            }
+            Frame::Copy {
+                path,
+                from,
+                attrs,
+                size,
+                digest,
+            } => {
+                out.push(tag::COPY);
+                put_bytes(out, path);
+                put_bytes(out, from);
+                put_attrs(out, attrs);
+                put_u64(out, *size);
+                out.extend_from_slice(digest);
             }
             Frame::Delete { path } => {
                 out.push(tag::DELETE);
@@ -363,6 +400,16 @@ impl Frame {
                 attrs: r.attrs()?,
             },
             tag::DELETE => Frame::Delete { path: r.path()? },
+            tag::COPY => Frame::Copy {
+                path: r.path()?,
+                from: r.path()?,
+                attrs: r.attrs()?,
+                size: r.u64()?,
+                digest: r
+                    .take(DIGEST_LEN)?
+                    .try_into()
+                    .map_err(|_| bad("a short digest".into()))?,
+            },
             tag::RENAME => Frame::Rename {
                 from: r.path()?,
                 to: r.path()?,
@@ -574,6 +621,19 @@ mod tests {
                 expect: Identity::Symlink(b"t".to_vec()),
             },
             Frame::Commit { batch: 7 },
+            Frame::Copy {
+                path: b"new copy".to_vec(),
+                from: b"d/old".to_vec(),
+                attrs: Attrs {
+                    perms: 0o640,
+                    mtime_sec: -5,
+                    mtime_nsec: 999_999_999,
+                    uid: 1,
+                    gid: 2,
+                },
+                size: 5 << 30,
+                digest: [0xab; DIGEST_LEN],
+            },
             Frame::Prune {
                 path: b"d".to_vec(),
                 keep: vec![b"a".to_vec(), b"b c".to_vec()],
