@@ -869,17 +869,45 @@ impl Worker {
                 }
                 Ok(Msg::Stream(generation_of, event)) if generation_of == generation => match event
                 {
+                    // Paths the target could not write (a full disk, a path in the way) go
+                    // again, alone, after a backoff; the rest of the batch has landed. A
+                    // failure without a path (the target's sync) leaves the batch's
+                    // durability unknown: all of it goes again, below.
                     push_stream::Event::Done {
                         batch: number,
                         missed,
                         errors,
-                    } if errors.is_empty()
-                        && window.front().is_some_and(|s| s.number == number) =>
+                    } if window.front().is_some_and(|s| s.number == number)
+                        && errors.iter().all(|(path, _)| !path.as_os_str().is_empty()) =>
                     {
                         acked_at = Instant::now();
                         if let Some(sent) = window.pop_front() {
                             p.fall_back(self, &missed, &sent.batch);
-                            p.landed(self, &sent.batch, sent.at.elapsed(), "on the stream");
+                            p.resend(
+                                self,
+                                errors
+                                    .iter()
+                                    .map(|(path, _)| Change::Created(path.clone()))
+                                    .collect(),
+                            );
+                            if errors.is_empty() {
+                                p.landed(self, &sent.batch, sent.at.elapsed(), "on the stream");
+                            } else {
+                                p.acknowledge(
+                                    self,
+                                    &sent.batch,
+                                    sent.at.elapsed(),
+                                    "on the stream",
+                                );
+                            }
+                            if let Some((path, why)) = errors.first() {
+                                let why = format!(
+                                    "{} path(s) failed on the target, first {}: {why}",
+                                    errors.len(),
+                                    path.display()
+                                );
+                                p.failed(self, Vec::new(), Failure::Partial, &why, false);
+                            }
                         }
                     }
                     other => {
@@ -1044,14 +1072,20 @@ impl Progress {
     fn landed(&mut self, w: &Worker, batch: &Batch, took: Duration, lane: &str) {
         self.retry_at = None;
         self.backoff.reset();
-        self.status.batches += 1;
-        self.status.paths += batch.len() as u64;
-        self.status.last_ok_ms = Some(now_ms());
-        self.save_soon();
         if self.failing {
             self.failing = false;
             log(&format!("{}: recovered", w.name()));
         }
+        self.acknowledge(w, batch, took, lane);
+    }
+
+    /// A batch was applied (all of it, or all but paths already queued again): its changes
+    /// are acknowledged in the journal.
+    fn acknowledge(&mut self, w: &Worker, batch: &Batch, took: Duration, lane: &str) {
+        self.status.batches += 1;
+        self.status.paths += batch.len() as u64;
+        self.status.last_ok_ms = Some(now_ms());
+        self.save_soon();
         if w.transfers.verbose {
             log(&format!(
                 "{}: {} sent, {} renamed, {} deleted, {} subtree(s) compared in {} ms {lane}",
@@ -1100,6 +1134,22 @@ impl Progress {
         if std::env::var_os("RTSYNC_TRACE_STREAM").is_some() {
             log(&format!("{}: fallback {changes:?}", w.name()));
         }
+        self.resend(w, changes);
+        if w.transfers.verbose {
+            log(&format!(
+                "{}: {} rename(s) or copies sent as content instead",
+                w.name(),
+                missed.len()
+            ));
+        }
+    }
+
+    /// Changes to send again, put in the journal first, so that the acknowledgement of the
+    /// batch they came from loses nothing.
+    fn resend(&mut self, w: &Worker, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
         let now = Instant::now();
         let seqs = w.journal.lock().ok().and_then(|mut j| {
             let seqs = j.append(&changes).ok()?;
@@ -1118,13 +1168,6 @@ impl Progress {
                     self.pending.push(c, 0, now);
                 }
             }
-        }
-        if w.transfers.verbose {
-            log(&format!(
-                "{}: {} rename(s) or copies sent as content instead",
-                w.name(),
-                missed.len()
-            ));
         }
     }
 
