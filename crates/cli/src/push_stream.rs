@@ -44,6 +44,8 @@ pub struct StreamTarget {
     pub user: String,
     pub password_file: Option<PathBuf>,
     pub timeout: Duration,
+    /// Bytes per second the stream may send (`--bwlimit`).
+    pub bwlimit: Option<u64>,
 }
 
 impl StreamTarget {
@@ -64,6 +66,7 @@ impl StreamTarget {
                 user: crate::remote::login_name(user.as_ref()),
                 password_file: password_file.map(Path::to_path_buf),
                 timeout: Duration::from_secs(timeout.max(1)),
+                bwlimit: None,
             }),
             _ => None,
         }
@@ -482,10 +485,11 @@ impl Pipe {
             &mut password,
         )
         .map_err(|e| (e.exit_code(), e.to_string()))?;
-        let (mut reader, writer, version) = match opened {
+        let (mut reader, mut writer, version) = match opened {
             Opened::Stream(r, w, version) => (r, w, version),
             Opened::NotOffered => return Ok(Open::NotOffered),
         };
+        writer.set_bwlimit(target.bwlimit);
         // The daemon is quiet between batches: only a stalled acknowledgement is a timeout,
         // and the worker sees that as a batch not acknowledged in time.
         reader.set_io_timeout(None);

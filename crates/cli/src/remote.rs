@@ -272,6 +272,8 @@ struct ListShape {
     hard_links: bool,
     checksum: bool,
     sparse: bool,
+    /// `--bwlimit`, KiB per second.
+    bwlimit: Option<u64>,
 }
 
 impl ListShape {
@@ -290,6 +292,7 @@ impl ListShape {
             hard_links: m.get_flag("hard-links"),
             checksum: m.get_flag("checksum"),
             sparse: crate::sync::resolve(m, &["sparse"], &["no-sparse", "no-S"]),
+            bwlimit: m.get_one::<u64>("bwlimit").copied().filter(|&k| k > 0),
         }
     }
 
@@ -398,6 +401,10 @@ fn receive_file_list(
     args.extend(extra_args.iter().map(|a| a.as_bytes().to_vec()));
     if shape.numeric {
         args.push(b"--numeric-ids".to_vec());
+    }
+    if let Some(kib) = shape.bwlimit {
+        // The daemon sends: it holds itself to the rate, as rsync's client asks it to.
+        args.push(format!("--bwlimit={kib}").into_bytes());
     }
     args.push(b".".to_vec());
     args.push(target.to_vec());
@@ -733,6 +740,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
     args.push(b".".to_vec());
     args.push(target.to_vec());
     let mut conn = server.open(&args)?;
+    conn.set_bwlimit(shape.bwlimit.map(|kib| kib.saturating_mul(1024)));
     let setup = conn.start(&args, shape.compress)?;
 
     let files = session::flist::to_send(&list, opts.checksum.then_some(setup.checksum));

@@ -157,6 +157,15 @@ fn cli() -> Cli {
                 .help("I/O timeout of each transfer, in seconds"),
         )
         .arg(
+            Arg::new("bwlimit")
+                .long("bwlimit")
+                .value_name("RATE")
+                .value_parser(|v: &str| {
+                    daemon::args::parse_bwlimit(v.as_bytes()).map_err(|e| e.to_string())
+                })
+                .help("limit each target's network I/O to RATE (KiB/s unless suffixed: 1.5M)"),
+        )
+        .arg(
             Arg::new("compress")
                 .short('z')
                 .long("compress")
@@ -413,6 +422,9 @@ fn run(config: &RunConfig) -> Result<(), String> {
                 arg.push(pw);
                 args.push(arg);
             }
+            if let Some(kib) = t.bwlimit {
+                args.push(format!("--bwlimit={kib}").into());
+            }
             Target {
                 id: fnv(t.dest.as_bytes()),
                 dest: t.dest.clone(),
@@ -420,7 +432,11 @@ fn run(config: &RunConfig) -> Result<(), String> {
                     t.dest.as_bytes(),
                     t.password_file.as_deref(),
                     t.timeout,
-                ),
+                )
+                .map(|s| push_stream::StreamTarget {
+                    bwlimit: t.bwlimit.map(|kib| kib.saturating_mul(1024)),
+                    ..s
+                }),
                 args,
                 // Generous: a timeout is about silence, and a big transfer is not silent.
                 kill_after: Duration::from_secs(t.timeout.max(1) * 4),

@@ -38,6 +38,8 @@ pub struct TargetConfig {
     pub compress: bool,
     /// I/O timeout of each transfer, in seconds.
     pub timeout: u64,
+    /// Bandwidth limit in KiB per second, as rsync's `--bwlimit` (`None`: none).
+    pub bwlimit: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +68,27 @@ struct File {
     compress: bool,
     #[serde(default = "default_timeout")]
     timeout: u64,
+    bwlimit: Option<Rate>,
+}
+
+/// A `bwlimit` in the file: KiB per second as a number, or rsync's text ("1.5M", "500K").
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum Rate {
+    Kib(u64),
+    Text(String),
+}
+
+impl Rate {
+    fn kib(&self) -> Result<Option<u64>, String> {
+        let kib = match self {
+            Rate::Kib(k) => *k,
+            Rate::Text(t) => {
+                daemon::args::parse_bwlimit(t.as_bytes()).map_err(|e| e.to_string())?
+            }
+        };
+        Ok((kib > 0).then_some(kib))
+    }
 }
 
 #[derive(Deserialize)]
@@ -75,6 +98,7 @@ struct FileTarget {
     password_file: Option<PathBuf>,
     compress: Option<bool>,
     timeout: Option<u64>,
+    bwlimit: Option<Rate>,
 }
 
 fn yes() -> bool {
@@ -124,13 +148,22 @@ impl RunConfig {
         let targets = f
             .targets
             .into_iter()
-            .map(|t| TargetConfig {
-                dest: t.dest.into(),
-                password_file: t.password_file.or_else(|| f.password_file.clone()),
-                compress: t.compress.unwrap_or(f.compress),
-                timeout: t.timeout.unwrap_or(f.timeout),
+            .map(|t| {
+                let bwlimit = match t.bwlimit.as_ref().or(f.bwlimit.as_ref()) {
+                    Some(rate) => rate
+                        .kib()
+                        .map_err(|e| format!("{}: target {:?}: {e}", path.display(), t.dest))?,
+                    None => None,
+                };
+                Ok(TargetConfig {
+                    dest: t.dest.into(),
+                    password_file: t.password_file.or_else(|| f.password_file.clone()),
+                    compress: t.compress.unwrap_or(f.compress),
+                    timeout: t.timeout.unwrap_or(f.timeout),
+                    bwlimit,
+                })
             })
-            .collect();
+            .collect::<Result<_, String>>()?;
         Ok(RunConfig {
             source: f.source,
             targets,
@@ -163,6 +196,7 @@ impl RunConfig {
                 password_file: m.get_one::<PathBuf>("password-file").cloned(),
                 compress: m.get_flag("compress"),
                 timeout,
+                bwlimit: m.get_one::<u64>("bwlimit").copied().filter(|&k| k > 0),
             })
             .collect();
         if targets.is_empty() {
@@ -235,6 +269,20 @@ timeout = 5
         assert!(c.exclude.contains(&"/cache/".to_string()));
         assert!(c.exclude.contains(&"*.swp".to_string()));
         assert!(c.initial_sync);
+    }
+
+    #[test]
+    fn bandwidth_limits_as_numbers_or_rsync_text_per_target() {
+        let c = parse(
+            "source = \"/a\"\nbwlimit = \"1.5M\"\n[[target]]\ndest = \"h::m\"\n\
+             [[target]]\ndest = \"h::n\"\nbwlimit = 300\n[[target]]\ndest = \"h::o\"\nbwlimit = 0\n",
+        )
+        .unwrap();
+        let limits: Vec<_> = c.targets.iter().map(|t| t.bwlimit).collect();
+        assert_eq!(limits, [Some(1536), Some(300), None]);
+        let e = parse("source = \"/a\"\n[[target]]\ndest = \"h::m\"\nbwlimit = \"fast\"\n")
+            .unwrap_err();
+        assert!(e.contains("h::m") && e.contains("bwlimit"), "{e}");
     }
 
     #[test]

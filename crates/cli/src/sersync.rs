@@ -116,6 +116,7 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Mapped, String> {
     let mut timeout: u64 = 60;
     let mut ssh = false;
     let mut compress = false;
+    let mut bwlimit: Option<u64> = None;
     let mut resync: Option<Duration> = None;
     loop {
         let event = reader.read_event().map_err(|e| {
@@ -170,9 +171,20 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Mapped, String> {
             }
             ("rsync", "commonParams") => {
                 let params = get(&a, "params").unwrap_or("");
-                compress = params.trim_start_matches('-').contains('z');
+                for word in params.split_whitespace() {
+                    if word == "--compress"
+                        || (!word.starts_with("--") && word.starts_with('-') && word.contains('z'))
+                    {
+                        compress = true;
+                    } else if let Some(rate) = word.strip_prefix("--bwlimit=") {
+                        match daemon::args::parse_bwlimit(rate.as_bytes()) {
+                            Ok(kib) => bwlimit = (kib > 0).then_some(kib),
+                            Err(e) => warnings.push(format!("commonParams: {e}; no limit is set")),
+                        }
+                    }
+                }
                 warnings.push(format!(
-                    "commonParams {params:?}: rtsync always sends with -a -H (plus -z if given) and deletes what the source deletes"
+                    "commonParams {params:?}: rtsync always sends with -a -H (plus -z and --bwlimit if given) and deletes what the source deletes"
                 ));
             }
             ("rsync", "auth") if on(&a) => {
@@ -253,6 +265,7 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Mapped, String> {
                     .filter(|p| !p.as_os_str().is_empty()),
                 compress,
                 timeout,
+                bwlimit,
             }
         })
         .collect();
@@ -376,6 +389,20 @@ mod tests {
         ] {
             assert!(said.contains(w), "{w} not warned:\n{said}");
         }
+    }
+
+    #[test]
+    fn common_params_give_compression_and_a_bandwidth_limit() {
+        let m = read_str(&confxml("")).unwrap();
+        assert!(m.config.targets[0].compress);
+        assert_eq!(m.config.targets[0].bwlimit, None);
+        let text = confxml("").replace(
+            r#"params="-artuz""#,
+            r#"params="-artu --bwlimit=2m --exclude=zz""#,
+        );
+        let m = read_str(&text).unwrap();
+        assert!(!m.config.targets[0].compress);
+        assert_eq!(m.config.targets[1].bwlimit, Some(2048));
     }
 
     #[test]

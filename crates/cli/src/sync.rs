@@ -59,7 +59,6 @@ const UNSUPPORTED: &[(&str, Option<char>, bool)] = &[
     ("atimes", Some('U'), false),
     ("crtimes", Some('N'), false),
     ("executability", Some('E'), false),
-    ("bwlimit", None, true),
     ("log-file", None, true),
     ("out-format", None, true),
 ];
@@ -360,6 +359,18 @@ fn command() -> Command {
                 .value_name("SECONDS")
                 .value_parser(clap::value_parser!(u64))
                 .help("I/O timeout in seconds"),
+        )
+        .arg(
+            Arg::new("bwlimit")
+                .long("bwlimit")
+                .value_name("RATE")
+                .value_parser(|v: &str| {
+                    daemon::args::parse_bwlimit(v.as_bytes()).map_err(|e| e.to_string())
+                })
+                .help(
+                    "limit network I/O to RATE (KiB/s unless suffixed: 1.5M, 500K; 0: none); \
+                     a pull asks the server to hold its sending to it",
+                ),
         )
         .arg(
             Arg::new("contimeout")

@@ -280,6 +280,11 @@ pub struct ServerSetup {
 }
 
 impl Connection {
+    /// Holds what we send to `bytes_per_sec` on average (`--bwlimit`; `None`: no limit).
+    pub fn set_bwlimit(&mut self, bytes_per_sec: Option<u64>) {
+        self.writer.set_bwlimit(bytes_per_sec);
+    }
+
     /// Sends the server's argument vector (NUL-terminated words, then an empty one) and reads
     /// the binary setup: compat flags, checksum negotiation, seed.
     ///

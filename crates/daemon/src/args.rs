@@ -1477,10 +1477,7 @@ impl Parser {
             "out-format" => o.out_format = Some(text()),
             "itemize-changes" => o.itemize = o.itemize.saturating_add(1),
             "no-itemize-changes" => o.itemize = 0,
-            "bwlimit" => {
-                let bytes = parse_size(v, b'K', "bwlimit", 512, None, true)?;
-                o.bwlimit = bytes.saturating_add(512) / 1024;
-            }
+            "bwlimit" => o.bwlimit = parse_bwlimit(v)?,
             "no-bwlimit" => o.bwlimit = 0,
             "backup" => o.backup = true,
             "no-backup" => o.backup = false,
@@ -1840,6 +1837,16 @@ fn atol(v: &[u8]) -> i64 {
         }
     }
     if neg { -n } else { n }
+}
+
+/// `--bwlimit=RATE` as rsync reads it (KiB per second unless a suffix says otherwise; at
+/// least 512 bytes, or 0 for no limit), in whole KiB per second, as rsync's client sends it.
+///
+/// # Errors
+/// A malformed or too small rate, with rsync's message.
+pub fn parse_bwlimit(v: &[u8]) -> Result<u64, ArgsError> {
+    let bytes = parse_size(v, b'K', "bwlimit", 512, None, true)?;
+    Ok(bytes.saturating_add(512) / 1024)
 }
 
 /// rsync's `parse_size_arg`: digits with an optional fraction, a unit (`b`, `k`, `m`, `g`, `t`,

@@ -78,6 +78,7 @@ pub fn transfer(words: &[Vec<u8>], module: Option<&str>, refuse: &[String]) -> T
                 .is_some_and(|f| crate::logfmt::has_escape(f, 'i')),
         files_from_client: parsed.sender && o.files_from.as_deref() == Some(b"-".as_slice()),
         from0: o.from0,
+        bwlimit: o.bwlimit,
         paths: match module {
             Some(m) => args::module_paths(&parsed.paths, m, o.secluded_args),
             None => parsed.paths.clone(),

@@ -101,6 +101,8 @@ pub struct Transfer {
     pub files_from_client: bool,
     /// `--from0`: those names end with NUL, not newline.
     pub from0: bool,
+    /// `--bwlimit` in KiB per second (0: none): what we send is held to it, as rsync does.
+    pub bwlimit: u64,
     /// Why the transfer is refused (an unknown, refused or unsupported option) and the exit
     /// code: rsync tells the client after the setup, in the multiplexed stream.
     pub refusal: Option<(String, u8)>,
@@ -426,6 +428,9 @@ pub fn serve(
     seed: i32,
     log: Arc<TransferLog>,
 ) -> Result<Outcome, SessionError> {
+    if t.bwlimit > 0 {
+        writer.set_bwlimit(Some(t.bwlimit.saturating_mul(1024)));
+    }
     let s = setup(&mut reader, &mut writer, t, seed)?;
     // From here on both directions are multiplexed (protocol 30 and newer).
     if let Some((text, code)) = &t.refusal {

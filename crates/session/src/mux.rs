@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::SessionError;
 
@@ -44,6 +44,41 @@ pub struct MuxWriter {
     /// The socket, to shut down its sending side (a pipe is closed by dropping it instead).
     tcp: Option<TcpStream>,
     traffic: Arc<Traffic>,
+    throttle: Option<Throttle>,
+}
+
+/// `--bwlimit`: after each write, sleeps as long as sending its bytes at the rate would have
+/// taken beyond the time that passed. Idle time earns no credit, so a burst after a pause is
+/// held to the rate as well.
+#[derive(Debug)]
+struct Throttle {
+    bytes_per_sec: u64,
+    since: Instant,
+    sent: u64,
+}
+
+impl Throttle {
+    fn wrote(&mut self, n: usize) {
+        let now = Instant::now();
+        if self.due() < now {
+            // Idle since the last write was paid for: start counting again from now.
+            self.since = now;
+            self.sent = 0;
+        }
+        self.sent += n as u64;
+        let due = self.due();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+    }
+
+    /// When what was sent since `since` has been paid for at the rate.
+    fn due(&self) -> Instant {
+        // f64 keeps big counts at low rates from overflowing; precision to the ns is plenty.
+        #[allow(clippy::cast_precision_loss)]
+        let secs = self.sent as f64 / self.bytes_per_sec.max(1) as f64;
+        self.since + Duration::from_secs_f64(secs)
+    }
 }
 
 impl MuxWriter {
@@ -59,6 +94,7 @@ impl MuxWriter {
             stream: Some(stream),
             tcp,
             traffic,
+            throttle: None,
         }
     }
 
@@ -68,6 +104,18 @@ impl MuxWriter {
         if let Some(tcp) = &self.tcp {
             let _ = tcp.set_write_timeout(timeout);
         }
+    }
+
+    /// Limits what this writer sends to `bytes_per_sec` on average (`None`: no limit), as
+    /// rsync's `--bwlimit` does.
+    pub fn set_bwlimit(&mut self, bytes_per_sec: Option<u64>) {
+        self.throttle = bytes_per_sec
+            .filter(|&b| b > 0)
+            .map(|bytes_per_sec| Throttle {
+                bytes_per_sec,
+                since: Instant::now(),
+                sent: 0,
+            });
     }
 
     /// Whether this is a socket (else pipes: a remote shell's, or our own standard output).
@@ -97,6 +145,9 @@ impl MuxWriter {
         self.traffic
             .sent
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        if let Some(t) = &mut self.throttle {
+            t.wrote(bytes.len());
+        }
         Ok(())
     }
 
@@ -362,6 +413,33 @@ mod tests {
             None,
             Arc::new(Traffic::default()),
         )
+    }
+
+    #[test]
+    fn a_bandwidth_limit_holds_the_average_rate_and_idle_time_earns_no_credit() {
+        let mut w = MuxWriter::new(Box::new(std::io::sink()), None, Arc::default());
+        w.set_bwlimit(Some(400_000));
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            w.send(&[0; 20_000]).unwrap();
+        }
+        // 200,000 bytes at 400,000 per second.
+        let took = t0.elapsed();
+        assert!(took >= Duration::from_millis(480), "{took:?}");
+        assert!(took < Duration::from_millis(1500), "{took:?}");
+        std::thread::sleep(Duration::from_millis(300));
+        let t0 = Instant::now();
+        w.send(&[0; 40_000]).unwrap();
+        w.send(&[0; 40_000]).unwrap();
+        assert!(
+            t0.elapsed() >= Duration::from_millis(190),
+            "{:?}",
+            t0.elapsed()
+        );
+        w.set_bwlimit(None);
+        let t0 = Instant::now();
+        w.send(&[0; 1_000_000]).unwrap();
+        assert!(t0.elapsed() < Duration::from_millis(100));
     }
 
     #[test]
