@@ -208,7 +208,7 @@ struct Target {
     dest: OsString,
     /// Its own `rtsync sync` options (password file, compression, timeout).
     args: Vec<OsString>,
-    /// A transfer running longer than this is killed.
+    /// A transfer that does no I/O for this long is killed.
     kill_after: Duration,
     /// `--timeout`: how long a stream may stay silent while a batch awaits its
     /// acknowledgement.
@@ -438,7 +438,7 @@ fn run(config: &RunConfig) -> Result<(), String> {
                     ..s
                 }),
                 args,
-                // Generous: a timeout is about silence, and a big transfer is not silent.
+                // A backstop: the child's own --timeout ends a silent transfer first.
                 kill_after: Duration::from_secs(t.timeout.max(1) * 4),
                 silence: Duration::from_secs(t.timeout.max(1)),
             }
@@ -1041,6 +1041,18 @@ impl Worker {
     }
 }
 
+/// Bytes a process has read and written so far (`/proc/PID/io`), 0 if that cannot be read.
+fn child_io(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .map_or(0, |text| {
+            text.lines()
+                .filter(|l| l.starts_with("rchar:") || l.starts_with("wchar:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum()
+        })
+}
+
 /// Every batch taken and not landed, newest first (the order a requeue needs): the one held
 /// for rsync, then the stream's from the last sent.
 fn not_landed(held: &mut Option<Batch>, window: &mut VecDeque<Sent>) -> Vec<Batch> {
@@ -1341,14 +1353,27 @@ impl Transfers {
             }
             text
         });
-        let deadline = Instant::now() + target.kill_after;
+        // A transfer is killed once it has done no I/O for `kill_after` (its own --timeout
+        // should end it before): a long one that moves data (a big file over a slow or
+        // --bwlimit'ed link) runs to its end.
+        let mut io = child_io(child.id());
+        let mut moved_at = Instant::now();
+        let mut looked_at = Instant::now();
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break Some(status),
                 Ok(None) => {}
                 Err(_) => break None,
             }
-            if self.abort.load(Ordering::SeqCst) || Instant::now() > deadline {
+            if looked_at.elapsed() >= Duration::from_secs(1) {
+                looked_at = Instant::now();
+                let now = child_io(child.id());
+                if now != io {
+                    io = now;
+                    moved_at = looked_at;
+                }
+            }
+            if self.abort.load(Ordering::SeqCst) || moved_at.elapsed() > target.kill_after {
                 // Only our own child, by its pid.
                 let _ = child.kill();
                 let _ = child.wait();

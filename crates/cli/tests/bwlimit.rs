@@ -7,6 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::daemon::StockDaemon;
+use common::engine::{Engine, converges};
 use common::{have_rsync, rsync, rtsync};
 
 /// 1 MiB of incompressible data at 512 KiB/s: about 2 s (less a burst of the first writes).
@@ -71,6 +72,35 @@ fn rtsync_daemon_holds_a_stock_pull_to_the_rate_it_asks() {
         std::fs::read(back.join("big")).unwrap(),
         std::fs::read(d.module_path("open").join("big")).unwrap()
     );
+}
+
+#[test]
+fn rtsync_run_holds_to_the_rate_and_a_long_transfer_that_moves_is_not_killed() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    // 2 MiB at 256 KiB/s: about 8 s, twice the 4 s a transfer may stay silent with
+    // --timeout=1; it is not silent, so it must not be killed half-way.
+    std::fs::write(src.join("big"), testkit::noise(2 * SIZE, 3)).unwrap();
+    let url = format!("rsync://127.0.0.1:{}/open/", d.port);
+    let t0 = Instant::now();
+    let engine = Engine::start(
+        &t.path().join("state"),
+        &["--timeout=1", "--bwlimit=256", src.to_str().unwrap(), &url],
+    );
+    converges(&src, &d.module_path("open"), &[], &engine);
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_secs(6), "{took:?}");
+    assert!(
+        !engine.log().contains("transfer stopped"),
+        "{}",
+        engine.log()
+    );
+    assert_eq!(engine.stop(), Some(0));
 }
 
 #[test]
