@@ -38,7 +38,7 @@ use watch::{InotifyWatcher, Pairer, Selector, WatchOptions, Watcher, mask};
 use crate::content_index;
 use crate::exit;
 use crate::push_stream::{self, Pipe, Plan};
-use crate::run_config::RunConfig;
+use crate::run_config::{RunConfig, TargetConfig};
 use crate::status::{TargetStatus, instant_ms, now_ms};
 
 /// How often each worker rewrites its status file for `rtsync status`.
@@ -269,7 +269,31 @@ pub fn main(args: &[OsString]) -> ExitCode {
     if m.get_flag("detach") {
         return detach(args, &m);
     }
-    let config = if let Some(path) = m.get_one::<PathBuf>("sersync") {
+    let config = load_config(&m);
+    let pid_file = m.get_one::<PathBuf>("pid-file").cloned();
+    if let Some(p) = &pid_file
+        && let Err(e) = std::fs::write(p, format!("{}\n", std::process::id()))
+    {
+        eprintln!("rtsync run: {}: {e}", p.display());
+        return ExitCode::from(exit::SYNTAX);
+    }
+    let result = config.and_then(|c| run(&c, &|| load_config(&m)));
+    if let Some(p) = &pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("rtsync run: {msg}");
+            ExitCode::from(exit::SYNTAX)
+        }
+    }
+}
+
+/// The run's configuration, from `--sersync`, `--config` or the command line (read again on
+/// SIGHUP).
+fn load_config(m: &clap::ArgMatches) -> Result<RunConfig, String> {
+    if let Some(path) = m.get_one::<PathBuf>("sersync") {
         crate::sersync::read(path).map(|mapped| {
             for w in &mapped.warnings {
                 log(&format!("{}: {w}", path.display()));
@@ -283,25 +307,7 @@ pub fn main(args: &[OsString]) -> ExitCode {
     } else if let Some(path) = m.get_one::<PathBuf>("config") {
         RunConfig::from_file(path)
     } else {
-        RunConfig::from_args(&m)
-    };
-    let pid_file = m.get_one::<PathBuf>("pid-file").cloned();
-    if let Some(p) = &pid_file
-        && let Err(e) = std::fs::write(p, format!("{}\n", std::process::id()))
-    {
-        eprintln!("rtsync run: {}: {e}", p.display());
-        return ExitCode::from(exit::SYNTAX);
-    }
-    let result = config.and_then(|c| run(&c));
-    if let Some(p) = &pid_file {
-        let _ = std::fs::remove_file(p);
-    }
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            eprintln!("rtsync run: {msg}");
-            ExitCode::from(exit::SYNTAX)
-        }
+        RunConfig::from_args(m)
     }
 }
 
@@ -397,19 +403,28 @@ fn default_state_dir(id: &str) -> PathBuf {
     crate::status::default_base().join(id)
 }
 
-fn is_remote(dest: &OsString) -> bool {
-    let b = dest.as_bytes();
-    b.starts_with(b"rsync://") || b.windows(2).any(|w| w == b"::")
+/// The index of the source's content for shortcuts on the stream, built by one walk beside
+/// everything else; only when some target may take the stream.
+fn content_index_for(
+    targets: &[Target],
+    src: &Path,
+    rules: &filter::FilterList,
+) -> Option<content_index::Shared> {
+    targets.iter().any(|t| t.stream.is_some()).then(|| {
+        let index = content_index::Shared::default();
+        let (index2, src2, rules2) = (index.clone(), src.to_path_buf(), rules.clone());
+        std::thread::spawn(move || {
+            let excluded =
+                |p: &[u8], is_dir: bool| rules2.is_excluded(p, is_dir, filter::Side::Sender);
+            content_index::walk(&index2, &src2, &excluded);
+        });
+        index
+    })
 }
 
-#[allow(clippy::too_many_lines)]
-fn run(config: &RunConfig) -> Result<(), String> {
-    let src = std::fs::canonicalize(&config.source)
-        .map_err(|e| format!("{}: {e}", config.source.display()))?;
-    if !src.is_dir() {
-        return Err(format!("{} is not a directory", src.display()));
-    }
-    let targets: Vec<Target> = config
+/// The targets `config` names, with what their transfers need.
+fn targets_of(config: &RunConfig) -> Vec<Target> {
+    config
         .targets
         .iter()
         .map(|t| {
@@ -443,7 +458,25 @@ fn run(config: &RunConfig) -> Result<(), String> {
                 silence: Duration::from_secs(t.timeout.max(1)),
             }
         })
-        .collect();
+        .collect()
+}
+
+fn is_remote(dest: &OsString) -> bool {
+    let b = dest.as_bytes();
+    b.starts_with(b"rsync://") || b.windows(2).any(|w| w == b"::")
+}
+
+#[allow(clippy::too_many_lines)]
+fn run(
+    config: &RunConfig,
+    reload_config: &dyn Fn() -> Result<RunConfig, String>,
+) -> Result<(), String> {
+    let src = std::fs::canonicalize(&config.source)
+        .map_err(|e| format!("{}: {e}", config.source.display()))?;
+    if !src.is_dir() {
+        return Err(format!("{} is not a directory", src.display()));
+    }
+    let targets = targets_of(config);
 
     let patterns = &config.exclude;
     let mut rules = filter::FilterList::new();
@@ -481,17 +514,7 @@ fn run(config: &RunConfig) -> Result<(), String> {
     for p in patterns {
         common.push(format!("--exclude={p}").into());
     }
-    // Content shortcuts need an index of the source: one walk, beside everything else.
-    let contents = targets.iter().any(|t| t.stream.is_some()).then(|| {
-        let index = content_index::Shared::default();
-        let (index2, src2, rules2) = (index.clone(), src.clone(), rules.clone());
-        std::thread::spawn(move || {
-            let excluded =
-                |p: &[u8], is_dir: bool| rules2.is_excluded(p, is_dir, filter::Side::Sender);
-            content_index::walk(&index2, &src2, &excluded);
-        });
-        index
-    });
+    let contents = content_index_for(&targets, &src, &rules);
     let abort = Arc::new(AtomicBool::new(false));
     let transfers = Arc::new(Transfers {
         exe: std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?,
@@ -515,7 +538,7 @@ fn run(config: &RunConfig) -> Result<(), String> {
 
     // Watch first: whatever changes during the initial sync is queued, not missed.
     let mut selector = Selector::new();
-    selector.rsync_rules(rules);
+    selector.rsync_rules(rules.clone());
     let opts = WatchOptions {
         recursive: true,
         // MODIFY too: setting a modification time alone is reported as a write, not ATTRIB.
@@ -538,57 +561,69 @@ fn run(config: &RunConfig) -> Result<(), String> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
     }
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .map_err(|e| e.to_string())?;
 
-    let ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
-    let mut senders: Vec<Sender<Msg>> = Vec::new();
-    let mut workers = Vec::new();
-    for t in targets {
-        let (tx, rx) = mpsc::channel();
-        let replay = journal
-            .lock()
-            .map_err(|_| "journal lock poisoned")?
-            .unacknowledged(&t.id)
-            .map_err(|e| e.to_string())?;
-        let ctx = Worker {
-            target: t,
-            transfers: transfers.clone(),
-            journal: journal.clone(),
-            me: tx.clone(),
-        };
-        // A batch on the stream costs no connection of its own, so under a steady stream
-        // one goes every 50 ms rather than every `--max-latency` (a stock target's batches
-        // grow while its one transfer runs anyway).
-        let settings = match ctx.target.stream {
-            Some(_) => Settings {
-                renames: true,
-                max_latency: settings.max_latency.min(STREAM_MAX_LATENCY),
-                ..settings
-            },
-            None => settings,
-        };
-        senders.push(tx);
-        workers.push(std::thread::spawn(move || {
-            ctx.worker(&rx, settings, replay, initial_sync, crashed);
-        }));
+    let mut fleet = Fleet {
+        workers: Vec::new(),
+        config: config.clone(),
+        transfers: transfers.clone(),
+    };
+    for (t, tc) in targets.into_iter().zip(&config.targets) {
+        let settings = settings_for(&t, settings);
+        fleet.start(
+            t,
+            tc,
+            &transfers,
+            &journal,
+            settings,
+            (initial_sync, crashed),
+        )?;
     }
     log(&format!(
         "watching {} and replicating to {} target(s); journal in {}",
         src.display(),
-        senders.len(),
+        fleet.workers.len(),
         state.display()
     ));
 
-    let result = watch_loop(&mut watcher, &src, &journal, &ids, &senders, &stop);
-    for tx in &senders {
-        let _ = tx.send(Msg::Stop);
+    let mut pairer = Pairer::new();
+    let result = loop {
+        let ids: Vec<String> = fleet.workers.iter().map(|w| w.id.clone()).collect();
+        let senders: Vec<Sender<Msg>> = fleet.workers.iter().map(|w| w.tx.clone()).collect();
+        let looped = watch_loop(
+            &mut watcher,
+            &mut pairer,
+            &src,
+            &journal,
+            &ids,
+            &senders,
+            (&stop, &reload),
+        );
+        if looped.is_err() || stop.load(Ordering::SeqCst) {
+            break looped;
+        }
+        reload.store(false, Ordering::SeqCst);
+        match reload_config() {
+            Ok(new) => {
+                if let Err(e) = fleet.reload(&new, &src, &rules, &journal) {
+                    log(&format!("reload: {e}"));
+                }
+            }
+            Err(e) => log(&format!("reload: {e}; going on as before")),
+        }
+    };
+    for w in &fleet.workers {
+        let _ = w.tx.send(Msg::Stop);
     }
     let deadline = Instant::now() + STOP_GRACE;
-    while workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
+    while fleet.workers.iter().any(|w| !w.handle.is_finished()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     abort.store(true, Ordering::SeqCst);
-    for w in workers {
-        let _ = w.join();
+    for w in fleet.workers {
+        let _ = w.handle.join();
     }
     if let Ok(mut j) = journal.lock() {
         let _ = j.sync();
@@ -600,19 +635,19 @@ fn run(config: &RunConfig) -> Result<(), String> {
     result
 }
 
-/// Reads events until asked to stop, journals them, and fans them out.
+/// Reads events until asked to stop (or to reload), journals them, and fans them out.
 fn watch_loop(
     watcher: &mut Watcher,
+    pairer: &mut Pairer,
     src: &Path,
     journal: &Mutex<Journal>,
     ids: &[String],
     senders: &[Sender<Msg>],
-    stop: &AtomicBool,
+    (stop, reload): (&AtomicBool, &AtomicBool),
 ) -> Result<(), String> {
-    let mut pairer = Pairer::new();
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let mut compacted = Instant::now();
-    while !stop.load(Ordering::SeqCst) {
+    while !stop.load(Ordering::SeqCst) && !reload.load(Ordering::SeqCst) {
         if compacted.elapsed() > JOURNAL_COMPACTION {
             // Drop what every target has; the journal holds only what some target still needs.
             compacted = Instant::now();
@@ -666,6 +701,166 @@ fn watch_loop(
         }
     }
     Ok(())
+}
+
+/// A worker running for one target.
+struct Running {
+    id: String,
+    /// What it was started with: a reload restarts it only if that changed.
+    config: TargetConfig,
+    tx: Sender<Msg>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+/// The run's workers, one per target, and the configuration they follow.
+struct Fleet {
+    workers: Vec<Running>,
+    config: RunConfig,
+    /// What workers started from now share.
+    transfers: Arc<Transfers>,
+}
+
+/// A target's coalescer settings: a batch on the stream costs no connection of its own, so
+/// under a steady stream one goes every 50 ms rather than every `--max-latency` (a stock
+/// target's batches grow while its one transfer runs anyway).
+fn settings_for(target: &Target, base: Settings) -> Settings {
+    match target.stream {
+        Some(_) => Settings {
+            renames: true,
+            max_latency: base.max_latency.min(STREAM_MAX_LATENCY),
+            ..base
+        },
+        None => base,
+    }
+}
+
+impl Fleet {
+    /// Starts `target`'s worker, which first replays what the journal holds for it.
+    fn start(
+        &mut self,
+        target: Target,
+        config: &TargetConfig,
+        transfers: &Arc<Transfers>,
+        journal: &Arc<Mutex<Journal>>,
+        settings: Settings,
+        (initial_sync, crashed): (bool, bool),
+    ) -> Result<(), String> {
+        let (tx, rx) = mpsc::channel();
+        let replay = journal
+            .lock()
+            .map_err(|_| "journal lock poisoned")?
+            .unacknowledged(&target.id)
+            .map_err(|e| e.to_string())?;
+        let id = target.id.clone();
+        let ctx = Worker {
+            target,
+            transfers: transfers.clone(),
+            journal: journal.clone(),
+            me: tx.clone(),
+        };
+        let handle = std::thread::spawn(move || {
+            ctx.worker(&rx, settings, replay, initial_sync, crashed);
+        });
+        self.workers.push(Running {
+            id,
+            config: config.clone(),
+            tx,
+            handle,
+        });
+        Ok(())
+    }
+
+    /// SIGHUP: follows `new` without comparing everything again. A target whose settings
+    /// changed (or all of them, when the batching or logging settings did) finishes what it
+    /// has in flight and starts again from the journal; a new target starts with the initial
+    /// sync the config asks for; a removed one stops. The source and the excludes stay as they
+    /// are (the watcher follows them): changing those needs a restart, and says so.
+    fn reload(
+        &mut self,
+        new: &RunConfig,
+        src: &Path,
+        rules: &filter::FilterList,
+        journal: &Arc<Mutex<Journal>>,
+    ) -> Result<(), String> {
+        if std::fs::canonicalize(&new.source).ok().as_deref() != Some(src) {
+            return Err(format!(
+                "the source is now {}: restart rtsync run to watch another tree; going on with {}",
+                new.source.display(),
+                src.display()
+            ));
+        }
+        if new.exclude != self.config.exclude {
+            log(
+                "reload: excludes changed; they apply at the next start (the watcher keeps the old ones)",
+            );
+        }
+        let old = &self.config;
+        let all = new.settle != old.settle
+            || new.max_latency != old.max_latency
+            || new.verbose != old.verbose
+            || new.resync_interval != old.resync_interval;
+        let targets = targets_of(new);
+        let now = &self.transfers;
+        let transfers = Arc::new(Transfers {
+            exe: now.exe.clone(),
+            src: now.src.clone(),
+            state: now.state.clone(),
+            common: now.common.clone(),
+            verbose: new.verbose,
+            resync_every: new.resync_interval,
+            abort: now.abort.clone(),
+            contents: now
+                .contents
+                .clone()
+                .or_else(|| content_index_for(&targets, src, rules)),
+        });
+        let (mut kept, mut stopping) = (Vec::new(), Vec::new());
+        for w in self.workers.drain(..) {
+            let same = new
+                .targets
+                .iter()
+                .any(|t| fnv(t.dest.as_bytes()) == w.id && *t == w.config);
+            if same && !all {
+                kept.push(w);
+            } else {
+                let _ = w.tx.send(Msg::Stop);
+                stopping.push(w);
+            }
+        }
+        let stopped: Vec<String> = stopping.iter().map(|w| w.id.clone()).collect();
+        for w in stopping {
+            let _ = w.handle.join();
+        }
+        self.workers = kept;
+        let settings = Settings {
+            settle: new.settle,
+            max_latency: new.max_latency,
+            ..Settings::default()
+        };
+        let (mut restarted, mut added) = (0, 0);
+        for (t, tc) in targets.into_iter().zip(&new.targets) {
+            if self.workers.iter().any(|w| w.id == t.id) {
+                continue;
+            }
+            let known = stopped.contains(&t.id);
+            if known {
+                restarted += 1;
+            } else {
+                added += 1;
+            }
+            let settings = settings_for(&t, settings);
+            let initial = !known && new.initial_sync;
+            self.start(t, tc, &transfers, journal, settings, (initial, false))?;
+        }
+        let removed = stopped.len() - restarted;
+        log(&format!(
+            "reloaded: {} target(s); {restarted} restarted, {added} added, {removed} removed",
+            self.workers.len()
+        ));
+        self.config = new.clone();
+        self.transfers = transfers;
+        Ok(())
+    }
 }
 
 struct Worker {

@@ -30,7 +30,7 @@ pub struct RunConfig {
 }
 
 /// One destination and how to reach it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetConfig {
     /// Anything `rtsync sync` takes as a destination.
     pub dest: OsString,
