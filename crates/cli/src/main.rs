@@ -7,6 +7,7 @@ mod exit;
 mod output;
 mod push_stream;
 mod remote;
+mod rsync_errors;
 mod rsyncd;
 mod run;
 mod run_config;

@@ -38,6 +38,7 @@ use watch::{InotifyWatcher, Pairer, Selector, WatchOptions, Watcher, mask};
 use crate::content_index;
 use crate::exit;
 use crate::push_stream::{self, Pipe, Plan};
+use crate::rsync_errors;
 use crate::run_config::{RunConfig, TargetConfig};
 use crate::status::{TargetStatus, instant_ms, now_ms};
 
@@ -232,9 +233,28 @@ struct Transfers {
     contents: Option<content_index::Shared>,
 }
 
+/// Why a transfer through rsync failed.
+struct Failed {
+    failure: Failure,
+    why: String,
+    /// For a partial failure (rsync's exit 23), what to send again when its error lines
+    /// tell (see [`rsync_errors`]); `None`: the whole batch.
+    resend: Option<Vec<Change>>,
+}
+
+impl Failed {
+    fn new(failure: Failure, why: String) -> Failed {
+        Failed {
+            failure,
+            why,
+            resend: None,
+        }
+    }
+}
+
 enum Msg {
     Changes(Vec<(u64, Change)>, Instant),
-    Done(Result<(), (Failure, String)>, Batch, Duration),
+    Done(Result<(), Failed>, Batch, Duration),
     /// From a stream's acknowledgement reader: its connection's generation and what came.
     Stream(u64, push_stream::Event),
     Stop,
@@ -1073,10 +1093,18 @@ impl Worker {
                     recent.rsync_ended();
                     p.landed(self, &batch, took, "by rsync");
                 }
-                Ok(Msg::Done(Err((failure, why)), batch, _)) => {
+                Ok(Msg::Done(Err(failed), batch, took)) => {
                     in_flight = false;
                     recent.rsync_ended();
-                    p.failed(self, vec![batch], failure, &why, true);
+                    match failed.resend {
+                        // Only what failed goes again; the rest of the batch has landed.
+                        Some(changes) if failed.failure == Failure::Partial => {
+                            p.resend(self, changes);
+                            p.acknowledge(self, &batch, took, "by rsync");
+                            p.failed(self, Vec::new(), failed.failure, &failed.why, false);
+                        }
+                        _ => p.failed(self, vec![batch], failed.failure, &failed.why, true),
+                    }
                 }
                 Ok(Msg::Stream(generation_of, event)) if generation_of == generation => match event
                 {
@@ -1453,15 +1481,11 @@ impl Progress {
 
 impl Transfers {
     /// Applies one batch to `target`; `retrying` after a failure.
-    fn apply(
-        &self,
-        target: &Target,
-        batch: &Batch,
-        retrying: bool,
-    ) -> Result<(), (Failure, String)> {
+    fn apply(&self, target: &Target, batch: &Batch, retrying: bool) -> Result<(), Failed> {
         let (id, dest) = (&target.id, &target.dest);
         let mut src_slash = self.src.clone().into_os_string();
         src_slash.push("/");
+        let mut partial: Option<Failed> = None;
         let mut remote: Vec<OsString> = Vec::new();
         if is_remote(dest) {
             // A host that was unreachable a moment ago gets short attempts: TCP resends an
@@ -1489,7 +1513,11 @@ impl Transfers {
                     args.push(arg);
                 }
             }
-            self.sync(target, args, &remote)?;
+            let trees = Batch {
+                trees: batch.trees.clone(),
+                ..Batch::default()
+            };
+            partial = Self::partly(self.sync(target, args, &remote), &trees, partial)?;
         }
         if !batch.puts.is_empty() || !batch.deletes.is_empty() {
             let list = self.state.join(format!("batch-{id}"));
@@ -1501,7 +1529,7 @@ impl Transfers {
                 bytes.push(0);
             }
             std::fs::write(&list, bytes)
-                .map_err(|e| (Failure::Transient, format!("{}: {e}", list.display())))?;
+                .map_err(|e| Failed::new(Failure::Transient, format!("{}: {e}", list.display())))?;
             let mut files_from = OsString::from("--files-from=");
             files_from.push(&list);
             let args: Vec<OsString> = vec![
@@ -1513,9 +1541,43 @@ impl Transfers {
                 files_from,
                 src_slash,
             ];
-            self.sync(target, args, &remote)?;
+            let files = Batch {
+                puts: batch.puts.clone(),
+                deletes: batch.deletes.clone(),
+                ..Batch::default()
+            };
+            partial = Self::partly(self.sync(target, args, &remote), &files, partial)?;
         }
-        Ok(())
+        partial.map_or(Ok(()), Err)
+    }
+
+    /// Folds one transfer's outcome into the batch's: a partial failure is kept (with what
+    /// its error lines say to send again, joined to the earlier one's) and the batch goes on;
+    /// any other ends it.
+    fn partly(
+        outcome: Result<(), (Failure, String, String)>,
+        part: &Batch,
+        before: Option<Failed>,
+    ) -> Result<Option<Failed>, Failed> {
+        match outcome {
+            Ok(()) => Ok(before),
+            Err((Failure::Partial, why, text)) => {
+                let mine = rsync_errors::failed_changes(&text, part);
+                let resend = match before {
+                    None => mine,
+                    Some(b) => b.resend.zip(mine).map(|(mut a, m)| {
+                        a.extend(m);
+                        a
+                    }),
+                };
+                Ok(Some(Failed {
+                    failure: Failure::Partial,
+                    why,
+                    resend,
+                }))
+            }
+            Err((failure, why, _)) => Err(Failed::new(failure, why)),
+        }
     }
 
     /// Runs one `rtsync sync`, bounded in time and killed on shutdown (and by the kernel if
@@ -1525,7 +1587,7 @@ impl Transfers {
         target: &Target,
         args: Vec<OsString>,
         remote: &[OsString],
-    ) -> Result<(), (Failure, String)> {
+    ) -> Result<(), (Failure, String, String)> {
         let mut cmd = Command::new(&self.exe);
         cmd.env(ENGINE_PID, std::process::id().to_string())
             .arg("sync")
@@ -1537,9 +1599,13 @@ impl Transfers {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| (Failure::Transient, format!("cannot start a transfer: {e}")))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            (
+                Failure::Transient,
+                format!("cannot start a transfer: {e}"),
+                String::new(),
+            )
+        })?;
         let stderr = child.stderr.take();
         let reader = std::thread::spawn(move || {
             let mut text = String::new();
@@ -1590,11 +1656,13 @@ impl Transfers {
                 Some(failure) => Err((
                     failure,
                     format!("transfer failed with exit {code}: {detail}"),
+                    text,
                 )),
             },
             None => Err((
                 Failure::Transient,
                 "transfer stopped (timed out, killed or shutting down)".to_string(),
+                text,
             )),
         }
     }

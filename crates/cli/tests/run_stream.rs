@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::Immutable;
 use common::daemon::StockDaemon;
 use common::engine::{Engine, converges};
 use common::ground::Rng;
@@ -157,29 +158,6 @@ fn copies_of_files_the_target_holds_are_made_there_not_sent() {
     std::fs::write(src.join("copy"), testkit::noise(8 << 20, 6)).unwrap();
     converges(&src, &module, &[], &engine);
     assert_eq!(engine.stop(), Some(0));
-}
-
-/// `chattr +i` on a directory, undone when dropped (else nothing could delete it).
-struct Immutable(PathBuf);
-
-impl Immutable {
-    fn set(dir: &Path) -> Option<Immutable> {
-        let ok = std::process::Command::new("chattr")
-            .arg("+i")
-            .arg(dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Immutable(dir.to_path_buf()))
-    }
-}
-
-impl Drop for Immutable {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("chattr")
-            .arg("-i")
-            .arg(&self.0)
-            .status();
-    }
 }
 
 #[test]

@@ -144,3 +144,27 @@ pub fn noise_file(path: &Path, mib: u64, seed: u64) {
     }
     testkit::set_mtime(path, 1_700_000_000, 0);
 }
+
+/// `chattr +i` on a directory, undone when dropped (else nothing could delete it).
+pub struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    /// `None` where the filesystem or the user cannot.
+    pub fn set(dir: &Path) -> Option<Immutable> {
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Immutable(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
