@@ -11,6 +11,7 @@ mod rsync_errors;
 mod rsyncd;
 mod run;
 mod run_config;
+mod schedule;
 mod sersync;
 mod status;
 mod sync;

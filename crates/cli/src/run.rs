@@ -40,6 +40,7 @@ use crate::exit;
 use crate::push_stream::{self, Pipe, Plan};
 use crate::rsync_errors;
 use crate::run_config::{RunConfig, TargetConfig};
+use crate::schedule::Schedule;
 use crate::status::{TargetStatus, instant_ms, now_ms};
 
 /// How often each worker rewrites its status file for `rtsync status`.
@@ -80,8 +81,10 @@ fn cli() -> Cli {
                     "no-initial-sync",
                     "state-dir",
                     "resync-interval",
+                    "resync-cron",
                     "password-file",
                     "compress",
+                    "bwlimit",
                 ])
                 .help("read the source, targets and settings from a TOML file (see README)"),
         )
@@ -123,6 +126,12 @@ fn cli() -> Cli {
                 .long("resync-interval")
                 .value_parser(clap::value_parser!(u64).range(1..))
                 .help("also compare everything every N seconds (sersync's crontab)"),
+        )
+        .arg(
+            Arg::new("resync-cron")
+                .long("resync-cron")
+                .value_name("EXPR")
+                .help("also compare everything at the times of a cron expression, local time (\"0 3 * * *\": 03:00 daily)"),
         )
         .arg(
             Arg::new("state-dir")
@@ -225,8 +234,10 @@ struct Transfers {
     state: PathBuf,
     common: Vec<OsString>,
     verbose: bool,
-    /// A full comparison this often, whatever the events say.
-    resync_every: Option<Duration>,
+    /// When to compare everything, whatever the events say.
+    resync: Schedule,
+    /// What those periodic compares also skip.
+    resync_exclude: Vec<String>,
     /// Set on shutdown after the grace period: running transfers are killed.
     abort: Arc<AtomicBool>,
     /// What the source holds, for content shortcuts on the stream (only with daemon targets).
@@ -542,7 +553,8 @@ fn run(
         state: state.clone(),
         common,
         verbose: config.verbose,
-        resync_every: config.resync_interval,
+        resync: Schedule::new(config.resync_interval, config.resync_cron.as_deref())?,
+        resync_exclude: config.resync_exclude.clone(),
         abort: abort.clone(),
         contents: contents.clone(),
     });
@@ -818,7 +830,9 @@ impl Fleet {
         let all = new.settle != old.settle
             || new.max_latency != old.max_latency
             || new.verbose != old.verbose
-            || new.resync_interval != old.resync_interval;
+            || new.resync_interval != old.resync_interval
+            || new.resync_cron != old.resync_cron
+            || new.resync_exclude != old.resync_exclude;
         let targets = targets_of(new);
         let now = &self.transfers;
         let transfers = Arc::new(Transfers {
@@ -827,7 +841,8 @@ impl Fleet {
             state: now.state.clone(),
             common: now.common.clone(),
             verbose: new.verbose,
-            resync_every: new.resync_interval,
+            resync: Schedule::new(new.resync_interval, new.resync_cron.as_deref())?,
+            resync_exclude: new.resync_exclude.clone(),
             abort: now.abort.clone(),
             contents: now
                 .contents
@@ -986,18 +1001,22 @@ impl Worker {
         let mut held: Option<Batch> = None;
         let mut in_flight = false;
         let mut stopping = false;
-        let mut next_resync = self.transfers.resync_every.map(|every| started + every);
+        let mut next_resync = self.transfers.resync.next(started);
+        // A periodic compare is queued: the next batch comparing the whole tree skips what
+        // `resync_exclude` says.
+        let mut periodic = false;
         let trace = std::env::var_os("RTSYNC_TRACE_STREAM").is_some();
         loop {
             let now = Instant::now();
-            if let (Some(at), Some(every)) = (next_resync, self.transfers.resync_every)
+            if let Some(at) = next_resync
                 && now >= at
             {
                 // Catches what no event can tell: a hard link changed under its other name,
                 // a directory time moved by an excluded entry, a change made on the target.
                 let seq = self.journal.lock().map_or(0, |j| j.last_seq());
                 p.pending.push(&Change::Resync(PathBuf::new()), seq, now);
-                next_resync = Some(now + every);
+                periodic = true;
+                next_resync = self.transfers.resync.next(now);
             }
             if let StreamState::Off(Some(until)) = stream
                 && now >= until
@@ -1009,7 +1028,8 @@ impl Worker {
                 && let Some(batch) = held.take()
             {
                 in_flight = true;
-                self.start_rsync(batch, p.failing);
+                let whole = batch.trees.iter().any(|t| t.as_os_str().is_empty());
+                self.start_rsync(batch, p.failing, whole && std::mem::take(&mut periodic));
                 continue;
             }
             if !in_flight
@@ -1252,13 +1272,13 @@ impl Worker {
     }
 
     /// Runs `batch` through a child `rtsync sync` on a thread of its own.
-    fn start_rsync(&self, batch: Batch, retrying: bool) {
+    fn start_rsync(&self, batch: Batch, retrying: bool, periodic: bool) {
         let transfers = self.transfers.clone();
         let target = self.target.clone();
         let me = self.me.clone();
         std::thread::spawn(move || {
             let t0 = Instant::now();
-            let result = transfers.apply(&target, &batch, retrying);
+            let result = transfers.apply(&target, &batch, retrying, periodic);
             let _ = me.send(Msg::Done(result, batch, t0.elapsed()));
         });
     }
@@ -1481,7 +1501,15 @@ impl Progress {
 
 impl Transfers {
     /// Applies one batch to `target`; `retrying` after a failure.
-    fn apply(&self, target: &Target, batch: &Batch, retrying: bool) -> Result<(), Failed> {
+    /// `periodic`: the batch holds a scheduled compare of the whole tree, which skips what
+    /// `resync_exclude` names.
+    fn apply(
+        &self,
+        target: &Target,
+        batch: &Batch,
+        retrying: bool,
+        periodic: bool,
+    ) -> Result<(), Failed> {
         let (id, dest) = (&target.id, &target.dest);
         let mut src_slash = self.src.clone().into_os_string();
         src_slash.push("/");
@@ -1503,6 +1531,13 @@ impl Transfers {
         if !batch.trees.is_empty() {
             let mut args: Vec<OsString> = vec!["-a".into(), "--delete".into(), "--force".into()];
             if batch.trees.iter().any(|t| t.as_os_str().is_empty()) {
+                if periodic {
+                    args.extend(
+                        self.resync_exclude
+                            .iter()
+                            .map(|p| OsString::from(format!("--exclude={p}"))),
+                    );
+                }
                 args.push(src_slash.clone());
             } else {
                 args.extend(["-R".into(), "--delete-missing-args".into()]);

@@ -26,6 +26,10 @@ pub struct RunConfig {
     pub settle: Duration,
     pub max_latency: Duration,
     pub resync_interval: Option<Duration>,
+    /// A cron expression (five fields, local time) for the periodic compare.
+    pub resync_cron: Option<String>,
+    /// rsync patterns the periodic compare also skips (sersync's crontabfilter).
+    pub resync_exclude: Vec<String>,
     pub verbose: bool,
 }
 
@@ -60,6 +64,9 @@ struct File {
     #[serde(default = "default_max_latency_ms")]
     max_latency_ms: u64,
     resync_interval: Option<u64>,
+    resync_cron: Option<String>,
+    #[serde(default)]
+    resync_exclude: Vec<String>,
     #[serde(default)]
     verbose: bool,
     /// Defaults for every target.
@@ -112,6 +119,15 @@ fn default_max_latency_ms() -> u64 {
 }
 fn default_timeout() -> u64 {
     15
+}
+
+/// A cron expression that parses, or an error naming where it came from.
+fn checked_cron(from: &Path, cron: Option<String>) -> Result<Option<String>, String> {
+    if let Some(c) = &cron {
+        crate::schedule::Schedule::new(None, Some(c))
+            .map_err(|e| format!("{}: {e}", from.display()))?;
+    }
+    Ok(cron)
 }
 
 fn with_defaults(mut exclude: Vec<String>, defaults: bool) -> Vec<String> {
@@ -173,6 +189,8 @@ impl RunConfig {
             settle: Duration::from_millis(f.settle_ms),
             max_latency: Duration::from_millis(f.max_latency_ms),
             resync_interval: f.resync_interval.map(Duration::from_secs),
+            resync_cron: checked_cron(path, f.resync_cron)?,
+            resync_exclude: f.resync_exclude,
             verbose: f.verbose,
         })
     }
@@ -221,6 +239,11 @@ impl RunConfig {
             resync_interval: m
                 .get_one::<u64>("resync-interval")
                 .map(|s| Duration::from_secs(*s)),
+            resync_cron: checked_cron(
+                Path::new("--resync-cron"),
+                m.get_one::<String>("resync-cron").cloned(),
+            )?,
+            resync_exclude: Vec::new(),
             verbose: m.get_flag("verbose"),
         })
     }
@@ -283,6 +306,19 @@ timeout = 5
         let e = parse("source = \"/a\"\n[[target]]\ndest = \"h::m\"\nbwlimit = \"fast\"\n")
             .unwrap_err();
         assert!(e.contains("h::m") && e.contains("bwlimit"), "{e}");
+    }
+
+    #[test]
+    fn a_cron_schedule_and_its_own_excludes() {
+        let c = parse(
+            "source = \"/a\"\nresync_cron = \"0 3 * * *\"\nresync_exclude = [\"/big/\"]\n[[target]]\ndest = \"/b\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.resync_cron.as_deref(), Some("0 3 * * *"));
+        assert_eq!(c.resync_exclude, ["/big/"]);
+        let e = parse("source = \"/a\"\nresync_cron = \"every day\"\n[[target]]\ndest = \"/b\"\n")
+            .unwrap_err();
+        assert!(e.contains("every day"), "{e}");
     }
 
     #[test]

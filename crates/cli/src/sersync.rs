@@ -3,8 +3,9 @@
 //!
 //! Mapped: `localpath watch` (the source), each `remote ip name` (a target: `ip::name`, or
 //! `rsync://[users@]ip:port/name/` with `userDefinedPort`, or `ip:name` with `ssh`), `auth`
-//! (user and password file), `timeout`, `z` in `commonParams` (compression), `crontab`
-//! (a full compare every `schedule` minutes) and `filter` excludes where their regular
+//! (user and password file), `timeout`, `z` and `--bwlimit` in `commonParams`, `crontab`
+//! (a full compare every `schedule` minutes, skipping what an enabled `crontabfilter`
+//! excludes) and `filter` excludes where their regular
 //! expressions have an rsync-pattern equivalent. Everything else is named in a warning:
 //! rtsync always watches every kind of event, keeps its own journal instead of the fail log,
 //! and has no plugins yet.
@@ -117,6 +118,8 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Mapped, String> {
     let mut ssh = false;
     let mut compress = false;
     let mut bwlimit: Option<u64> = None;
+    let mut crontab_filter = false;
+    let mut resync_exclude: Vec<String> = Vec::new();
     let mut resync: Option<Duration> = None;
     loop {
         let event = reader.read_event().map_err(|e| {
@@ -207,9 +210,13 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Mapped, String> {
                 let minutes: u64 = get(&a, "schedule").and_then(|s| s.parse().ok()).unwrap_or(600);
                 resync = Some(Duration::from_secs(minutes.max(1) * 60));
             }
-            ("crontab", "crontabfilter") if on(&a) => warnings.push(
-                "crontabfilter is ignored: the periodic compare uses the same excludes as the rest".to_string(),
-            ),
+            ("crontab", "crontabfilter") if on(&a) => crontab_filter = true,
+            // sersync hands these to rsync's --exclude as they are: patterns, not regexes.
+            ("crontabfilter", "exclude") if crontab_filter => {
+                if let Some(x) = get(&a, "expression").filter(|x| !x.is_empty()) {
+                    resync_exclude.push(x.to_string());
+                }
+            }
             ("sersync", "plugin") if on(&a) => warnings.push(format!(
                 "plugin {:?} is not supported yet and is ignored",
                 get(&a, "name").unwrap_or("")
@@ -280,6 +287,8 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Mapped, String> {
             settle: Duration::from_millis(20),
             max_latency: Duration::from_millis(200),
             resync_interval: resync,
+            resync_cron: None,
+            resync_exclude,
             verbose: false,
         },
         warnings,
@@ -389,6 +398,13 @@ mod tests {
         ] {
             assert!(said.contains(w), "{w} not warned:\n{said}");
         }
+        assert!(m.config.resync_exclude.is_empty());
+        let text = confxml("").replace(
+            r#"<crontabfilter start="false">"#,
+            r#"<crontabfilter start="true">"#,
+        );
+        let m = read_str(&text).unwrap();
+        assert_eq!(m.config.resync_exclude, ["*.php"]);
     }
 
     #[test]
