@@ -514,13 +514,7 @@ fn pull_module(
     dest: &Path,
 ) -> Result<u8, ClientError> {
     // Options a pull does not honour yet are refused rather than silently ignored.
-    let unsupported = [
-        "delete-missing-args",
-        "files-from",
-        "relative",
-        "dry-run",
-        "existing",
-    ];
+    let unsupported = ["delete-missing-args", "files-from", "relative", "dry-run"];
     if let Some(opt) = unsupported
         .iter()
         .find(|id| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
@@ -597,6 +591,7 @@ fn pull_module(
             ignore_times: m.get_flag("ignore-times"),
             update: m.get_flag("update"),
             ignore_existing: m.get_flag("ignore-existing"),
+            existing: m.get_flag("existing"),
             modify_window: m.get_one::<i64>("modify-window").copied(),
         },
         sender_is_server: true,

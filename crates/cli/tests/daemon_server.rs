@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Output;
 
 use common::daemon::{Program, SECRET_PASSWORD, SECRET_USER, StockDaemon};
-use common::{have_rsync, rsync};
+use common::{have_rsync, rsync, rtsync};
 
 fn code(out: &Output) -> Option<i32> {
     out.status.code()
@@ -211,6 +211,79 @@ a/b
     );
     testkit::assert_same_tree_below(&a, &b, true);
     assert!(b.join("a/text.txt").exists() && !b.join("big.bin").exists());
+}
+
+#[test]
+fn existing_pushes_update_only_what_the_module_has_as_with_a_stock_daemon() {
+    if !have_rsync() {
+        return;
+    }
+    let pair = Pair::start();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir_all(src.join("old")).unwrap();
+    std::fs::write(src.join("old/kept"), "v1").unwrap();
+    pair.run(&["-a", &slash(&src), "{}open/"]);
+    std::fs::write(src.join("old/kept"), "version 2").unwrap();
+    std::fs::write(src.join("old/new file"), "not made").unwrap();
+    std::fs::create_dir_all(src.join("new dir/deep")).unwrap();
+    std::fs::write(src.join("new dir/deep/f"), "not made").unwrap();
+    std::fs::write(src.join("top"), "not made").unwrap();
+    let (_, ours) = pair.run(&["-a", "--existing", &slash(&src), "{}open/"]);
+    assert_eq!(code(&ours), Some(0), "{}", text(&ours));
+    // One difference, ours: stock rsync 3.5 leaves the time of a directory it wrote into
+    // under --existing as the write left it; rtsync gives it the source's, as without.
+    let diffs: Vec<String> = testkit::diff_trees_below(
+        &pair.stock.module_path("open"),
+        &pair.ours.module_path("open"),
+        true,
+    )
+    .into_iter()
+    .filter(|d| !d.starts_with("\"old\" differs"))
+    .collect();
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    let m = pair.ours.module_path("open");
+    assert_eq!(
+        std::fs::metadata(m.join("old"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        std::fs::metadata(src.join("old"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    );
+    assert_eq!(std::fs::read(m.join("old/kept")).unwrap(), b"version 2");
+    assert!(
+        !m.join("old/new file").exists() && !m.join("new dir").exists() && !m.join("top").exists()
+    );
+    // And our client pulling with --existing does what stock rsync does.
+    let (a, b) = (t.path().join("pull-stock"), t.path().join("pull-ours"));
+    for d in [&a, &b] {
+        std::fs::create_dir_all(d.join("old")).unwrap();
+        std::fs::write(d.join("old/kept"), "stale").unwrap();
+    }
+    let theirs = rsync(["-a", "--existing", &pair.stock.url("open/"), &slash(&a)]);
+    let ours = rtsync([
+        "sync",
+        "-a",
+        "--existing",
+        &pair.stock.url("open/"),
+        &slash(&b),
+    ]);
+    assert_eq!(
+        code(&ours),
+        code(&theirs),
+        "{}\n{}",
+        text(&theirs),
+        text(&ours)
+    );
+    let diffs: Vec<String> = testkit::diff_trees_below(&a, &b, true)
+        .into_iter()
+        .filter(|d| !d.starts_with("\"old\" differs"))
+        .collect();
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    assert_eq!(std::fs::read(b.join("old/kept")).unwrap(), b"version 2");
 }
 
 /// The classic tutorial's rsyncd.conf, as written (uid/gid root only where we are root).

@@ -29,7 +29,10 @@ fn the_periodic_compare_repairs_the_target_but_skips_its_own_excludes() {
         ),
     )
     .unwrap();
-    let engine = Engine::start(&t.path().join("state"), &["--config", file.to_str().unwrap()]);
+    let engine = Engine::start(
+        &t.path().join("state"),
+        &["--config", file.to_str().unwrap()],
+    );
     // The initial sync compares everything, excludes of the periodic compare or not.
     let t0 = Instant::now();
     while !(dst.join("keep/a").exists() && dst.join("skipped/b").exists()) {

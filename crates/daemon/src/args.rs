@@ -671,7 +671,6 @@ impl ServerOptions {
                         .any(|s| matches!(*s, "compress-choice" | "zc")),
                 "compress-choice",
             ),
-            (self.existing, "existing"),
             (self.batch == Some(BatchMode::Read), "read-batch"),
             (self.batch == Some(BatchMode::Write), "write-batch"),
             (self.batch == Some(BatchMode::OnlyWrite), "only-write-batch"),
@@ -2541,7 +2540,8 @@ mod tests {
             golden(RSF_PULL).options.unsupported(),
             Some("remove-source-files")
         );
-        assert_eq!(opts(EXISTING).unsupported(), Some("existing"));
+        assert_eq!(opts(EXISTING).unsupported(), None);
+        assert!(opts(EXISTING).existing);
         assert_eq!(opts(E).unsupported(), Some("executability"));
         assert_eq!(opts(UU).unsupported(), Some("atimes"));
         assert_eq!(golden(KL_PULL).options.unsupported(), Some("copy-links"));

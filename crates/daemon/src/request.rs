@@ -67,6 +67,7 @@ pub fn transfer(words: &[Vec<u8>], module: Option<&str>, refuse: &[String]) -> T
             ignore_times: o.ignore_times,
             update: o.update,
             ignore_existing: o.ignore_existing,
+            existing: o.existing,
             // A stock daemon compares whole seconds unless told otherwise (`-@-1`: to the
             // nanosecond).
             modify_window: Some(i64::from(o.modify_window.unwrap_or(0))),

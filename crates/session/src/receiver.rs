@@ -108,6 +108,9 @@ pub struct QuickCheck {
     pub update: bool,
     /// `--ignore-existing`: files that exist here are left alone.
     pub ignore_existing: bool,
+    /// `--existing`: nothing new is made here (no file, no directory and nothing below it);
+    /// what exists is updated.
+    pub existing: bool,
     /// `--modify-window`: `None` compares times to the nanosecond.
     pub modify_window: Option<i64>,
 }
@@ -335,8 +338,30 @@ fn generate(
         digest_len: o.checksum.digest_len() as u32,
         ..BlockSizeRule::default()
     };
+    // `--existing`: directories not made here, whose contents are skipped too.
+    let mut not_made: Vec<&[u8]> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let (parent, name) = split(&e.name);
+        if o.quick.existing && e.name != b"." && e.mode & 0o170_000 != 0 {
+            let below = |d: &&[u8]| {
+                e.name.len() > d.len()
+                    && e.name.starts_with(d)
+                    && e.name.get(d.len()) == Some(&b'/')
+            };
+            if not_made.iter().any(below) {
+                continue;
+            }
+            let here = root
+                .open_dir(parent)
+                .ok()
+                .and_then(|d| d.stat(name).ok().flatten());
+            if here.is_none() {
+                if e.is_dir() {
+                    not_made.push(&e.name);
+                }
+                continue;
+            }
+        }
         if e.name == b"." {
             // (A dry run does not report the top, as rsync's does not.)
             if report.is_some() || (o.tell_items && !o.dry_run) {
@@ -730,8 +755,13 @@ fn finish_tree(
             root.top().set_own_meta(&m)
         } else {
             let (parent, name) = split(&e.name);
-            root.open_dir(parent)
-                .and_then(|d| d.set_meta(name, Kind::Dir, &m))
+            match root.open_dir(parent) {
+                // `--existing` made no new directory: there is none to set.
+                Err(e) if o.quick.existing && e.is_not_found() => Ok(()),
+                Err(e) => Err(e),
+                Ok(d) if o.quick.existing && d.stat(name).ok().flatten().is_none() => Ok(()),
+                Ok(d) => d.set_meta(name, Kind::Dir, &m),
+            }
         };
         if let Err(err) = r {
             errors.push(err.to_string());
