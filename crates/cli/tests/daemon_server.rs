@@ -286,6 +286,27 @@ fn existing_pushes_update_only_what_the_module_has_as_with_a_stock_daemon() {
     assert_eq!(std::fs::read(b.join("old/kept")).unwrap(), b"version 2");
 }
 
+#[test]
+fn a_clients_chmod_applies_to_what_it_pushes_as_with_a_stock_daemon() {
+    if !have_rsync() {
+        return;
+    }
+    let pair = Pair::start();
+    let t = tempfile::tempdir().unwrap();
+    let src = tricky_source(t.path(), "src");
+    let (_, ours) = pair.run(&["-a", "--chmod=D750,Fgo-rwx,F+X", &slash(&src), "{}open/"]);
+    assert_eq!(code(&ours), Some(0), "{}", text(&ours));
+    testkit::assert_same_tree_below(
+        &pair.stock.module_path("open"),
+        &pair.ours.module_path("open"),
+        true,
+    );
+    // A malformed one is refused as stock rsync refuses it (by the client, before asking).
+    let (theirs, ours) = pair.run(&["-a", "--chmod=Q+z", &slash(&src), "{}open/"]);
+    assert_ne!(code(&ours), Some(0), "{}", text(&ours));
+    assert_eq!(code(&ours), code(&theirs));
+}
+
 /// The classic tutorial's rsyncd.conf, as written (uid/gid root only where we are root).
 fn tutorial_conf(d: &Path, port_note: &str) -> String {
     format!(

@@ -652,7 +652,6 @@ impl ServerOptions {
             (self.delay_updates, "delay-updates"),
             (self.temp_dir.is_some(), "temp-dir"),
             (self.partial_dir.is_some(), "partial-dir"),
-            (!self.chmod.is_empty(), "chmod"),
             (self.usermap.is_some(), "usermap"),
             (self.groupmap.is_some(), "groupmap"),
             (self.super_mode == Some(SuperMode::FakeSuper), "fake-super"),

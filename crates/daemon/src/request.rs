@@ -26,12 +26,22 @@ pub fn transfer(words: &[Vec<u8>], module: Option<&str>, refuse: &[String]) -> T
         }
     };
     let o = &parsed.options;
+    let chmod = crate::chmod::Chmod::parse(&o.chmod.join(","));
     let refusal = parsed
         .refused(refuse)
         .map(|name| (format!("rtsync: {}", args::refusal_message(name)), 4))
         .or_else(|| {
             o.unsupported()
                 .map(|name| (format!("rtsync: {}", args::unsupported_message(name)), 4))
+        })
+        .or_else(|| {
+            chmod.as_ref().err().map(|_| {
+                let text = o.chmod.join(",");
+                (
+                    format!("rtsync: Invalid argument passed to --chmod ({text})"),
+                    1,
+                )
+            })
         });
     let delete = o.delete.map(|w| match args::delete_when(w, refuse) {
         When::Before => DeleteWhen::Before,
@@ -80,6 +90,7 @@ pub fn transfer(words: &[Vec<u8>], module: Option<&str>, refuse: &[String]) -> T
         files_from_client: parsed.sender && o.files_from.as_deref() == Some(b"-".as_slice()),
         from0: o.from0,
         bwlimit: o.bwlimit,
+        chmod: chmod.unwrap_or_default(),
         paths: match module {
             Some(m) => args::module_paths(&parsed.paths, m, o.secluded_args),
             None => parsed.paths.clone(),
@@ -109,6 +120,26 @@ mod tests {
 
     fn words(ws: &[&str]) -> Vec<Vec<u8>> {
         ws.iter().map(|w| w.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn a_clients_chmod_is_parsed_or_refused_with_rsyncs_words() {
+        let push = |chmod: &str| {
+            transfer(
+                &words(&["--server", "-logDtpre.iLsfxCIvu", chmod, ".", "mod/"]),
+                Some("mod"),
+                &[],
+            )
+        };
+        let t = push("--chmod=D750,F640");
+        assert!(t.refusal.is_none(), "{:?}", t.refusal);
+        assert_eq!(t.chmod.apply(0o100_777, false), 0o640);
+        assert_eq!(t.chmod.apply(0o040_777, true), 0o750);
+        let t = push("--chmod=Q+z");
+        assert_eq!(
+            t.refusal,
+            Some(("rtsync: Invalid argument passed to --chmod (Q+z)".into(), 1))
+        );
     }
 
     #[test]

@@ -103,6 +103,10 @@ pub struct Transfer {
     pub from0: bool,
     /// `--bwlimit` in KiB per second (0: none): what we send is held to it, as rsync does.
     pub bwlimit: u64,
+    /// The client's `--chmod`: applied to what we receive, before the module's `incoming
+    /// chmod`, as rsync's receiver applies it while reading the file list (on a pull the
+    /// client's receiver applies it).
+    pub chmod: crate::chmod::Chmod,
     /// Why the transfer is refused (an unknown, refused or unsupported option) and the exit
     /// code: rsync tells the client after the setup, in the multiplexed stream.
     pub refusal: Option<(String, u8)>,
@@ -678,9 +682,16 @@ fn receive_into_module(
             ));
         }
     };
-    if !module.incoming_chmod.is_empty() {
-        for e in entries.iter_mut().filter(|e| e.mode & 0o170_000 != 0) {
-            e.mode = (e.mode & !0o7777) | module.incoming_chmod.apply(e.mode, e.is_dir());
+    for chmod in [&t.chmod, &module.incoming_chmod] {
+        if chmod.is_empty() {
+            continue;
+        }
+        // Not symlinks: their permissions mean nothing (rsync's `!S_ISLNK`).
+        for e in entries
+            .iter_mut()
+            .filter(|e| e.mode & 0o170_000 != 0 && !e.is_symlink())
+        {
+            e.mode = (e.mode & !0o7777) | chmod.apply(e.mode, e.is_dir());
         }
     }
     if module.sanitize_links && !module.munge_symlinks {
