@@ -5,6 +5,7 @@ mod content_index;
 mod doctor;
 mod exit;
 mod output;
+mod plugins;
 mod push_stream;
 mod remote;
 mod rsync_errors;

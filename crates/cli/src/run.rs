@@ -37,6 +37,7 @@ use watch::{InotifyWatcher, Pairer, Selector, WatchOptions, Watcher, mask};
 
 use crate::content_index;
 use crate::exit;
+use crate::plugins::Plugins;
 use crate::push_stream::{self, Pipe, Plan};
 use crate::rsync_errors;
 use crate::run_config::{RunConfig, TargetConfig};
@@ -242,6 +243,8 @@ struct Transfers {
     abort: Arc<AtomicBool>,
     /// What the source holds, for content shortcuts on the stream (only with daemon targets).
     contents: Option<content_index::Shared>,
+    /// Told what lands.
+    plugins: Arc<Plugins>,
 }
 
 /// Why a transfer through rsync failed.
@@ -557,6 +560,7 @@ fn run(
         resync_exclude: config.resync_exclude.clone(),
         abort: abort.clone(),
         contents: contents.clone(),
+        plugins: Arc::new(Plugins::start(&config.plugins, &src, &state)?),
     });
     let settings = Settings {
         settle: config.settle,
@@ -826,6 +830,9 @@ impl Fleet {
                 "reload: excludes changed; they apply at the next start (the watcher keeps the old ones)",
             );
         }
+        if new.plugins != self.config.plugins {
+            log("reload: plugins changed; they apply at the next start");
+        }
         let old = &self.config;
         let all = new.settle != old.settle
             || new.max_latency != old.max_latency
@@ -848,6 +855,7 @@ impl Fleet {
                 .contents
                 .clone()
                 .or_else(|| content_index_for(&targets, src, rules)),
+            plugins: now.plugins.clone(),
         });
         let (mut kept, mut stopping) = (Vec::new(), Vec::new());
         for w in self.workers.drain(..) {
@@ -1353,6 +1361,7 @@ impl Progress {
     /// A batch was applied (all of it, or all but paths already queued again): its changes
     /// are acknowledged in the journal.
     fn acknowledge(&mut self, w: &Worker, batch: &Batch, took: Duration, lane: &str) {
+        w.transfers.plugins.landed(&w.target.dest, batch);
         self.status.batches += 1;
         self.status.paths += batch.len() as u64;
         self.status.last_ok_ms = Some(now_ms());

@@ -11,6 +11,8 @@ use std::time::Duration;
 use clap::ArgMatches;
 use serde::Deserialize;
 
+use crate::plugins::{self, Kind, PluginConfig};
+
 /// Temporary files editors and rsync leave behind: never worth replicating.
 pub const DEFAULT_EXCLUDES: &[&str] = &["*.swp", "*.swx", "*~", ".#*", "4913", ".~tmp~"];
 
@@ -30,6 +32,8 @@ pub struct RunConfig {
     pub resync_cron: Option<String>,
     /// rsync patterns the periodic compare also skips (sersync's crontabfilter).
     pub resync_exclude: Vec<String>,
+    /// Told what lands on targets.
+    pub plugins: Vec<PluginConfig>,
     pub verbose: bool,
 }
 
@@ -52,6 +56,8 @@ struct File {
     source: PathBuf,
     #[serde(default, rename = "target")]
     targets: Vec<FileTarget>,
+    #[serde(default, rename = "plugin")]
+    plugins: Vec<FilePlugin>,
     #[serde(default)]
     exclude: Vec<String>,
     #[serde(default = "yes")]
@@ -106,6 +112,110 @@ struct FileTarget {
     compress: Option<bool>,
     timeout: Option<u64>,
     bwlimit: Option<Rate>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePlugin {
+    name: Option<String>,
+    kind: String,
+    command: Option<Vec<String>>,
+    after: Option<Vec<String>>,
+    paths_per_run: Option<usize>,
+    stdin: Option<bool>,
+    url: Option<String>,
+    address: Option<String>,
+    #[serde(default)]
+    include: Vec<String>,
+    deletes: Option<bool>,
+    #[serde(default)]
+    targets: Vec<String>,
+    timeout_ms: Option<u64>,
+}
+
+/// How long a plugin call may take unless its `timeout_ms` says otherwise.
+pub const PLUGIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl FilePlugin {
+    fn check(self, n: usize) -> Result<PluginConfig, String> {
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}#{}", self.kind, n + 1));
+        let only = |what: &str, set: bool| {
+            if set {
+                Err(format!(
+                    "plugin {name}: {what} is not a key of a {} plugin",
+                    self.kind
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let kind = match self.kind.as_str() {
+            "command" => {
+                only("url", self.url.is_some())?;
+                only("address", self.address.is_some())?;
+                let argv = self
+                    .command
+                    .clone()
+                    .filter(|c| !c.is_empty())
+                    .ok_or_else(|| {
+                        format!(
+                            "plugin {name}: a command plugin needs command = [\"program\", ...]"
+                        )
+                    })?;
+                Kind::Command {
+                    argv: argv.into_iter().map(OsString::from).collect(),
+                    after: self
+                        .after
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(OsString::from)
+                        .collect(),
+                    per_run: self.paths_per_run.unwrap_or(1000).max(1),
+                    stdin: self.stdin.unwrap_or(false),
+                }
+            }
+            "http" => {
+                only("command", self.command.is_some())?;
+                only("address", self.address.is_some())?;
+                let url = self
+                    .url
+                    .as_deref()
+                    .ok_or_else(|| format!("plugin {name}: an http plugin needs url"))?;
+                plugins::parse_url(url).map_err(|e| format!("plugin {name}: {e}"))?
+            }
+            "socket" => {
+                only("command", self.command.is_some())?;
+                only("url", self.url.is_some())?;
+                let address = self.address.clone().ok_or_else(|| {
+                    format!("plugin {name}: a socket plugin needs address = \"host:port\"")
+                })?;
+                Kind::Socket { address }
+            }
+            other => {
+                return Err(format!(
+                    "plugin {name}: kind {other:?} is not one of command, http, socket"
+                ));
+            }
+        };
+        // sersync's command plugin hears of what was made or changed; a CDN wants deletions.
+        let deletes = self
+            .deletes
+            .unwrap_or(!matches!(kind, Kind::Command { .. }));
+        Ok(PluginConfig {
+            name,
+            kind,
+            include: self.include,
+            deletes,
+            targets: self.targets.into_iter().map(OsString::from).collect(),
+            timeout: self
+                .timeout_ms
+                .map_or(PLUGIN_TIMEOUT, Duration::from_millis),
+        })
+    }
 }
 
 fn yes() -> bool {
@@ -180,7 +290,15 @@ impl RunConfig {
                 })
             })
             .collect::<Result<_, String>>()?;
+        let plugins = f
+            .plugins
+            .into_iter()
+            .enumerate()
+            .map(|(n, p)| p.check(n))
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(RunConfig {
+            plugins,
             source: f.source,
             targets,
             exclude: with_defaults(f.exclude, f.default_excludes),
@@ -244,6 +362,7 @@ impl RunConfig {
                 m.get_one::<String>("resync-cron").cloned(),
             )?,
             resync_exclude: Vec::new(),
+            plugins: Vec::new(),
             verbose: m.get_flag("verbose"),
         })
     }

@@ -5,16 +5,18 @@
 //! `rsync://[users@]ip:port/name/` with `userDefinedPort`, or `ip:name` with `ssh`), `auth`
 //! (user and password file), `timeout`, `z` and `--bwlimit` in `commonParams`, `crontab`
 //! (a full compare every `schedule` minutes, skipping what an enabled `crontabfilter`
-//! excludes) and `filter` excludes where their regular
-//! expressions have an rsync-pattern equivalent. Everything else is named in a warning:
-//! rtsync always watches every kind of event, keeps its own journal instead of the fail log,
-//! and has no plugins yet.
+//! excludes), `filter` excludes where their regular expressions have an rsync-pattern
+//! equivalent, and the `command` and `socket` plugins `<sersync>` turns on. Everything else is
+//! named in a warning: rtsync always watches every kind of event, keeps its own journal
+//! instead of the fail log, and does not speak ChinaCache's `refreshCDN`.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use quick_xml::events::{BytesStart, Event};
 
+use crate::plugins::{Kind, PluginConfig};
 use crate::run_config::{DEFAULT_EXCLUDES, RunConfig, TargetConfig};
 
 /// One element's attributes, by name.
@@ -43,6 +45,94 @@ fn on(attrs: &[(String, String)]) -> bool {
 }
 
 /// sersync's filter expressions are regular expressions on the path below the watch; the
+/// What one `<plugin name=...>` section of a confxml says.
+#[derive(Debug, Default)]
+struct PluginSection {
+    name: String,
+    /// The command plugin's `<param prefix=... suffix=...>`: sersync runs
+    /// `prefix PATH suffix` for each changed file.
+    prefix: String,
+    suffix: String,
+    filter_on: bool,
+    /// Regular expressions of `<include expression=...>`.
+    include: Vec<String>,
+    /// The socket plugin's `<deshost ip=... port=...>`.
+    deshost: Option<String>,
+}
+
+/// The plugins `<sersync>` turns on, as rtsync's; what cannot be mapped is warned about.
+fn plugins_of(
+    on: &[String],
+    sections: &[PluginSection],
+    warnings: &mut Vec<String>,
+) -> Vec<PluginConfig> {
+    let mut out = Vec::new();
+    for name in on {
+        let Some(s) = sections.iter().find(|s| s.name == *name) else {
+            warnings.push(format!(
+                "plugin {name:?} is turned on but has no <plugin name={name:?}> section"
+            ));
+            continue;
+        };
+        let mut include = Vec::new();
+        if s.filter_on {
+            for x in &s.include {
+                match regex_to_rsync(x) {
+                    Some(p) => include.push(p),
+                    None => warnings.push(format!(
+                        "plugin {name}: include expression {x:?} has no rsync-pattern equivalent and is ignored"
+                    )),
+                }
+            }
+            if include.is_empty() {
+                warnings.push(format!(
+                    "plugin {name}: no include could be mapped; it is not run"
+                ));
+                continue;
+            }
+        }
+        let kind = match name.as_str() {
+            "command" if !s.prefix.trim().is_empty() => Kind::Command {
+                argv: s.prefix.split_whitespace().map(OsString::from).collect(),
+                after: s.suffix.split_whitespace().map(OsString::from).collect(),
+                per_run: 1,
+                stdin: false,
+            },
+            "socket" => match &s.deshost {
+                Some(address) => Kind::Socket {
+                    address: address.clone(),
+                },
+                None => {
+                    warnings.push(
+                        "plugin socket has no <deshost ip=... port=...>; it is not run".into(),
+                    );
+                    continue;
+                }
+            },
+            "refreshCDN" => {
+                warnings.push(
+                    "plugin refreshCDN (ChinaCache's API) is not supported; an http plugin in a TOML config can tell a CDN's purge endpoint".into(),
+                );
+                continue;
+            }
+            other => {
+                warnings.push(format!("plugin {other:?} cannot be mapped and is ignored"));
+                continue;
+            }
+        };
+        out.push(PluginConfig {
+            name: name.clone(),
+            // sersync's command plugin runs for files made or changed, not for deletions.
+            deletes: !matches!(kind, Kind::Command { .. }),
+            kind,
+            include,
+            targets: Vec::new(),
+            timeout: crate::run_config::PLUGIN_TIMEOUT,
+        });
+    }
+    out
+}
+
 /// common ones are globs in disguise.
 fn regex_to_rsync(expr: &str) -> Option<String> {
     let word = |s: &str, extra: &str| {
@@ -121,6 +211,10 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Mapped, String> {
     let mut crontab_filter = false;
     let mut resync_exclude: Vec<String> = Vec::new();
     let mut resync: Option<Duration> = None;
+    // Plugins: those <sersync> turns on, and what each <plugin name=...> section says.
+    let mut plugins_on: Vec<String> = Vec::new();
+    let mut plugin_at: Option<String> = None;
+    let mut sections: Vec<PluginSection> = Vec::new();
     loop {
         let event = reader.read_event().map_err(|e| {
             let at = usize::try_from(reader.error_position()).unwrap_or(usize::MAX);
@@ -134,7 +228,9 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Mapped, String> {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
             Event::End(_) => {
-                stack.pop();
+                if stack.pop().as_deref() == Some("plugin") {
+                    plugin_at = None;
+                }
                 continue;
             }
             // A file cut short (a copy or an edit that did not finish) is refused, not read
@@ -217,10 +313,39 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Mapped, String> {
                     resync_exclude.push(x.to_string());
                 }
             }
-            ("sersync", "plugin") if on(&a) => warnings.push(format!(
-                "plugin {:?} is not supported yet and is ignored",
-                get(&a, "name").unwrap_or("")
-            )),
+            ("sersync", "plugin") if on(&a) => {
+                plugins_on.push(get(&a, "name").unwrap_or("").to_string());
+            }
+            ("head", "plugin") => {
+                let name = get(&a, "name").unwrap_or("").to_string();
+                sections.push(PluginSection {
+                    name: name.clone(),
+                    ..PluginSection::default()
+                });
+                plugin_at = Some(name);
+            }
+            ("plugin", "param") | ("plugin", "filter") | ("filter", "include") | ("localpath", "deshost")
+                if in_plugin =>
+            {
+                if let Some(s) = sections
+                    .iter_mut()
+                    .rfind(|s| Some(&s.name) == plugin_at.as_ref())
+                {
+                    match name.as_str() {
+                        "param" => {
+                            s.prefix = get(&a, "prefix").unwrap_or("").to_string();
+                            s.suffix = get(&a, "suffix").unwrap_or("").to_string();
+                        }
+                        "filter" => s.filter_on = on(&a),
+                        "include" => s.include.extend(get(&a, "expression").map(str::to_string)),
+                        _ => {
+                            if let (Some(ip), Some(port)) = (get(&a, "ip"), get(&a, "port")) {
+                                s.deshost = Some(format!("{ip}:{port}"));
+                            }
+                        }
+                    }
+                }
+            }
             ("head", "inotify") => warnings.push(
                 "the inotify switches are ignored: rtsync watches every kind of change".to_string(),
             ),
@@ -289,6 +414,7 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Mapped, String> {
             resync_interval: resync,
             resync_cron: None,
             resync_exclude,
+            plugins: plugins_of(&plugins_on, &sections, &mut warnings),
             verbose: false,
         },
         warnings,
@@ -355,6 +481,13 @@ mod tests {
             <deshost ip="192.168.138.20" port="8009"/>
         </localpath>
     </plugin>
+    <plugin name="refreshCDN">
+        <localpath watch="/data0/htdocs/cms.xoyo.com/site/">
+            <cdninfo domainname="ccms.chinacache.com" port="80" username="xxxx" passwd="xxxx"/>
+            <sendurl base="http://pic.xoyo.com/cms"/>
+            <regexurl regex="false" match="cms.xoyo.com/site([/a-zA-Z0-9]*).xoyo.com/images"/>
+        </localpath>
+    </plugin>
 </head>
 "#
         )
@@ -419,6 +552,44 @@ mod tests {
         let m = read_str(&text).unwrap();
         assert!(!m.config.targets[0].compress);
         assert_eq!(m.config.targets[1].bwlimit, Some(2048));
+    }
+
+    #[test]
+    fn plugins_turned_on_map_to_rtsyncs_and_refresh_cdn_is_named() {
+        let m = read_str(&confxml("")).unwrap();
+        assert!(m.config.plugins.is_empty());
+        let text = confxml("")
+            .replace(
+                r#"<plugin start="false" name="command"/>"#,
+                r#"<plugin start="true" name="command"/><plugin start="true" name="socket"/><plugin start="true" name="refreshCDN"/>"#,
+            )
+            .replace(r#"<filter start="false">"#, r#"<filter start="true">"#);
+        let m = read_str(&text).unwrap();
+        let [command, socket] = m.config.plugins.as_slice() else {
+            panic!("{:?}", m.config.plugins);
+        };
+        assert_eq!(
+            command.kind,
+            Kind::Command {
+                argv: vec!["/bin/sh".into()],
+                after: Vec::new(),
+                per_run: 1,
+                stdin: false
+            }
+        );
+        assert_eq!(command.include, ["*.php"]);
+        assert!(!command.deletes);
+        assert_eq!(
+            socket.kind,
+            Kind::Socket {
+                address: "192.168.138.20:8009".into()
+            }
+        );
+        assert!(
+            m.warnings.join("\n").contains("refreshCDN"),
+            "{:?}",
+            m.warnings
+        );
     }
 
     #[test]

@@ -198,5 +198,42 @@ pub fn main(args: &[OsString]) -> ExitCode {
             error
         );
     }
+    print_plugins(&dirs, now);
     ExitCode::SUCCESS
+}
+
+/// The plugins of the runs in `dirs` (`plugins.json`, see `plugins.rs`), if any.
+fn print_plugins(dirs: &[PathBuf], now: u64) {
+    let plugins: Vec<crate::plugins::PluginStatus> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read(d.join("plugins.json")).ok())
+        .filter_map(|bytes| {
+            serde_json::from_slice::<Vec<crate::plugins::PluginStatus>>(&bytes).ok()
+        })
+        .flatten()
+        .collect();
+    if plugins.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{:<24} {:<8} {:>7} {:>9} {:>8} {:>8}  LAST ERROR",
+        "PLUGIN", "KIND", "CALLS", "FAILURES", "DROPPED", "LAST OK"
+    );
+    for p in plugins {
+        let error = p
+            .last_error
+            .map(|e| format!("{e} ({} ago)", age(p.last_error_ms, now)))
+            .unwrap_or_default();
+        println!(
+            "{:<24} {:<8} {:>7} {:>9} {:>8} {:>8}  {}",
+            p.name,
+            p.kind,
+            p.calls,
+            p.failures,
+            p.dropped,
+            age(p.last_ok_ms, now),
+            error
+        );
+    }
 }
