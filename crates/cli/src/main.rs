@@ -15,6 +15,7 @@ mod run_config;
 mod schedule;
 mod sersync;
 mod status;
+mod status_http;
 mod sync;
 mod watch;
 

@@ -545,6 +545,12 @@ impl Pipe {
         r
     }
 
+    /// Bytes this connection has written so far.
+    #[must_use]
+    pub fn sent_bytes(&self) -> u64 {
+        self.writer.traffic().sent()
+    }
+
     /// Sends one batch, returning its number (acknowledged later through the events).
     pub fn send(&mut self, src: &Path, plan: &Plan) -> Result<u64, String> {
         let batch = self.next_batch;

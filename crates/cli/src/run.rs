@@ -43,6 +43,7 @@ use crate::rsync_errors;
 use crate::run_config::{RunConfig, TargetConfig};
 use crate::schedule::Schedule;
 use crate::status::{TargetStatus, instant_ms, now_ms};
+use crate::status_http;
 
 /// How often each worker rewrites its status file for `rtsync status`.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -127,6 +128,12 @@ fn cli() -> Cli {
                 .long("resync-interval")
                 .value_parser(clap::value_parser!(u64).range(1..))
                 .help("also compare everything every N seconds (sersync's crontab)"),
+        )
+        .arg(
+            Arg::new("status-listen")
+                .long("status-listen")
+                .value_name("ADDR")
+                .help("serve GET /metrics (Prometheus) and /status (JSON) on ADDR, say 127.0.0.1:9873"),
         )
         .arg(
             Arg::new("resync-cron")
@@ -245,6 +252,8 @@ struct Transfers {
     contents: Option<content_index::Shared>,
     /// Told what lands.
     plugins: Arc<Plugins>,
+    /// Every target's status as its worker last saved it, for `--status-listen`.
+    live: Option<status_http::Live>,
 }
 
 /// Why a transfer through rsync failed.
@@ -336,10 +345,16 @@ fn load_config(m: &clap::ArgMatches) -> Result<RunConfig, String> {
             config.state_dir = m.get_one::<PathBuf>("state-dir").cloned();
             config.verbose = m.get_flag("verbose");
             config.initial_sync = !m.get_flag("no-initial-sync");
+            config.status_listen = m.get_one::<String>("status-listen").cloned();
             config
         })
     } else if let Some(path) = m.get_one::<PathBuf>("config") {
-        RunConfig::from_file(path)
+        RunConfig::from_file(path).map(|mut config| {
+            if let Some(addr) = m.get_one::<String>("status-listen") {
+                config.status_listen = Some(addr.clone());
+            }
+            config
+        })
     } else {
         RunConfig::from_args(m)
     }
@@ -561,6 +576,10 @@ fn run(
         abort: abort.clone(),
         contents: contents.clone(),
         plugins: Arc::new(Plugins::start(&config.plugins, &src, &state)?),
+        live: match &config.status_listen {
+            Some(addr) => Some(status_http::start(addr, &state)?),
+            None => None,
+        },
     });
     let settings = Settings {
         settle: config.settle,
@@ -830,8 +849,8 @@ impl Fleet {
                 "reload: excludes changed; they apply at the next start (the watcher keeps the old ones)",
             );
         }
-        if new.plugins != self.config.plugins {
-            log("reload: plugins changed; they apply at the next start");
+        if new.plugins != self.config.plugins || new.status_listen != self.config.status_listen {
+            log("reload: plugins or status_listen changed; they apply at the next start");
         }
         let old = &self.config;
         let all = new.settle != old.settle
@@ -856,6 +875,7 @@ impl Fleet {
                 .clone()
                 .or_else(|| content_index_for(&targets, src, rules)),
             plugins: now.plugins.clone(),
+            live: now.live.clone(),
         });
         let (mut kept, mut stopping) = (Vec::new(), Vec::new());
         for w in self.workers.drain(..) {
@@ -936,6 +956,8 @@ struct Sent {
     number: u64,
     batch: Batch,
     at: Instant,
+    /// What sending it wrote to the connection.
+    bytes: u64,
 }
 
 impl Worker {
@@ -979,6 +1001,8 @@ impl Worker {
             // After a crash: send what was never acknowledged, then compare everything
             // (changes made while nothing watched are in no journal).
             verify_after_replay: crashed || !replay.is_empty(),
+            rates: VecDeque::new(),
+            unlanded_bytes: 0,
         };
         if p.verify_after_replay {
             log(&format!(
@@ -1149,6 +1173,7 @@ impl Worker {
                     {
                         acked_at = Instant::now();
                         if let Some(sent) = window.pop_front() {
+                            p.unlanded_bytes += sent.bytes;
                             p.fall_back(self, &missed, &sent.batch);
                             p.resend(
                                 self,
@@ -1269,11 +1294,13 @@ impl Worker {
         let StreamState::Open(pipe) = stream else {
             return Dispatched::Rsync(push_stream::without_renames(batch));
         };
+        let before = pipe.sent_bytes();
         match pipe.send(&self.transfers.src, &plan) {
             Ok(number) => Dispatched::Stream(Sent {
                 number,
                 batch,
                 at: Instant::now(),
+                bytes: pipe.sent_bytes().saturating_sub(before),
             }),
             Err(why) => Dispatched::Failed(batch, Failure::Transient, why),
         }
@@ -1329,15 +1356,41 @@ struct Progress {
     status: TargetStatus,
     status_saved: Instant,
     verify_after_replay: bool,
+    /// Landings of the last [`RATE_WINDOW`]: when, paths, stream bytes.
+    rates: VecDeque<(Instant, u64, u64)>,
+    /// Stream bytes of the batch about to be acknowledged.
+    unlanded_bytes: u64,
 }
+
+/// The window `rtsync status` rates are taken over.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
 
 impl Progress {
     fn save_status(&mut self, w: &Worker, now: Instant) {
+        while self
+            .rates
+            .front()
+            .is_some_and(|(at, ..)| now.saturating_duration_since(*at) > RATE_WINDOW)
+        {
+            self.rates.pop_front();
+        }
+        let (paths, bytes) = self
+            .rates
+            .iter()
+            .fold((0, 0), |(p, b), (_, np, nb)| (p + np, b + nb));
+        #[allow(clippy::cast_precision_loss)]
+        {
+            self.status.paths_per_sec = paths as f64 / RATE_WINDOW.as_secs_f64();
+            self.status.bytes_per_sec = bytes as f64 / RATE_WINDOW.as_secs_f64();
+        }
         self.status.pending = self.pending.len();
         self.status.oldest_pending_ms = self.pending.oldest().map(instant_ms);
         self.status.next_retry_ms = self.retry_at.filter(|t| *t > now).map(instant_ms);
         self.status.updated_ms = now_ms();
         let _ = self.status.save(&w.transfers.state, &w.target.id);
+        if let Some(Ok(mut live)) = w.transfers.live.as_ref().map(|l| l.lock()) {
+            live.insert(w.target.id.clone(), self.status.clone());
+        }
         self.status_saved = Instant::now();
     }
 
@@ -1362,6 +1415,10 @@ impl Progress {
     /// are acknowledged in the journal.
     fn acknowledge(&mut self, w: &Worker, batch: &Batch, took: Duration, lane: &str) {
         w.transfers.plugins.landed(&w.target.dest, batch);
+        let bytes = std::mem::take(&mut self.unlanded_bytes);
+        self.status.bytes += bytes;
+        self.rates
+            .push_back((Instant::now(), batch.len() as u64, bytes));
         self.status.batches += 1;
         self.status.paths += batch.len() as u64;
         self.status.last_ok_ms = Some(now_ms());

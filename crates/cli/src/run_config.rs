@@ -34,6 +34,8 @@ pub struct RunConfig {
     pub resync_exclude: Vec<String>,
     /// Told what lands on targets.
     pub plugins: Vec<PluginConfig>,
+    /// Where to serve `/metrics` and `/status` over HTTP.
+    pub status_listen: Option<String>,
     pub verbose: bool,
 }
 
@@ -58,6 +60,7 @@ struct File {
     targets: Vec<FileTarget>,
     #[serde(default, rename = "plugin")]
     plugins: Vec<FilePlugin>,
+    status_listen: Option<String>,
     #[serde(default)]
     exclude: Vec<String>,
     #[serde(default = "yes")]
@@ -299,6 +302,7 @@ impl RunConfig {
             .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(RunConfig {
             plugins,
+            status_listen: f.status_listen,
             source: f.source,
             targets,
             exclude: with_defaults(f.exclude, f.default_excludes),
@@ -363,6 +367,7 @@ impl RunConfig {
             )?,
             resync_exclude: Vec::new(),
             plugins: Vec::new(),
+            status_listen: m.get_one::<String>("status-listen").cloned(),
             verbose: m.get_flag("verbose"),
         })
     }

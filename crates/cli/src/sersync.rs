@@ -415,6 +415,7 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Mapped, String> {
             resync_cron: None,
             resync_exclude,
             plugins: plugins_of(&plugins_on, &sections, &mut warnings),
+            status_listen: None,
             verbose: false,
         },
         warnings,

@@ -28,6 +28,15 @@ pub struct TargetStatus {
     pub batches: u64,
     pub paths: u64,
     pub failures: u64,
+    /// Bytes sent on the rtsync stream for batches that landed (transfers through rsync are
+    /// child processes whose bytes are not counted here).
+    #[serde(default)]
+    pub bytes: u64,
+    /// Paths landed per second, and stream bytes per second, over the last 10 seconds.
+    #[serde(default)]
+    pub paths_per_sec: f64,
+    #[serde(default)]
+    pub bytes_per_sec: f64,
     /// The pid of the run that wrote this.
     pub pid: u32,
     pub updated_ms: u64,
@@ -170,8 +179,8 @@ pub fn main(args: &[OsString]) -> ExitCode {
     }
     let now = now_ms();
     println!(
-        "{:<40} {:>5} {:>8} {:>8} {:>8} {:>7} {:>9}  LAST ERROR",
-        "TARGET", "STATE", "PENDING", "LAG", "LAST OK", "BATCHES", "FAILURES"
+        "{:<40} {:>5} {:>8} {:>8} {:>8} {:>7} {:>8} {:>9}  LAST ERROR",
+        "TARGET", "STATE", "PENDING", "LAG", "LAST OK", "BATCHES", "PATHS/S", "FAILURES"
     );
     for (_, s) in &statuses {
         let state = if !alive(s.pid) {
@@ -187,13 +196,14 @@ pub fn main(args: &[OsString]) -> ExitCode {
             (None, _) => String::new(),
         };
         println!(
-            "{:<40} {:>5} {:>8} {:>8} {:>8} {:>7} {:>9}  {}",
+            "{:<40} {:>5} {:>8} {:>8} {:>8} {:>7} {:>8.1} {:>9}  {}",
             s.dest,
             state,
             s.pending,
             age(s.oldest_pending_ms, now),
             age(s.last_ok_ms, now),
             s.batches,
+            s.paths_per_sec,
             s.failures,
             error
         );
