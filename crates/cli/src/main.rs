@@ -4,6 +4,7 @@
 mod content_index;
 mod doctor;
 mod exit;
+mod logging;
 mod output;
 mod plugins;
 mod push_stream;

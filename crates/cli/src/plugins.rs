@@ -135,8 +135,7 @@ pub struct Plugins {
 }
 
 fn log(msg: &str) {
-    let now = chrono::Local::now().format("%Y/%m/%d %H:%M:%S");
-    eprintln!("{now} rtsync run: {msg}");
+    tracing::warn!("{msg}");
 }
 
 impl Plugins {
@@ -291,7 +290,7 @@ fn serve(
             match result {
                 Ok(()) => s.last_ok_ms = Some(crate::status::now_ms()),
                 Err(e) => {
-                    log(&format!("plugin {}: {e}", c.name));
+                    tracing::warn!(plugin = %c.name, error = %e, "plugin {}: {e}", c.name);
                     s.failures += 1;
                     s.last_error = Some(e);
                     s.last_error_ms = Some(crate::status::now_ms());

@@ -130,6 +130,13 @@ fn cli() -> Cli {
                 .help("also compare everything every N seconds (sersync's crontab)"),
         )
         .arg(
+            Arg::new("log-format")
+                .long("log-format")
+                .value_parser(["human", "json"])
+                .default_value("human")
+                .help("the log's form: a line per event for people, or JSON lines with every field"),
+        )
+        .arg(
             Arg::new("status-listen")
                 .long("status-listen")
                 .value_name("ADDR")
@@ -296,9 +303,9 @@ fn jitter() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// An event of the run as a whole (see [`crate::logging`] for how it is written).
 fn log(msg: &str) {
-    let now = chrono::Local::now().format("%Y/%m/%d %H:%M:%S");
-    eprintln!("{now} rtsync run: {msg}");
+    tracing::info!("{msg}");
 }
 
 pub fn main(args: &[OsString]) -> ExitCode {
@@ -309,6 +316,10 @@ pub fn main(args: &[OsString]) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::SYNTAX } else { 0 });
         }
     };
+    crate::logging::init(
+        m.get_one::<String>("log-format")
+            .is_some_and(|f| f == "json"),
+    );
     if m.get_flag("detach") {
         return detach(args, &m);
     }
@@ -1424,15 +1435,24 @@ impl Progress {
         self.status.last_ok_ms = Some(now_ms());
         self.save_soon();
         if w.transfers.verbose {
-            log(&format!(
-                "{}: {} sent, {} renamed, {} deleted, {} subtree(s) compared in {} ms {lane}",
-                w.name(),
+            let name = w.name();
+            let (sent, renamed, deleted, trees) = (
                 batch.puts.len(),
                 batch.renames.len(),
                 batch.deletes.len(),
                 batch.trees.len(),
-                took.as_millis()
-            ));
+            );
+            let took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+            tracing::info!(
+                target_dest = %name,
+                lane,
+                sent,
+                renamed,
+                deleted,
+                trees,
+                took_ms,
+                "{name}: {sent} sent, {renamed} renamed, {deleted} deleted, {trees} subtree(s) compared in {took_ms} ms {lane}"
+            );
         }
         if let Ok(j) = w.journal.lock()
             && let Err(e) = j.acknowledge(&w.target.id, batch.upto)
@@ -1556,12 +1576,15 @@ impl Progress {
             Failure::Partial => "some paths failed; will send them again",
             Failure::Permanent => "needs attention; retrying slowly",
         };
-        log(&format!(
-            "{}: {why} ({kind} in {:.1} s, attempt {})",
-            w.name(),
-            delay.as_secs_f64(),
-            self.backoff.attempts()
-        ));
+        let (name, retry_in_s, attempt) = (w.name(), delay.as_secs_f64(), self.backoff.attempts());
+        tracing::warn!(
+            target_dest = %name,
+            error = why,
+            failure = ?failure,
+            retry_in_s,
+            attempt,
+            "{name}: {why} ({kind} in {retry_in_s:.1} s, attempt {attempt})"
+        );
     }
 }
 
