@@ -130,6 +130,16 @@ fn cli() -> Cli {
                 .help("also compare everything every N seconds (sersync's crontab)"),
         )
         .arg(
+            Arg::new("workers")
+                .short('n')
+                .long("workers")
+                .value_parser(|v: &str| match v.parse::<usize>() {
+                    Ok(n @ 1..=64) => Ok(n),
+                    _ => Err(format!("{v:?} is not a number from 1 to 64")),
+                })
+                .help("transfers a big batch to a target may go as at once (sersync's -n; default 4)"),
+        )
+        .arg(
             Arg::new("log-format")
                 .long("log-format")
                 .value_parser(["human", "json"])
@@ -261,7 +271,13 @@ struct Transfers {
     plugins: Arc<Plugins>,
     /// Every target's status as its worker last saved it, for `--status-listen`.
     live: Option<status_http::Live>,
+    /// How many transfers a big batch may go as at once (sersync's `-n`).
+    workers: usize,
 }
+
+/// How one child transfer ended: on failure, its kind, the cause for the log, and all it
+/// printed (for [`rsync_errors`]).
+type Outcome = Result<(), (Failure, String, String)>;
 
 /// Why a transfer through rsync failed.
 struct Failed {
@@ -357,12 +373,18 @@ fn load_config(m: &clap::ArgMatches) -> Result<RunConfig, String> {
             config.verbose = m.get_flag("verbose");
             config.initial_sync = !m.get_flag("no-initial-sync");
             config.status_listen = m.get_one::<String>("status-listen").cloned();
+            if let Some(n) = m.get_one::<usize>("workers") {
+                config.workers = *n;
+            }
             config
         })
     } else if let Some(path) = m.get_one::<PathBuf>("config") {
         RunConfig::from_file(path).map(|mut config| {
             if let Some(addr) = m.get_one::<String>("status-listen") {
                 config.status_listen = Some(addr.clone());
+            }
+            if let Some(n) = m.get_one::<usize>("workers") {
+                config.workers = *n;
             }
             config
         })
@@ -587,6 +609,7 @@ fn run(
         abort: abort.clone(),
         contents: contents.clone(),
         plugins: Arc::new(Plugins::start(&config.plugins, &src, &state)?),
+        workers: config.workers,
         live: match &config.status_listen {
             Some(addr) => Some(status_http::start(addr, &state)?),
             None => None,
@@ -869,7 +892,8 @@ impl Fleet {
             || new.verbose != old.verbose
             || new.resync_interval != old.resync_interval
             || new.resync_cron != old.resync_cron
-            || new.resync_exclude != old.resync_exclude;
+            || new.resync_exclude != old.resync_exclude
+            || new.workers != old.workers;
         let targets = targets_of(new);
         let now = &self.transfers;
         let transfers = Arc::new(Transfers {
@@ -887,6 +911,7 @@ impl Fleet {
                 .or_else(|| content_index_for(&targets, src, rules)),
             plugins: now.plugins.clone(),
             live: now.live.clone(),
+            workers: new.workers,
         });
         let (mut kept, mut stopping) = (Vec::new(), Vec::new());
         for w in self.workers.drain(..) {
@@ -1342,6 +1367,41 @@ fn child_io(pid: u32) -> u64 {
         })
 }
 
+/// A batch's puts and deletes of at least this many paths per part are split.
+const SPLIT_PART: usize = 500;
+
+/// `puts` and `deletes` as up to `workers` batches that share no top-level entry (so none
+/// holds a path, or a directory above a path, of another); one batch unless there are at
+/// least [`SPLIT_PART`] paths for each of two.
+fn split_by_top(puts: &[PathBuf], deletes: &[PathBuf], workers: usize) -> Vec<Batch> {
+    let n = workers
+        .min((puts.len() + deletes.len()) / SPLIT_PART)
+        .max(1);
+    let mut parts = vec![Batch::default(); n.max(1)];
+    let slot = |p: &Path| -> usize {
+        let top = p
+            .components()
+            .next()
+            .map_or(&[][..], |c| c.as_os_str().as_bytes());
+        let h = top.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        usize::try_from(h % n.max(1) as u64).unwrap_or(0)
+    };
+    for p in puts {
+        if let Some(part) = parts.get_mut(slot(p)) {
+            part.puts.push(p.clone());
+        }
+    }
+    for p in deletes {
+        if let Some(part) = parts.get_mut(slot(p)) {
+            part.deletes.push(p.clone());
+        }
+    }
+    parts.retain(|b| !b.is_empty());
+    parts
+}
+
 /// Every batch taken and not landed, newest first (the order a requeue needs): the one held
 /// for rsync, then the stream's from the last sent.
 fn not_landed(held: &mut Option<Batch>, window: &mut VecDeque<Sent>) -> Vec<Batch> {
@@ -1599,7 +1659,7 @@ impl Transfers {
         retrying: bool,
         periodic: bool,
     ) -> Result<(), Failed> {
-        let (id, dest) = (&target.id, &target.dest);
+        let dest = &target.dest;
         let mut src_slash = self.src.clone().into_os_string();
         src_slash.push("/");
         let mut partial: Option<Failed> = None;
@@ -1644,42 +1704,80 @@ impl Transfers {
             partial = Self::partly(self.sync(target, args, &remote), &trees, partial)?;
         }
         if !batch.puts.is_empty() || !batch.deletes.is_empty() {
-            let list = self.state.join(format!("batch-{id}"));
-            let mut names: Vec<&PathBuf> = batch.puts.iter().chain(&batch.deletes).collect();
-            names.sort();
-            let mut bytes = Vec::new();
-            for n in names {
-                bytes.extend_from_slice(n.as_os_str().as_bytes());
-                bytes.push(0);
+            // A big batch goes as several transfers at once, split by top-level entry so that
+            // no two of them touch the same path or one above it.
+            let parts = split_by_top(&batch.puts, &batch.deletes, self.workers);
+            let outcomes: Vec<(Batch, Outcome)> = std::thread::scope(|scope| {
+                let running: Vec<_> = parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, part)| {
+                        let (src_slash, remote) = (&src_slash, &remote);
+                        scope.spawn(move || {
+                            let r = self.files_transfer(target, &part, k, src_slash, remote);
+                            (part, r)
+                        })
+                    })
+                    .collect();
+                running.into_iter().filter_map(|h| h.join().ok()).collect()
+            });
+            let mut hard: Option<Failed> = None;
+            for (part, outcome) in outcomes {
+                match Self::partly(outcome, &part, partial.take()) {
+                    Ok(p) => partial = p,
+                    Err(f) => hard = hard.or(Some(f)),
+                }
             }
-            std::fs::write(&list, bytes)
-                .map_err(|e| Failed::new(Failure::Transient, format!("{}: {e}", list.display())))?;
-            let mut files_from = OsString::from("--files-from=");
-            files_from.push(&list);
-            let args: Vec<OsString> = vec![
-                "-a".into(),
-                "-I".into(),
-                "--force".into(),
-                "--delete-missing-args".into(),
-                "--from0".into(),
-                files_from,
-                src_slash,
-            ];
-            let files = Batch {
-                puts: batch.puts.clone(),
-                deletes: batch.deletes.clone(),
-                ..Batch::default()
-            };
-            partial = Self::partly(self.sync(target, args, &remote), &files, partial)?;
+            if let Some(f) = hard {
+                return Err(f);
+            }
         }
         partial.map_or(Ok(()), Err)
+    }
+
+    /// One `--files-from` transfer of `part`'s puts and deletes (the `k`th of its batch).
+    fn files_transfer(
+        &self,
+        target: &Target,
+        part: &Batch,
+        k: usize,
+        src_slash: &OsString,
+        remote: &[OsString],
+    ) -> Outcome {
+        let list = self.state.join(format!("batch-{}-{k}", target.id));
+        let mut names: Vec<&PathBuf> = part.puts.iter().chain(&part.deletes).collect();
+        names.sort();
+        let mut bytes = Vec::new();
+        for n in names {
+            bytes.extend_from_slice(n.as_os_str().as_bytes());
+            bytes.push(0);
+        }
+        std::fs::write(&list, bytes).map_err(|e| {
+            (
+                Failure::Transient,
+                format!("{}: {e}", list.display()),
+                String::new(),
+            )
+        })?;
+        let mut files_from = OsString::from("--files-from=");
+        files_from.push(&list);
+        let args: Vec<OsString> = vec![
+            "-a".into(),
+            "-I".into(),
+            "--force".into(),
+            "--delete-missing-args".into(),
+            "--from0".into(),
+            files_from,
+            src_slash.clone(),
+        ];
+        self.sync(target, args, remote)
     }
 
     /// Folds one transfer's outcome into the batch's: a partial failure is kept (with what
     /// its error lines say to send again, joined to the earlier one's) and the batch goes on;
     /// any other ends it.
     fn partly(
-        outcome: Result<(), (Failure, String, String)>,
+        outcome: Outcome,
         part: &Batch,
         before: Option<Failed>,
     ) -> Result<Option<Failed>, Failed> {
@@ -1706,12 +1804,7 @@ impl Transfers {
 
     /// Runs one `rtsync sync`, bounded in time and killed on shutdown (and by the kernel if
     /// this process dies, see [`transfer_outlived_its_engine`]).
-    fn sync(
-        &self,
-        target: &Target,
-        args: Vec<OsString>,
-        remote: &[OsString],
-    ) -> Result<(), (Failure, String, String)> {
+    fn sync(&self, target: &Target, args: Vec<OsString>, remote: &[OsString]) -> Outcome {
         let mut cmd = Command::new(&self.exe);
         cmd.env(ENGINE_PID, std::process::id().to_string())
             .arg("sync")
@@ -1789,5 +1882,44 @@ impl Transfers {
                 text,
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_batches_split_by_top_level_entry_and_small_ones_do_not() {
+        let paths = |n: usize, dir: &str| -> Vec<PathBuf> {
+            (0..n)
+                .map(|i| PathBuf::from(format!("{dir}{i}/f")))
+                .collect()
+        };
+        assert_eq!(split_by_top(&paths(999, "d"), &[], 4).len(), 1);
+        assert_eq!(split_by_top(&paths(5000, "d"), &[], 1).len(), 1);
+        let puts = paths(4000, "d");
+        let deletes = paths(100, "gone");
+        let parts = split_by_top(&puts, &deletes, 4);
+        assert!(parts.len() > 1 && parts.len() <= 4, "{}", parts.len());
+        assert_eq!(
+            parts
+                .iter()
+                .map(|p| p.puts.len() + p.deletes.len())
+                .sum::<usize>(),
+            4100
+        );
+        // No top-level entry in two parts.
+        let top = |p: &PathBuf| p.components().next().map(|c| c.as_os_str().to_owned());
+        for (i, a) in parts.iter().enumerate() {
+            for b in parts.iter().skip(i + 1) {
+                for p in a.puts.iter().chain(&a.deletes) {
+                    assert!(!b.puts.iter().chain(&b.deletes).any(|q| top(q) == top(p)));
+                }
+            }
+        }
+        // Everything below one directory stays together however many there are.
+        let one = paths(3000, "same/x");
+        assert_eq!(split_by_top(&one, &[], 4).len(), 1);
     }
 }

@@ -36,6 +36,8 @@ pub struct RunConfig {
     pub plugins: Vec<PluginConfig>,
     /// Where to serve `/metrics` and `/status` over HTTP.
     pub status_listen: Option<String>,
+    /// How many transfers a big batch to a target may go as at once.
+    pub workers: usize,
     pub verbose: bool,
 }
 
@@ -61,6 +63,8 @@ struct File {
     #[serde(default, rename = "plugin")]
     plugins: Vec<FilePlugin>,
     status_listen: Option<String>,
+    #[serde(default = "default_workers")]
+    workers: usize,
     #[serde(default)]
     exclude: Vec<String>,
     #[serde(default = "yes")]
@@ -221,6 +225,14 @@ impl FilePlugin {
     }
 }
 
+/// sersync's `-n` is 10 threads for all targets; 4 transfers per target go further on
+/// small machines, and only batches of a thousand paths or more are split at all.
+pub const DEFAULT_WORKERS: usize = 4;
+
+fn default_workers() -> usize {
+    DEFAULT_WORKERS
+}
+
 fn yes() -> bool {
     true
 }
@@ -303,6 +315,7 @@ impl RunConfig {
         Ok(RunConfig {
             plugins,
             status_listen: f.status_listen,
+            workers: f.workers.clamp(1, 64),
             source: f.source,
             targets,
             exclude: with_defaults(f.exclude, f.default_excludes),
@@ -368,6 +381,10 @@ impl RunConfig {
             resync_exclude: Vec::new(),
             plugins: Vec::new(),
             status_listen: m.get_one::<String>("status-listen").cloned(),
+            workers: m
+                .get_one::<usize>("workers")
+                .copied()
+                .unwrap_or(DEFAULT_WORKERS),
             verbose: m.get_flag("verbose"),
         })
     }

@@ -416,6 +416,7 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Mapped, String> {
             resync_exclude,
             plugins: plugins_of(&plugins_on, &sections, &mut warnings),
             status_listen: None,
+            workers: crate::run_config::DEFAULT_WORKERS,
             verbose: false,
         },
         warnings,

@@ -60,3 +60,40 @@ fn a_path_a_stock_daemon_cannot_write_is_sent_again_alone() {
     converges(&src, &module, &[], &engine);
     assert_eq!(engine.stop(), Some(0));
 }
+
+#[test]
+fn a_big_batch_to_a_stock_daemon_goes_as_several_transfers_at_once() {
+    if !have_rsync() {
+        return;
+    }
+    let mut d = StockDaemon::start();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    for dir in 0..30 {
+        std::fs::create_dir(src.join(format!("d{dir}"))).unwrap();
+    }
+    let state = t.path().join("state");
+    let url = format!("rsync://127.0.0.1:{}/open/", d.port);
+    let engine = Engine::start(&state, &["-v", "-n", "4", src.to_str().unwrap(), &url]);
+    let module = d.module_path("open");
+    converges(&src, &module, &[], &engine);
+    // The target is down while 3,000 files in 30 directories are written: the failed batches
+    // gather into one, sent once it is back.
+    d.pause();
+    for i in 0..3000 {
+        std::fs::write(src.join(format!("d{}/f{i}", i % 30)), i.to_string()).unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    d.resume();
+    converges(&src, &module, &[], &engine);
+    // The batch's file lists: one per transfer that ran beside the others.
+    let lists = std::fs::read_dir(&state)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("batch-"))
+        .count();
+    assert!(lists >= 2, "{lists} transfer(s)\n{}", engine.log());
+    assert!(engine.log().contains("3000 sent"), "{}", engine.log());
+    assert_eq!(engine.stop(), Some(0));
+}
