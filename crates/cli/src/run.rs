@@ -191,15 +191,9 @@ fn cli() -> Cli {
                 .default_value("15")
                 .help("I/O timeout of each transfer, in seconds"),
         )
-        .arg(
-            Arg::new("bwlimit")
-                .long("bwlimit")
-                .value_name("RATE")
-                .value_parser(|v: &str| {
-                    daemon::args::parse_bwlimit(v.as_bytes()).map_err(|e| e.to_string())
-                })
-                .help("limit each target's network I/O to RATE (KiB/s unless suffixed: 1.5M)"),
-        )
+        .arg(crate::sync::bwlimit_arg(
+            "limit each target's network I/O to RATE (KiB/s unless suffixed: 1.5M)",
+        ))
         .arg(
             Arg::new("compress")
                 .short('z')

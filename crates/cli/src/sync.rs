@@ -82,6 +82,17 @@ fn no(name: &'static str, id: &'static str) -> Arg {
         .hide(true)
 }
 
+/// `--bwlimit=RATE`, read as rsync reads it (in KiB per second).
+pub fn bwlimit_arg(help: &'static str) -> Arg {
+    Arg::new("bwlimit")
+        .long("bwlimit")
+        .value_name("RATE")
+        .value_parser(|v: &str| {
+            daemon::args::parse_bwlimit(v.as_bytes()).map_err(|e| e.to_string())
+        })
+        .help(help)
+}
+
 fn values(name: &'static str, help: &'static str) -> Arg {
     Arg::new(name)
         .long(name)
@@ -360,18 +371,10 @@ fn command() -> Command {
                 .value_parser(clap::value_parser!(u64))
                 .help("I/O timeout in seconds"),
         )
-        .arg(
-            Arg::new("bwlimit")
-                .long("bwlimit")
-                .value_name("RATE")
-                .value_parser(|v: &str| {
-                    daemon::args::parse_bwlimit(v.as_bytes()).map_err(|e| e.to_string())
-                })
-                .help(
-                    "limit network I/O to RATE (KiB/s unless suffixed: 1.5M, 500K; 0: none); \
-                     a pull asks the server to hold its sending to it",
-                ),
-        )
+        .arg(bwlimit_arg(
+            "limit network I/O to RATE (KiB/s unless suffixed: 1.5M, 500K; 0: none); \
+             a pull asks the server to hold its sending to it",
+        ))
         .arg(
             Arg::new("contimeout")
                 .long("contimeout")

@@ -213,6 +213,17 @@ a/b
     assert!(b.join("a/text.txt").exists() && !b.join("big.bin").exists());
 }
 
+/// `a` and `b` are the same but for directory `old`'s time: stock rsync 3.5 leaves the time of
+/// a directory it wrote into under --existing as the write left it; rtsync gives it the
+/// source's, as without --existing.
+fn same_but_old_dir_time(a: &Path, b: &Path) {
+    let diffs: Vec<String> = testkit::diff_trees_below(a, b, true)
+        .into_iter()
+        .filter(|d| !d.starts_with("\"old\" differs"))
+        .collect();
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
+
 #[test]
 fn existing_pushes_update_only_what_the_module_has_as_with_a_stock_daemon() {
     if !have_rsync() {
@@ -231,17 +242,10 @@ fn existing_pushes_update_only_what_the_module_has_as_with_a_stock_daemon() {
     std::fs::write(src.join("top"), "not made").unwrap();
     let (_, ours) = pair.run(&["-a", "--existing", &slash(&src), "{}open/"]);
     assert_eq!(code(&ours), Some(0), "{}", text(&ours));
-    // One difference, ours: stock rsync 3.5 leaves the time of a directory it wrote into
-    // under --existing as the write left it; rtsync gives it the source's, as without.
-    let diffs: Vec<String> = testkit::diff_trees_below(
+    same_but_old_dir_time(
         &pair.stock.module_path("open"),
         &pair.ours.module_path("open"),
-        true,
-    )
-    .into_iter()
-    .filter(|d| !d.starts_with("\"old\" differs"))
-    .collect();
-    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    );
     let m = pair.ours.module_path("open");
     assert_eq!(
         std::fs::metadata(m.join("old"))
@@ -278,11 +282,7 @@ fn existing_pushes_update_only_what_the_module_has_as_with_a_stock_daemon() {
         text(&theirs),
         text(&ours)
     );
-    let diffs: Vec<String> = testkit::diff_trees_below(&a, &b, true)
-        .into_iter()
-        .filter(|d| !d.starts_with("\"old\" differs"))
-        .collect();
-    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    same_but_old_dir_time(&a, &b);
     assert_eq!(std::fs::read(b.join("old/kept")).unwrap(), b"version 2");
 }
 

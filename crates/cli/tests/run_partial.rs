@@ -3,12 +3,10 @@
 
 mod common;
 
-use std::os::unix::fs::MetadataExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::Immutable;
 use common::daemon::StockDaemon;
-use common::engine::{Engine, converges};
+use common::engine::{Engine, converges, one_path_sent_again_alone};
 use common::have_rsync;
 
 #[test]
@@ -19,45 +17,14 @@ fn a_path_a_stock_daemon_cannot_write_is_sent_again_alone() {
     let d = StockDaemon::start();
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("src");
-    std::fs::create_dir_all(src.join("locked")).unwrap();
-    std::fs::create_dir_all(src.join("free")).unwrap();
+    std::fs::create_dir(&src).unwrap();
     let url = format!("rsync://127.0.0.1:{}/open/", d.port);
     let engine = Engine::start(
         &t.path().join("state"),
         &["-v", src.to_str().unwrap(), &url],
     );
     let module = d.module_path("open");
-    converges(&src, &module, &[], &engine);
-    let Some(lock) = Immutable::set(&module.join("locked")) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chattr +i is needed in CI"
-        );
-        eprintln!("skipped: chattr +i does not work here");
-        return;
-    };
-    std::fs::write(src.join("locked/a"), b"cannot land yet").unwrap();
-    std::fs::write(src.join("free/b"), b"lands").unwrap();
-    let t0 = Instant::now();
-    while !module.join("free/b").exists() || !engine.log().contains("exit 23") {
-        assert!(t0.elapsed() < Duration::from_secs(30), "{}", engine.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let ino = std::fs::metadata(module.join("free/b")).unwrap().ino();
-    std::thread::sleep(Duration::from_secs(3));
-    let log = engine.log();
-    assert!(log.contains("attempt 3"), "{log}");
-    // free/b was not sent again (rsync would have made a new file), and each retry sent one.
-    assert_eq!(
-        std::fs::metadata(module.join("free/b")).unwrap().ino(),
-        ino,
-        "{log}"
-    );
-    let retries = &log[log.find("exit 23").unwrap()..];
-    assert!(!retries.contains("2 sent"), "{log}");
-    assert!(!module.join("locked/a").exists());
-    drop(lock);
-    converges(&src, &module, &[], &engine);
+    one_path_sent_again_alone(&src, &module, &engine, "exit 23");
     assert_eq!(engine.stop(), Some(0));
 }
 

@@ -13,9 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Immutable;
 use common::daemon::StockDaemon;
-use common::engine::{Engine, converges};
+use common::engine::{Engine, converges, one_path_sent_again_alone};
 use common::ground::Rng;
 
 #[test]
@@ -165,46 +164,14 @@ fn a_path_the_target_cannot_write_is_sent_again_alone() {
     let d = StockDaemon::start_rtsync();
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("src");
-    std::fs::create_dir_all(src.join("locked")).unwrap();
-    std::fs::create_dir_all(src.join("free")).unwrap();
+    std::fs::create_dir(&src).unwrap();
     let url = format!("rsync://127.0.0.1:{}/open/", d.port);
     let engine = Engine::start(
         &t.path().join("state"),
         &["-v", src.to_str().unwrap(), &url],
     );
     let module = d.module_path("open");
-    converges(&src, &module, &[], &engine);
-    let Some(lock) = Immutable::set(&module.join("locked")) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chattr +i is needed in CI"
-        );
-        eprintln!("skipped: chattr +i does not work here");
-        return;
-    };
-    std::fs::write(src.join("locked/a"), b"cannot land yet").unwrap();
-    std::fs::write(src.join("free/b"), b"lands").unwrap();
-    let t0 = Instant::now();
-    while !module.join("free/b").exists() || !engine.log().contains("failed on the target") {
-        assert!(t0.elapsed() < Duration::from_secs(30), "{}", engine.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!module.join("locked/a").exists());
-    // Retried alone, with a growing backoff, while the directory stays locked: free/b is not
-    // sent again (it would come as a new file).
-    let ino = std::fs::metadata(module.join("free/b")).unwrap().ino();
-    std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(std::fs::metadata(module.join("free/b")).unwrap().ino(), ino);
-    let log = engine.log();
-    assert!(log.contains("attempt 3"), "{log}");
-    assert!(!log.contains("recovered"), "{log}");
-    drop(lock);
-    converges(&src, &module, &[], &engine);
-    let t0 = Instant::now();
-    while !engine.log().contains("recovered") {
-        assert!(t0.elapsed() < Duration::from_secs(10), "{}", engine.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    one_path_sent_again_alone(&src, &module, &engine, "failed on the target");
     assert_eq!(engine.stop(), Some(0));
 }
 

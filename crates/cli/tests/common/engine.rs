@@ -109,3 +109,45 @@ pub fn converges(src: &Path, dst: &Path, unlike: &[&str], engine: &Engine) -> Du
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// One path the target cannot write while another lands (its directory `locked/` made
+/// immutable on the target, `module`): the other is not sent again while the failing one is
+/// retried alone with a growing backoff, and both are there once the directory is unlocked.
+/// `failure` is what the log says of the failure. Skips (outside CI) where `chattr +i` does
+/// not work.
+pub fn one_path_sent_again_alone(src: &Path, module: &Path, engine: &Engine, failure: &str) {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::create_dir_all(src.join("locked")).unwrap();
+    std::fs::create_dir_all(src.join("free")).unwrap();
+    converges(src, module, &[], engine);
+    let Some(lock) = super::Immutable::set(&module.join("locked")) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chattr +i is needed in CI"
+        );
+        eprintln!("skipped: chattr +i does not work here");
+        return;
+    };
+    std::fs::write(src.join("locked/a"), b"cannot land yet").unwrap();
+    std::fs::write(src.join("free/b"), b"lands").unwrap();
+    let t0 = Instant::now();
+    while !module.join("free/b").exists() || !engine.log().contains(failure) {
+        assert!(t0.elapsed() < Duration::from_secs(30), "{}", engine.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!module.join("locked/a").exists());
+    // free/b, sent again, would come as a new file.
+    let ino = std::fs::metadata(module.join("free/b")).unwrap().ino();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(std::fs::metadata(module.join("free/b")).unwrap().ino(), ino);
+    let log = engine.log();
+    assert!(log.contains("attempt 3"), "{log}");
+    assert!(!log.contains("recovered"), "{log}");
+    drop(lock);
+    converges(src, module, &[], engine);
+    let t0 = Instant::now();
+    while !engine.log().contains("recovered") {
+        assert!(t0.elapsed() < Duration::from_secs(10), "{}", engine.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
