@@ -11,6 +11,9 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 
+#[path = "../../crates/cli/src/plugin_config.rs"]
+#[allow(dead_code)]
+mod plugin_config;
 #[path = "../../crates/cli/src/run_config.rs"]
 #[allow(dead_code)]
 mod run_config;

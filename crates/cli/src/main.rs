@@ -6,6 +6,7 @@ mod doctor;
 mod exit;
 mod logging;
 mod output;
+mod plugin_config;
 mod plugins;
 mod push_stream;
 mod remote;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::ArgMatches;
 use serde::Deserialize;
 
-use crate::plugins::{self, Kind, PluginConfig};
+use crate::plugin_config::{self, Kind, PluginConfig};
 
 /// Temporary files editors and rsync leave behind: never worth replicating.
 pub const DEFAULT_EXCLUDES: &[&str] = &["*.swp", "*.swx", "*~", ".#*", "4913", ".~tmp~"];
@@ -192,7 +192,7 @@ impl FilePlugin {
                     .url
                     .as_deref()
                     .ok_or_else(|| format!("plugin {name}: an http plugin needs url"))?;
-                plugins::parse_url(url).map_err(|e| format!("plugin {name}: {e}"))?
+                plugin_config::parse_url(url).map_err(|e| format!("plugin {name}: {e}"))?
             }
             "socket" => {
                 only("command", self.command.is_some())?;
@@ -249,7 +249,8 @@ fn default_timeout() -> u64 {
 /// A cron expression that parses, or an error naming where it came from.
 fn checked_cron(from: &Path, cron: Option<String>) -> Result<Option<String>, String> {
     if let Some(c) = &cron {
-        crate::schedule::Schedule::new(None, Some(c))
+        <croner::Cron as std::str::FromStr>::from_str(c)
+            .map_err(|e| format!("resync cron {c:?}: {e}"))
             .map_err(|e| format!("{}: {e}", from.display()))?;
     }
     Ok(cron)

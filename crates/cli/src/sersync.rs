@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use quick_xml::events::{BytesStart, Event};
 
-use crate::plugins::{Kind, PluginConfig};
+use crate::plugin_config::{Kind, PluginConfig};
 use crate::run_config::{DEFAULT_EXCLUDES, RunConfig, TargetConfig};
 
 /// One element's attributes, by name.
