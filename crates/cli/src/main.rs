@@ -15,6 +15,7 @@ mod rsyncd;
 mod run;
 mod run_config;
 mod schedule;
+mod sd_notify;
 mod sersync;
 mod status;
 mod status_http;

@@ -262,7 +262,9 @@ fn serve(m: &ArgMatches, config_path: &Path, config: daemon::config::Config) -> 
         env!("CARGO_PKG_VERSION")
     ));
     let path = config_path.to_path_buf();
+    crate::sd_notify::ready(&format!("listening on {address}:{port}"));
     daemon::listener::run(&listener, config, &|| load(&path), &log, &control);
+    crate::sd_notify::stopping();
     log.line("rtsync daemon stopped");
     if let Some(path) = &pid_path {
         let _ = std::fs::remove_file(path);

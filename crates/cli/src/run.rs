@@ -42,6 +42,7 @@ use crate::push_stream::{self, Pipe, Plan};
 use crate::rsync_errors;
 use crate::run_config::{RunConfig, TargetConfig};
 use crate::schedule::Schedule;
+use crate::sd_notify;
 use crate::status::{TargetStatus, instant_ms, now_ms};
 use crate::status_http;
 
@@ -664,12 +665,14 @@ fn run(
             (initial_sync, crashed),
         )?;
     }
-    log(&format!(
+    let watching = format!(
         "watching {} and replicating to {} target(s); journal in {}",
         src.display(),
         fleet.workers.len(),
         state.display()
-    ));
+    );
+    log(&watching);
+    sd_notify::ready(&watching);
 
     let mut pairer = Pairer::new();
     let result = loop {
@@ -688,6 +691,7 @@ fn run(
             break looped;
         }
         reload.store(false, Ordering::SeqCst);
+        sd_notify::reloading();
         match reload_config() {
             Ok(new) => {
                 if let Err(e) = fleet.reload(&new, &src, &rules, &journal) {
@@ -696,7 +700,13 @@ fn run(
             }
             Err(e) => log(&format!("reload: {e}; going on as before")),
         }
+        sd_notify::ready(&format!(
+            "watching {} and replicating to {} target(s)",
+            src.display(),
+            fleet.workers.len()
+        ));
     };
+    sd_notify::stopping();
     for w in &fleet.workers {
         let _ = w.tx.send(Msg::Stop);
     }
