@@ -1183,7 +1183,7 @@ impl Worker {
                 Ok(Msg::Done(Ok(()), batch, took)) => {
                     in_flight = false;
                     recent.rsync_ended();
-                    p.landed(self, &batch, took, "by rsync");
+                    p.landed(self, &batch, took, "by rsync", &[]);
                 }
                 Ok(Msg::Done(Err(failed), batch, took)) => {
                     in_flight = false;
@@ -1191,8 +1191,10 @@ impl Worker {
                     match failed.resend {
                         // Only what failed goes again; the rest of the batch has landed.
                         Some(changes) if failed.failure == Failure::Partial => {
+                            let again: Vec<PathBuf> =
+                                changes.iter().map(|c| c.path().to_path_buf()).collect();
                             p.resend(self, changes);
-                            p.acknowledge(self, &batch, took, "by rsync");
+                            p.acknowledge(self, &batch, took, "by rsync", &again);
                             p.failed(self, Vec::new(), failed.failure, &failed.why, false);
                         }
                         _ => p.failed(self, vec![batch], failed.failure, &failed.why, true),
@@ -1222,15 +1224,17 @@ impl Worker {
                                     .map(|(path, _)| Change::Created(path.clone()))
                                     .collect(),
                             );
+                            // Plugins hear of what landed, not of what goes again.
+                            let again: Vec<PathBuf> = missed
+                                .iter()
+                                .chain(errors.iter().map(|(path, _)| path))
+                                .cloned()
+                                .collect();
+                            let took = sent.at.elapsed();
                             if errors.is_empty() {
-                                p.landed(self, &sent.batch, sent.at.elapsed(), "on the stream");
+                                p.landed(self, &sent.batch, took, "on the stream", &again);
                             } else {
-                                p.acknowledge(
-                                    self,
-                                    &sent.batch,
-                                    sent.at.elapsed(),
-                                    "on the stream",
-                                );
+                                p.acknowledge(self, &sent.batch, took, "on the stream", &again);
                             }
                             if let Some((path, why)) = errors.first() {
                                 let why = format!(
@@ -1360,6 +1364,28 @@ impl Worker {
 }
 
 /// Bytes a process has read and written so far (`/proc/PID/io`), 0 if that cannot be read.
+/// `batch` less the entries that go again: what landed of it.
+fn without(batch: &Batch, again: &[PathBuf]) -> Batch {
+    let going = |p: &PathBuf| again.contains(p);
+    Batch {
+        renames: batch
+            .renames
+            .iter()
+            .filter(|r| !going(&r.to))
+            .cloned()
+            .collect(),
+        puts: batch.puts.iter().filter(|p| !going(p)).cloned().collect(),
+        deletes: batch
+            .deletes
+            .iter()
+            .filter(|p| !going(p))
+            .cloned()
+            .collect(),
+        trees: batch.trees.iter().filter(|p| !going(p)).cloned().collect(),
+        upto: batch.upto,
+    }
+}
+
 fn child_io(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/io"))
         .ok()
@@ -1475,21 +1501,35 @@ impl Progress {
             .unwrap_or_else(Instant::now);
     }
 
-    /// A batch landed: acknowledge it in the journal.
-    fn landed(&mut self, w: &Worker, batch: &Batch, took: Duration, lane: &str) {
+    /// A batch landed (`again`: but for paths already queued again): acknowledge it in the
+    /// journal.
+    fn landed(&mut self, w: &Worker, batch: &Batch, took: Duration, lane: &str, again: &[PathBuf]) {
         self.retry_at = None;
         self.backoff.reset();
         if self.failing {
             self.failing = false;
             log(&format!("{}: recovered", w.name()));
         }
-        self.acknowledge(w, batch, took, lane);
+        self.acknowledge(w, batch, took, lane, again);
     }
 
-    /// A batch was applied (all of it, or all but paths already queued again): its changes
-    /// are acknowledged in the journal.
-    fn acknowledge(&mut self, w: &Worker, batch: &Batch, took: Duration, lane: &str) {
-        w.transfers.plugins.landed(&w.target.dest, batch);
+    /// A batch was applied (all of it, or all but the paths in `again`, already queued again):
+    /// its changes are acknowledged in the journal, and plugins hear of what landed.
+    fn acknowledge(
+        &mut self,
+        w: &Worker,
+        batch: &Batch,
+        took: Duration,
+        lane: &str,
+        again: &[PathBuf],
+    ) {
+        if again.is_empty() {
+            w.transfers.plugins.landed(&w.target.dest, batch);
+        } else {
+            w.transfers
+                .plugins
+                .landed(&w.target.dest, &without(batch, again));
+        }
         let bytes = std::mem::take(&mut self.unlanded_bytes);
         self.status.bytes += bytes;
         self.rates

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::daemon::StockDaemon;
-use common::engine::{Engine, converges, one_path_sent_again_alone};
+use common::engine::{Engine, converges, one_path_sent_again_alone, start_telling};
 use common::have_rsync;
 
 #[test]
@@ -19,12 +19,10 @@ fn a_path_a_stock_daemon_cannot_write_is_sent_again_alone() {
     let src = t.path().join("src");
     std::fs::create_dir(&src).unwrap();
     let url = format!("rsync://127.0.0.1:{}/open/", d.port);
-    let engine = Engine::start(
-        &t.path().join("state"),
-        &["-v", src.to_str().unwrap(), &url],
-    );
+    let told = t.path().join("told");
+    let engine = start_telling(&t.path().join("state"), &src, &url, &told);
     let module = d.module_path("open");
-    one_path_sent_again_alone(&src, &module, &engine, "exit 23");
+    one_path_sent_again_alone(&src, &module, &engine, "exit 23", &told);
     assert_eq!(engine.stop(), Some(0));
 }
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::daemon::StockDaemon;
-use common::engine::{Engine, converges, one_path_sent_again_alone};
+use common::engine::{Engine, converges, one_path_sent_again_alone, start_telling};
 use common::ground::Rng;
 
 #[test]
@@ -166,12 +166,10 @@ fn a_path_the_target_cannot_write_is_sent_again_alone() {
     let src = t.path().join("src");
     std::fs::create_dir(&src).unwrap();
     let url = format!("rsync://127.0.0.1:{}/open/", d.port);
-    let engine = Engine::start(
-        &t.path().join("state"),
-        &["-v", src.to_str().unwrap(), &url],
-    );
+    let told = t.path().join("told");
+    let engine = start_telling(&t.path().join("state"), &src, &url, &told);
     let module = d.module_path("open");
-    one_path_sent_again_alone(&src, &module, &engine, "failed on the target");
+    one_path_sent_again_alone(&src, &module, &engine, "failed on the target", &told);
     assert_eq!(engine.stop(), Some(0));
 }
 

@@ -110,12 +110,37 @@ pub fn converges(src: &Path, dst: &Path, unlike: &[&str], engine: &Engine) -> Du
     }
 }
 
+/// Starts `rtsync run -v SRC DEST` from a config file (in `state`'s parent) that adds a
+/// `command` plugin appending each path it is told of, one per line, to the file `told`.
+pub fn start_telling(state: &Path, src: &Path, dest: &str, told: &Path) -> Engine {
+    let script = format!(
+        "for p; do printf '%s\\n' \"$p\"; done >> '{}'",
+        told.display()
+    );
+    let config = format!(
+        "source = {:?}\nstate_dir = {:?}\nverbose = true\n[[target]]\ndest = {dest:?}\n\
+         [[plugin]]\nname = \"told\"\nkind = \"command\"\ncommand = [\"sh\", \"-c\", {script:?}, \"sh\"]\n",
+        src.display().to_string(),
+        state.display().to_string(),
+    );
+    let file = state.with_extension("toml");
+    std::fs::write(&file, config).unwrap();
+    Engine::start(state, &["--config", file.to_str().unwrap()])
+}
+
 /// One path the target cannot write while another lands (its directory `locked/` made
 /// immutable on the target, `module`): the other is not sent again while the failing one is
 /// retried alone with a growing backoff, and both are there once the directory is unlocked.
-/// `failure` is what the log says of the failure. Skips (outside CI) where `chattr +i` does
-/// not work.
-pub fn one_path_sent_again_alone(src: &Path, module: &Path, engine: &Engine, failure: &str) {
+/// Plugins (the engine's, from [`start_telling`], writing to `told`) hear of each path once,
+/// when it has landed. `failure` is what the log says of the failure. Skips (outside CI)
+/// where `chattr +i` does not work.
+pub fn one_path_sent_again_alone(
+    src: &Path,
+    module: &Path,
+    engine: &Engine,
+    failure: &str,
+    told: &Path,
+) {
     use std::os::unix::fs::MetadataExt;
     std::fs::create_dir_all(src.join("locked")).unwrap();
     std::fs::create_dir_all(src.join("free")).unwrap();
@@ -143,11 +168,26 @@ pub fn one_path_sent_again_alone(src: &Path, module: &Path, engine: &Engine, fai
     let log = engine.log();
     assert!(log.contains("attempt 3"), "{log}");
     assert!(!log.contains("recovered"), "{log}");
+    let told_of = |name: &str| {
+        let line = src.join(name).display().to_string();
+        std::fs::read_to_string(told)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| **l == line)
+            .count()
+    };
+    assert_eq!(told_of("free/b"), 1, "{log}");
+    assert_eq!(
+        told_of("locked/a"),
+        0,
+        "told of a path that has not landed\n{log}"
+    );
     drop(lock);
     converges(src, module, &[], engine);
     let t0 = Instant::now();
-    while !engine.log().contains("recovered") {
+    while !engine.log().contains("recovered") || told_of("locked/a") == 0 {
         assert!(t0.elapsed() < Duration::from_secs(10), "{}", engine.log());
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert_eq!((told_of("free/b"), told_of("locked/a")), (1, 1));
 }
