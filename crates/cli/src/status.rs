@@ -163,7 +163,9 @@ pub fn main(args: &[OsString]) -> ExitCode {
         })
         .collect();
     if m.get_flag("json") {
-        let all: Vec<&TargetStatus> = statuses.iter().map(|(_, s)| s).collect();
+        // The shape of the HTTP endpoint's `GET /status`.
+        let targets: Vec<&TargetStatus> = statuses.iter().map(|(_, s)| s).collect();
+        let all = serde_json::json!({ "targets": targets, "plugins": plugins_of(&dirs) });
         match serde_json::to_string_pretty(&all) {
             Ok(text) => println!("{text}"),
             Err(e) => {
@@ -212,16 +214,20 @@ pub fn main(args: &[OsString]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The plugins of the runs in `dirs` (`plugins.json`, see `plugins.rs`), if any.
-fn print_plugins(dirs: &[PathBuf], now: u64) {
-    let plugins: Vec<crate::plugins::PluginStatus> = dirs
-        .iter()
+/// The plugins of the runs in `dirs` (`plugins.json`, see `plugins.rs`).
+fn plugins_of(dirs: &[PathBuf]) -> Vec<crate::plugins::PluginStatus> {
+    dirs.iter()
         .filter_map(|d| std::fs::read(d.join("plugins.json")).ok())
         .filter_map(|bytes| {
             serde_json::from_slice::<Vec<crate::plugins::PluginStatus>>(&bytes).ok()
         })
         .flatten()
-        .collect();
+        .collect()
+}
+
+/// The plugins' table, if there are any.
+fn print_plugins(dirs: &[PathBuf], now: u64) {
+    let plugins = plugins_of(dirs);
     if plugins.is_empty() {
         return;
     }

@@ -221,6 +221,15 @@ timeout_ms = 300
         shown.contains("stuck") && shown.contains("killed"),
         "{shown}"
     );
+    let json = common::rtsync(["status", "--json", "--state-dir", state.to_str().unwrap()]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["targets"].as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(json["targets"][0]["dest"], format!("{}/", dst.display()));
+    let stuck = json["plugins"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "stuck"))
+        .unwrap_or_else(|| panic!("no plugin \"stuck\" in {json}"));
+    assert!(stuck["failures"].as_u64().unwrap_or(0) >= 1, "{json}");
     assert_eq!(engine.stop(), Some(0));
 }
 
