@@ -26,7 +26,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -245,6 +245,8 @@ struct Target {
     silence: Duration,
     /// A daemon module, which may offer the rtsync stream.
     stream: Option<push_stream::StreamTarget>,
+    /// Bytes its `rtsync sync` transfers said they sent, not yet counted in its status.
+    rsync_sent: Arc<AtomicU64>,
 }
 
 /// What every transfer of the run shares.
@@ -273,6 +275,17 @@ struct Transfers {
 /// How one child transfer ended: on failure, its kind, the cause for the log, and all it
 /// printed (for [`rsync_errors`]).
 type Outcome = Result<(), (Failure, String, String)>;
+
+/// What a `rtsync sync --stats` printed as sent, from its closing line
+/// `sent 1,234 bytes  received 56 bytes  ...`: to a daemon or over a remote shell the bytes
+/// written to the connection (file list included), to a local directory the file data and its
+/// framing, as rsync counts them. `None` without such a line.
+fn sent_bytes(stdout: &str) -> Option<u64> {
+    stdout.lines().rev().find_map(|line| {
+        let (n, _) = line.strip_prefix("sent ")?.split_once(" bytes")?;
+        n.replace(',', "").parse().ok()
+    })
+}
 
 /// Why a transfer through rsync failed.
 struct Failed {
@@ -533,6 +546,7 @@ fn targets_of(config: &RunConfig) -> Vec<Target> {
                 // A backstop: the child's own --timeout ends a silent transfer first.
                 kill_after: Duration::from_secs(t.timeout.max(1) * 4),
                 silence: Duration::from_secs(t.timeout.max(1)),
+                rsync_sent: Arc::default(),
             }
         })
         .collect()
@@ -1183,11 +1197,14 @@ impl Worker {
                 Ok(Msg::Done(Ok(()), batch, took)) => {
                     in_flight = false;
                     recent.rsync_ended();
+                    p.unlanded_bytes += self.target.rsync_sent.swap(0, Ordering::Relaxed);
                     p.landed(self, &batch, took, "by rsync", &[]);
                 }
                 Ok(Msg::Done(Err(failed), batch, took)) => {
                     in_flight = false;
                     recent.rsync_ended();
+                    // Sent, though not all of it landed: counted with what lands next.
+                    p.unlanded_bytes += self.target.rsync_sent.swap(0, Ordering::Relaxed);
                     match failed.resend {
                         // Only what failed goes again; the rest of the batch has landed.
                         Some(changes) if failed.failure == Failure::Partial => {
@@ -1363,7 +1380,6 @@ impl Worker {
     }
 }
 
-/// Bytes a process has read and written so far (`/proc/PID/io`), 0 if that cannot be read.
 /// `batch` less the entries that go again: what landed of it.
 fn without(batch: &Batch, again: &[PathBuf]) -> Batch {
     let going = |p: &PathBuf| again.contains(p);
@@ -1386,6 +1402,7 @@ fn without(batch: &Batch, again: &[PathBuf]) -> Batch {
     }
 }
 
+/// Bytes a process has read and written so far (`/proc/PID/io`), 0 if that cannot be read.
 fn child_io(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/io"))
         .ok()
@@ -1856,9 +1873,10 @@ impl Transfers {
             .args(&target.args)
             .args(remote)
             .args(args)
+            .arg("--stats")
             .arg(&target.dest)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| {
             (
@@ -1867,14 +1885,17 @@ impl Transfers {
                 String::new(),
             )
         })?;
-        let stderr = child.stderr.take();
-        let reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut s) = stderr {
-                let _ = std::io::Read::read_to_string(&mut s, &mut text);
-            }
-            text
-        });
+        let read_all = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_string(&mut text);
+                }
+                text
+            })
+        };
+        let reader = read_all(child.stderr.take().map(|p| Box::new(p) as _));
+        let stats = read_all(child.stdout.take().map(|p| Box::new(p) as _));
         // A transfer is killed once it has done no I/O for `kill_after` (its own --timeout
         // should end it before): a long one that moves data (a big file over a slow or
         // --bwlimit'ed link) runs to its end.
@@ -1904,6 +1925,9 @@ impl Transfers {
             std::thread::sleep(Duration::from_millis(2));
         };
         let text = reader.join().unwrap_or_default();
+        if let Some(sent) = sent_bytes(&stats.join().unwrap_or_default()) {
+            target.rsync_sent.fetch_add(sent, Ordering::Relaxed);
+        }
         // The cause (say "@ERROR: auth failed on module www"), not rsync's closing summary.
         let detail = text
             .lines()
@@ -1932,6 +1956,17 @@ impl Transfers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bytes_sent_come_from_the_closing_line() {
+        let out = "Number of files: 2\nTotal bytes sent: 1,999\n\n\
+                   sent 300,060 bytes  received 35 bytes  31,945.35 bytes/sec\n\
+                   total size is 300,000  speedup is 1.00\n";
+        assert_eq!(sent_bytes(out), Some(300_060));
+        assert_eq!(sent_bytes("sent 12 bytes  received 0 bytes"), Some(12));
+        assert_eq!(sent_bytes("nothing here\nsent many bytes"), None);
+        assert_eq!(sent_bytes(""), None);
+    }
 
     #[test]
     fn big_batches_split_by_top_level_entry_and_small_ones_do_not() {

@@ -28,11 +28,11 @@ pub struct TargetStatus {
     pub batches: u64,
     pub paths: u64,
     pub failures: u64,
-    /// Bytes sent on the rtsync stream for batches that landed (transfers through rsync are
-    /// child processes whose bytes are not counted here).
+    /// Bytes sent for batches that landed: on the rtsync stream, its frames; through rsync,
+    /// what each `rtsync sync` counted as sent (`--stats`).
     #[serde(default)]
     pub bytes: u64,
-    /// Paths landed per second, and stream bytes per second, over the last 10 seconds.
+    /// Paths landed per second, and bytes per second, over the last 10 seconds.
     #[serde(default)]
     pub paths_per_sec: f64,
     #[serde(default)]

@@ -202,9 +202,9 @@ pub fn render_metrics(targets: &[TargetStatus], plugins: &[PluginStatus], now: u
         by_target(&|t| t.failures as f64),
     );
     family(
-        "rtsync_target_stream_bytes_total",
+        "rtsync_target_bytes_total",
         "counter",
-        "Bytes sent on the rtsync stream for batches that landed.",
+        "Bytes sent for batches that landed (stream frames; rsync transfers as their --stats count them).",
         by_target(&|t| t.bytes as f64),
     );
     family(

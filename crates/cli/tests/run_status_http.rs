@@ -64,11 +64,24 @@ fn metrics_and_status_report_what_landed_and_survive_garbage() {
     };
     // The initial sync (one subtree compared) first, then 20 files.
     wait("rtsync_target_batches_total", 1.0);
+    let before = wait("rtsync_target_bytes_total", 0.0);
+    let bytes_of = |m: &str| -> f64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix("rtsync_target_bytes_total{"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap()
+    };
     for i in 0..20 {
-        std::fs::write(src.join(format!("f{i}")), b"x").unwrap();
+        std::fs::write(src.join(format!("f{i}")), [b'x'; 1000]).unwrap();
     }
     converges(&src, &dst, &[], &engine);
     let metrics = wait("rtsync_target_paths_total", 21.0);
+    // Through rsync (a local target): the 20,000 bytes of data and rsync's framing.
+    let sent = bytes_of(&metrics) - bytes_of(&before);
+    assert!(
+        (20_000.0..40_000.0).contains(&sent),
+        "{sent} bytes\n{metrics}"
+    );
     assert!(metrics.starts_with("HTTP/1.1 200 OK\r\n"), "{metrics}");
     assert!(metrics.contains("# TYPE rtsync_target_lag_seconds gauge"));
     assert!(
