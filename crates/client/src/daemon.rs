@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use protocol::compat::CF_VARINT_FLIST_FLAGS;
 use protocol::daemon::{self, AuthDigest, Greeting, ServerLine};
+use session::mux::QuickAck;
 pub use session::mux::{MessageSink, MuxReader, MuxWriter, Traffic};
 
 use crate::ClientError;
@@ -103,7 +104,7 @@ impl Connection {
             Arc::clone(&traffic),
         );
         let mut conn = Connection {
-            reader: MuxReader::new(Box::new(stream), opts.io_timeout, traffic),
+            reader: MuxReader::new(Box::new(QuickAck(stream)), opts.io_timeout, traffic),
             writer,
             greeting: Greeting {
                 version: 0,

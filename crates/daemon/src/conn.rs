@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use protocol::daemon::{self, AuthDigest};
 use session::SessionError;
-use session::mux::{MuxReader, MuxWriter, Traffic};
+use session::mux::{MuxReader, MuxWriter, QuickAck, Traffic};
 
 use crate::auth::{self, Access};
 use crate::config::{Config, Module};
@@ -291,7 +291,7 @@ pub fn handle(
     });
     let _ = stream.set_read_timeout(Some(greeting_wait));
     let read_half: Box<dyn Read + Send> = match stream.try_clone() {
-        Ok(s) => Box::new(s),
+        Ok(s) => Box::new(QuickAck(s)),
         Err(_) => return Ending::Refused("socket error".into()),
     };
     let mut reader = MuxReader::new(read_half, Some(greeting_wait), traffic);

@@ -18,6 +18,27 @@ pub struct MuxReader {
     traffic: Arc<Traffic>,
 }
 
+/// The read half of a TCP connection that acknowledges what it reads at once (`TCP_QUICKACK`
+/// after each read), instead of after Linux's delayed-ACK wait of up to 40 ms.
+///
+/// A peer that does not set `TCP_NODELAY` (stock `rsync --daemon`, stock rsync clients) holds
+/// a small write back under Nagle's rule until its previous one is acknowledged; when we have
+/// nothing to answer in between (the checksum seed after the checksum list, in every daemon
+/// session), each such pair cost a whole delayed-ACK wait: 40 ms of an 85 ms empty push.
+pub struct QuickAck(pub TcpStream);
+
+impl Read for QuickAck {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        if n > 0 {
+            // Not sticky: the kernel may leave quick-ack mode again, so it is asked each time;
+            // with an ACK pending this sends it now. Failing only costs the wait.
+            let _ = rustix::net::sockopt::set_tcp_quickack(&self.0, true);
+        }
+        Ok(n)
+    }
+}
+
 /// Bytes that crossed the connection each way, for rsync's "sent N bytes  received M bytes".
 #[derive(Debug, Default)]
 pub struct Traffic {
