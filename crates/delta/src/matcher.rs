@@ -130,13 +130,29 @@ impl<'s> Matcher<'s> {
         source: &mut impl Read,
         sink: &mut impl DeltaSink,
     ) -> Result<(MatchStats, StrongSum), DeltaError> {
+        self.run_with(source, sink, &mut Vec::new())
+    }
+
+    /// [`Matcher::run`] reading through `buf`, whose contents are discarded and whose capacity
+    /// is kept: a sender of many files reuses one buffer instead of a fresh allocation (and
+    /// its page faults) per file.
+    ///
+    /// # Errors
+    /// As [`Matcher::run`].
+    pub fn run_with(
+        &self,
+        source: &mut impl Read,
+        sink: &mut impl DeltaSink,
+        buf: &mut Vec<u8>,
+    ) -> Result<(MatchStats, StrongSum), DeltaError> {
+        buf.clear();
         let mut run = Run {
             matcher: self,
             stats: MatchStats::default(),
             hasher: FileHasher::new(self.sig.kind),
             full_strong_sums: self.sig.sizes.s2_len as usize >= self.sig.kind.digest_len(),
         };
-        run.search(source, sink)?;
+        run.search(source, sink, buf)?;
         Ok((run.stats, run.hasher.finish()))
     }
 }
@@ -230,18 +246,18 @@ impl Run<'_, '_> {
         &mut self,
         source: &mut impl Read,
         sink: &mut impl DeltaSink,
+        buf: &mut Vec<u8>,
     ) -> Result<(), DeltaError> {
         let sig = self.matcher.sig;
         let blen = sig.sizes.block_len as usize;
-        let mut buf: Vec<u8> = Vec::new();
         let mut eof = false;
         if sig.sizes.count == 0 || blen == 0 {
             // No basis: the whole file is literal.
             loop {
                 buf.clear();
-                eof = fill(source, &mut buf, CHUNK_SIZE * 8)?;
-                self.hasher.update(&buf);
-                self.flush_literal(&buf, sink)?;
+                eof = fill(source, buf, CHUNK_SIZE * 8)?;
+                self.hasher.update(buf);
+                self.flush_literal(buf, sink)?;
                 if eof {
                     return Ok(());
                 }
@@ -264,7 +280,7 @@ impl Run<'_, '_> {
                     hashed = 0;
                     lit = 0;
                 }
-                eof = fill(source, &mut buf, pos + blen + CHUNK_SIZE * 4)?;
+                eof = fill(source, buf, pos + blen + CHUNK_SIZE * 4)?;
             }
             let avail = buf.len() - pos;
             if avail == 0 {

@@ -101,6 +101,14 @@ pub fn encode(out: &mut Vec<u8>, code: MsgCode, payload: &[u8]) -> Result<(), Pr
     Ok(())
 }
 
+/// The header of a `MSG_DATA` frame of `len` bytes (at most [`MAX_FRAME`]), for a writer that
+/// sends the payload from where it lies.
+#[must_use]
+pub fn data_header(len: usize) -> [u8; 4] {
+    let len = u32::try_from(len.min(MAX_FRAME)).unwrap_or(0);
+    (((MPLEX_BASE + u32::from(MsgCode::Data.code())) << 24) | len).to_le_bytes()
+}
+
 /// Appends `data` as `MSG_DATA` frames of at most [`MAX_FRAME`] bytes.
 pub fn encode_data(out: &mut Vec<u8>, data: &[u8]) {
     for piece in data.chunks(MAX_FRAME) {
@@ -156,6 +164,9 @@ mod tests {
     #[test]
     fn data_is_split_into_small_frames() {
         let mut out = Vec::new();
+        let mut header = Vec::new();
+        encode(&mut header, MsgCode::Data, &[7u8; 5]).unwrap();
+        assert_eq!(header.get(..4), Some(&data_header(5)[..]));
         encode_data(&mut out, &vec![1u8; MAX_FRAME * 2 + 5]);
         assert_eq!(out.len(), MAX_FRAME * 2 + 5 + 12);
     }

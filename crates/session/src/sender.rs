@@ -269,6 +269,7 @@ pub fn send(
             None => None,
         };
         let mut phase = 0;
+        let (mut file_buf, mut spare_out) = (Vec::new(), Vec::new());
         // With -z the token stream is one zstd stream for the whole session.
         let mut encoder = if o.compress {
             Some(TokenEncoder::new(3)?)
@@ -301,7 +302,8 @@ pub fn send(
                     )
                 })?;
             let iflags = incoming.next(|b| Ok(get_short(b)))?;
-            let mut echo = Vec::new();
+            let mut echo = std::mem::take(&mut spare_out);
+            echo.clear();
             let ndx_before = ndx_out;
             ndx_out.encode(&mut echo, ndx);
             echo.extend_from_slice(&iflags.to_le_bytes());
@@ -317,6 +319,7 @@ pub fn send(
             if iflags & ITEM_TRANSFER == 0 || o.dry_run {
                 // Nothing to send (with -n the receiver reads no sums and no data either).
                 writer.send_data(&echo)?;
+                spare_out = echo;
                 continue;
             }
             let mut head = [0i32; 4];
@@ -405,11 +408,11 @@ pub fn send(
                 out: echo,
                 encoder: encoder.as_mut(),
             };
-            // The matcher reads in large pieces itself: no buffer of our own (a 256 KiB one
-            // per file was an mmap and a munmap per small file).
+            // One read buffer and one output buffer serve every file: fresh ones of 256 KiB
+            // per file were an mmap, page faults and a munmap each.
             let mut source = source;
             let (mstats, sum) = Matcher::new(&sig)
-                .run(&mut source, &mut tokens)
+                .run_with(&mut source, &mut tokens, &mut file_buf)
                 .map_err(|e| SessionError::Socket(std::io::Error::other(e.to_string())))?;
             match tokens.encoder.as_mut() {
                 Some(enc) => enc.end_file(&mut tokens.out)?,
@@ -418,6 +421,7 @@ pub fn send(
             tokens.out.extend_from_slice(sum.as_bytes());
             let rest = std::mem::take(&mut tokens.out);
             writer.send_data(&rest)?;
+            spare_out = rest;
             stats.transferred += 1;
             stats.literal += mstats.literal_bytes;
             stats.matched += mstats.matched_bytes;
