@@ -180,6 +180,13 @@ fn cli() -> Cli {
                 .help("milliseconds a change may wait at most under a steady stream"),
         )
         .arg(
+            Arg::new("batch-gap")
+                .long("batch-gap")
+                .value_parser(clap::value_parser!(u64))
+                .default_value("500")
+                .help("milliseconds between batches through rsync under a steady stream (each costs a connection; 0: none)"),
+        )
+        .arg(
             Arg::new("password-file")
                 .long("password-file")
                 .value_parser(clap::value_parser!(PathBuf))
@@ -627,6 +634,7 @@ fn run(
     let settings = Settings {
         settle: config.settle,
         max_latency: config.max_latency,
+        min_gap: config.batch_gap,
         ..Settings::default()
     };
     let initial_sync = config.initial_sync;
@@ -907,6 +915,7 @@ impl Fleet {
         let old = &self.config;
         let all = new.settle != old.settle
             || new.max_latency != old.max_latency
+            || new.batch_gap != old.batch_gap
             || new.verbose != old.verbose
             || new.resync_interval != old.resync_interval
             || new.resync_cron != old.resync_cron
@@ -952,6 +961,7 @@ impl Fleet {
         let settings = Settings {
             settle: new.settle,
             max_latency: new.max_latency,
+            min_gap: new.batch_gap,
             ..Settings::default()
         };
         let (mut restarted, mut added) = (0, 0);
@@ -989,6 +999,10 @@ struct Worker {
 
 /// The longest a change waits under a steady stream to a daemon that may take the stream.
 const STREAM_MAX_LATENCY: Duration = Duration::from_millis(50);
+
+/// Through rsync, a batch follows the one before it at least `--batch-gap` later, unless this
+/// many paths are pending (see `engine::Settings::min_gap`).
+const RSYNC_FULL_BATCH: usize = 256;
 
 /// How many stream batches may await their acknowledgement at once.
 const STREAM_WINDOW: usize = 8;
@@ -1033,7 +1047,11 @@ impl Worker {
     ) {
         let started = Instant::now();
         let mut p = Progress {
-            pending: Coalescer::new(settings),
+            // Paced only while batches go through rsync (below).
+            pending: Coalescer::new(Settings {
+                min_gap: Duration::ZERO,
+                ..settings
+            }),
             // Retries of a transient failure at most every 2 s, with short connection attempts
             // (see `apply`): a target whose link or daemon comes back is caught up within
             // seconds.
@@ -1117,6 +1135,13 @@ impl Worker {
                 let whole = batch.trees.iter().any(|t| t.as_os_str().is_empty());
                 self.start_rsync(batch, p.failing, whole && std::mem::take(&mut periodic));
                 continue;
+            }
+            // Through rsync each batch costs a connection and processes at both ends: under
+            // a steady stream, fewer and larger batches.
+            if self.target.stream.is_none() || matches!(stream, StreamState::Off(_)) {
+                p.pending.pace(settings.min_gap, RSYNC_FULL_BATCH);
+            } else {
+                p.pending.pace(Duration::ZERO, usize::MAX);
             }
             if !in_flight
                 && held.is_none()

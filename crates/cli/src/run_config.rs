@@ -27,6 +27,8 @@ pub struct RunConfig {
     pub state_dir: Option<PathBuf>,
     pub settle: Duration,
     pub max_latency: Duration,
+    /// Under a steady stream, batches through rsync follow each other at least this far apart.
+    pub batch_gap: Duration,
     pub resync_interval: Option<Duration>,
     /// A cron expression (five fields, local time) for the periodic compare.
     pub resync_cron: Option<String>,
@@ -76,6 +78,8 @@ struct File {
     settle_ms: u64,
     #[serde(default = "default_max_latency_ms")]
     max_latency_ms: u64,
+    #[serde(default = "default_batch_gap_ms")]
+    batch_gap_ms: u64,
     resync_interval: Option<u64>,
     resync_cron: Option<String>,
     #[serde(default)]
@@ -242,6 +246,9 @@ fn default_settle_ms() -> u64 {
 fn default_max_latency_ms() -> u64 {
     200
 }
+fn default_batch_gap_ms() -> u64 {
+    500
+}
 fn default_timeout() -> u64 {
     15
 }
@@ -324,6 +331,7 @@ impl RunConfig {
             state_dir: f.state_dir,
             settle: Duration::from_millis(f.settle_ms),
             max_latency: Duration::from_millis(f.max_latency_ms),
+            batch_gap: Duration::from_millis(f.batch_gap_ms),
             resync_interval: f.resync_interval.map(Duration::from_secs),
             resync_cron: checked_cron(path, f.resync_cron)?,
             resync_exclude: f.resync_exclude,
@@ -372,6 +380,7 @@ impl RunConfig {
             max_latency: Duration::from_millis(
                 m.get_one::<u64>("max-latency").copied().unwrap_or(200),
             ),
+            batch_gap: Duration::from_millis(m.get_one::<u64>("batch-gap").copied().unwrap_or(500)),
             resync_interval: m
                 .get_one::<u64>("resync-interval")
                 .map(|s| Duration::from_secs(*s)),
@@ -461,6 +470,14 @@ timeout = 5
         let e = parse("source = \"/a\"\nresync_cron = \"every day\"\n[[target]]\ndest = \"/b\"\n")
             .unwrap_err();
         assert!(e.contains("every day"), "{e}");
+    }
+
+    #[test]
+    fn the_batch_gap_defaults_to_half_a_second() {
+        let c = parse("source = \"/a\"\n[[target]]\ndest = \"/b\"\n").unwrap();
+        assert_eq!(c.batch_gap, Duration::from_millis(500));
+        let c = parse("source = \"/a\"\nbatch_gap_ms = 0\n[[target]]\ndest = \"/b\"\n").unwrap();
+        assert_eq!(c.batch_gap, Duration::ZERO);
     }
 
     #[test]

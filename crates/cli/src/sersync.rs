@@ -411,6 +411,7 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<Mapped, String> {
             state_dir: None,
             settle: Duration::from_millis(20),
             max_latency: Duration::from_millis(200),
+            batch_gap: Duration::from_millis(500),
             resync_interval: resync,
             resync_cron: None,
             resync_exclude,

@@ -85,6 +85,13 @@ pub struct Settings {
     pub max_pending: usize,
     /// Past this many pending paths directly in one directory, that directory is resynced.
     pub max_per_dir: usize,
+    /// A batch follows the one before it at least this much later (zero: no such wait) ...
+    pub min_gap: Duration,
+    /// ... unless this many paths are pending. For a target where each batch costs a
+    /// connection and a process or two on each end (a stock rsync daemon), a steady stream
+    /// then makes a few larger batches a second instead of one tiny batch per settle delay;
+    /// a change after a quiet spell still goes after the settle delay alone.
+    pub full_batch: usize,
 }
 
 impl Default for Settings {
@@ -97,6 +104,8 @@ impl Default for Settings {
             max_write_hold: Duration::from_secs(5),
             max_pending: 200_000,
             max_per_dir: 20_000,
+            min_gap: Duration::ZERO,
+            full_batch: usize::MAX,
         }
     }
 }
@@ -196,6 +205,8 @@ pub struct Coalescer {
     /// Both ends of every pending rename, each to the rename's `to`.
     ends: BTreeMap<PathBuf, PathBuf>,
     last_change: Option<Instant>,
+    /// When the last batch was taken, for [`Settings::min_gap`].
+    last_take: Option<Instant>,
     upto: u64,
 }
 
@@ -219,6 +230,7 @@ impl Coalescer {
             moves: HashMap::new(),
             ends: BTreeMap::new(),
             last_change: None,
+            last_take: None,
             upto: 0,
         }
     }
@@ -233,6 +245,13 @@ impl Coalescer {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
+    }
+
+    /// Sets [`Settings::min_gap`] and [`Settings::full_batch`]: the caller learns only as it
+    /// goes whether its target's batches are costly.
+    pub fn pace(&mut self, min_gap: Duration, full_batch: usize) {
+        self.settings.min_gap = min_gap;
+        self.settings.full_batch = full_batch;
     }
 
     /// When the oldest pending change arrived, for lag reporting.
@@ -525,6 +544,18 @@ impl Coalescer {
     /// When the next batch will be ready, if anything is pending.
     #[must_use]
     pub fn deadline(&self) -> Option<Instant> {
+        let due = self.due()?;
+        match self.last_take {
+            Some(t) if self.pending.len() < self.settings.full_batch => {
+                Some(due.max(t + self.settings.min_gap))
+            }
+            _ => Some(due),
+        }
+    }
+
+    /// When the next batch is due by the settle delay, the latency cap and the files being
+    /// written (before [`Settings::min_gap`]).
+    fn due(&self) -> Option<Instant> {
         if self.pending.len() > self.writing.len() {
             // Something not being written is waiting: it goes once things settle, or at the
             // latency cap.
@@ -556,6 +587,7 @@ impl Coalescer {
 
     /// Takes everything pending as one batch, but for files still being written.
     pub fn take(&mut self, now: Instant) -> Batch {
+        self.last_take = Some(now);
         let mut batch = Batch::default();
         let mut kept = BTreeMap::new();
         let mut renames = Vec::new();
@@ -887,6 +919,38 @@ mod tests {
             c.push(&Change::Modified(p(&format!("d{}/f{}", i % 7, i))), i, t);
         }
         assert_eq!(c.take(t), batch(&[], &[], &[""], 59));
+    }
+
+    #[test]
+    fn under_a_steady_stream_batches_keep_the_minimum_gap_unless_full() {
+        let ms = Duration::from_millis;
+        let s = Settings {
+            min_gap: ms(300),
+            full_batch: 5,
+            ..Settings::default()
+        };
+        let mut c = Coalescer::new(s);
+        let t0 = Instant::now();
+        // The first change after a quiet spell goes once settled.
+        c.push(&Change::Modified(p("a")), 1, t0);
+        assert_eq!(c.deadline(), Some(t0 + s.settle));
+        assert_eq!(c.take(t0 + s.settle).puts, [p("a")]);
+        // One more, settled at once: it waits for the gap after the last batch.
+        let t1 = t0 + ms(50);
+        c.push(&Change::Modified(p("b")), 2, t1);
+        assert_eq!(c.deadline(), Some(t0 + s.settle + ms(300)));
+        assert!(!c.is_ready(t1 + ms(100)));
+        // Five pending make a full batch: it goes as soon as it settles.
+        for (i, name) in ["c", "d", "e", "f"].iter().enumerate() {
+            c.push(&Change::Modified(p(name)), 3 + i as u64, t1 + ms(60));
+        }
+        assert_eq!(c.deadline(), Some(t1 + ms(60) + s.settle));
+        assert_eq!(c.take(t1 + ms(80)).puts.len(), 5);
+        // Without the setting, nothing waits for a gap.
+        let mut plain = Coalescer::new(Settings::default());
+        plain.take(t0);
+        plain.push(&Change::Modified(p("g")), 1, t0);
+        assert_eq!(plain.deadline(), Some(t0 + Settings::default().settle));
     }
 
     #[test]
