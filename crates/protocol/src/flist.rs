@@ -155,6 +155,18 @@ impl Entry {
     pub fn is_file(&self) -> bool {
         self.file_type() == S_IFREG
     }
+    /// The place of a duplicate a receiver dropped from its sorted list. rsync's receiver
+    /// clears duplicates where they lie rather than removing them, because the sender keeps
+    /// them and both sides number the sorted list, duplicates included.
+    #[must_use]
+    pub fn cleared() -> Self {
+        Self::default()
+    }
+    /// A [`Entry::cleared`] place: no name (every name received is checked non-empty).
+    #[must_use]
+    pub fn is_cleared(&self) -> bool {
+        self.name.is_empty()
+    }
 }
 
 /// What [`FlistDecoder::decode`] found.

@@ -84,8 +84,8 @@ pub fn is_safe_name(name: &[u8]) -> bool {
                 .all(|part| !part.is_empty() && part != b"." && part != b".."))
 }
 
-/// The received list in rsync's sorted order without duplicates (indexes refer to this
-/// order), with hard-link leaders renumbered to match.
+/// The received list in rsync's sorted order (indexes refer to this order), each duplicate
+/// name left as an [`Entry::cleared`] place, with hard-link leaders renumbered to match.
 ///
 /// # Errors
 /// A name that is not [`is_safe_name`]: the peer is trying to write outside the destination.
@@ -114,11 +114,31 @@ pub fn sort_received(entries: Vec<Entry>) -> Result<Vec<Entry>, crate::SessionEr
         .into_iter()
         .filter_map(|i| slots.get_mut(i).and_then(Option::take).map(|e| (i, e)))
         .collect();
-    numbered.dedup_by(|(_, a), (_, b)| a.name == b.name);
+    let dropped = duplicates(&numbered);
     let mut sorted_place = vec![None; numbered.iter().map(|(i, _)| i + 1).max().unwrap_or(0)];
     for (place, (sent, _)) in numbered.iter().enumerate() {
+        // (A keeper may itself give way to a later directory of the same name.)
+        let mut place = place;
+        while let Some(&keep) = dropped.get(&place) {
+            place = keep;
+        }
         if let Some(slot) = sorted_place.get_mut(*sent) {
             *slot = u32::try_from(place).ok();
+        }
+    }
+    for (&drop, &keep) in &dropped {
+        let gone = numbered
+            .get_mut(drop)
+            .map(|(_, e)| std::mem::replace(e, Entry::cleared()));
+        if let (Some(gone), Some((_, kept))) = (gone, numbered.get_mut(keep))
+            && gone.is_dir()
+            && kept.is_dir()
+        {
+            // Two listings of one directory: it is a top directory, and has its contents
+            // in the list, if either says so.
+            use protocol::flist::{SAME_RDEV_MAJOR as NO_CONTENT, TOP_DIR};
+            kept.flags |= gone.flags & TOP_DIR;
+            kept.flags &= gone.flags | !NO_CONTENT;
         }
     }
     let mut entries: Vec<Entry> = numbered
@@ -152,6 +172,34 @@ pub fn sort_received(entries: Vec<Entry>) -> Result<Vec<Entry>, crate::SessionEr
         }
     }
     Ok(entries)
+}
+
+/// The duplicates in a sorted list, as (place dropped, place kept): entries that sort
+/// equal to the last one kept, as rsync's receiver finds them (`flist.c
+/// flist_sort_and_clean`). A file and a directory of one name are not equal (files of a
+/// directory sort before its subdirectories); should they ever be, the directory is kept,
+/// since it may have contents in the list. Otherwise the first is kept.
+fn duplicates(sorted: &[(usize, Entry)]) -> std::collections::HashMap<usize, usize> {
+    let mut dropped = std::collections::HashMap::new();
+    let mut prev: Option<(usize, &Entry)> = None;
+    for (place, (_, e)) in sorted.iter().enumerate() {
+        match prev {
+            Some((earlier, p))
+                if p.name == e.name
+                    && mirror::flist::compare(&p.name, p.is_dir(), &e.name, e.is_dir())
+                        == std::cmp::Ordering::Equal =>
+            {
+                if e.is_dir() && !p.is_dir() {
+                    dropped.insert(earlier, place);
+                    prev = Some((place, e));
+                } else {
+                    dropped.insert(place, earlier);
+                }
+            }
+            _ => prev = Some((place, e)),
+        }
+    }
+    dropped
 }
 
 /// Names for the ids in use, from `/etc/passwd` or `/etc/group` (id lists on the wire let the
@@ -267,6 +315,46 @@ mod tests {
         };
         assert!(sort_received(vec![e(b"."), e(b"../escape")]).is_err());
         assert_eq!(sort_received(vec![e(b"b"), e(b"a")]).unwrap()[0].name, b"a");
+    }
+
+    #[test]
+    fn duplicates_keep_their_places_so_indexes_match_the_senders() {
+        let entry = |name: &[u8], mode: u32, size: i64| Entry {
+            name: name.to_vec(),
+            mode,
+            size,
+            ..Entry::default()
+        };
+        // A stock sender given `a` twice (say by --files-from) lists it twice and
+        // numbers both.
+        let sorted = sort_received(vec![
+            entry(b".", 0o040_755, 0),
+            entry(b"a", 0o100_644, 1),
+            entry(b"a", 0o100_644, 2),
+            entry(b"d", 0o100_644, 3),
+            entry(b"d", 0o040_755, 0),
+            entry(b"z", 0o100_644, 4),
+        ])
+        .unwrap();
+        let live: Vec<_> = sorted
+            .iter()
+            .filter(|e| !e.is_cleared())
+            .map(|e| (e.name.clone(), e.is_dir(), e.size))
+            .collect();
+        assert_eq!(
+            live,
+            vec![
+                (b".".to_vec(), true, 0),
+                (b"a".to_vec(), false, 1),
+                (b"d".to_vec(), false, 3),
+                (b"z".to_vec(), false, 4),
+                (b"d".to_vec(), true, 0),
+            ],
+            "the first of two files is kept; a file and a directory of one name both stay, \
+             files before subdirectories as rsync sorts them"
+        );
+        assert!(sorted[2].is_cleared(), "the second `a` keeps its place, cleared");
+        assert_eq!(sorted.len(), 6);
     }
 
     #[test]

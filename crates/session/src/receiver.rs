@@ -216,7 +216,10 @@ fn delete_extraneous(
     let mut deleted = Vec::new();
     use std::collections::{HashMap, HashSet};
     let mut children: HashMap<&[u8], HashSet<&[u8]>> = HashMap::new();
-    for e in entries.iter().filter(|e| e.name != b".") {
+    for e in entries
+        .iter()
+        .filter(|e| e.name != b"." && !e.is_cleared())
+    {
         let (parent, name) = split(&e.name);
         children.entry(parent).or_default().insert(name);
     }
@@ -341,6 +344,9 @@ fn generate(
     // `--existing`: directories not made here, whose contents are skipped too.
     let mut not_made: Vec<&[u8]> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
+        if e.is_cleared() {
+            continue;
+        }
         let (parent, name) = split(&e.name);
         if o.quick.existing && e.name != b"." && e.mode & 0o170_000 != 0 {
             let below = |d: &&[u8]| {
@@ -938,7 +944,7 @@ pub fn receive(
                 continue;
             }
             let index = usize::try_from(n).unwrap_or(usize::MAX);
-            let entry = entries.get(index).ok_or_else(|| {
+            let entry = entries.get(index).filter(|e| !e.is_cleared()).ok_or_else(|| {
                 protocol::ProtoError::protocol_text(
                     "receiver",
                     "the sender named a file that is not in the list",
