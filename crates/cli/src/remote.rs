@@ -272,6 +272,10 @@ struct ListShape {
     hard_links: bool,
     checksum: bool,
     sparse: bool,
+    /// `-R`: names keep the paths they were given with.
+    relative: bool,
+    /// `-n`: the sender is told, so that it sends no file data.
+    dry_run: bool,
     /// `--bwlimit`, KiB per second.
     bwlimit: Option<u64>,
 }
@@ -292,6 +296,8 @@ impl ListShape {
             hard_links: m.get_flag("hard-links"),
             checksum: m.get_flag("checksum"),
             sparse: crate::sync::resolve(m, &["sparse"], &["no-sparse", "no-S"]),
+            relative: m.get_flag("relative"),
+            dry_run: m.get_flag("dry-run"),
             bwlimit: m.get_one::<u64>("bwlimit").copied().filter(|&k| k > 0),
         }
     }
@@ -322,6 +328,12 @@ impl ListShape {
         }
         if self.sparse {
             c.push('S');
+        }
+        if self.relative {
+            c.push('R');
+        }
+        if self.dry_run {
+            c.push('n');
         }
         c.push('e');
         c.push_str(client::daemon::CAPABILITIES);
@@ -382,6 +394,7 @@ fn receive_file_list(
     target: &[u8],
     extra_args: &[&str],
     rules: &[Vec<u8>],
+    files_from: Option<&[Vec<u8>]>,
     data: &mut session::mux::DataBuf,
 ) -> Result<
     (
@@ -399,6 +412,12 @@ fn receive_file_list(
         shape.cluster().into_bytes(),
     ];
     args.extend(extra_args.iter().map(|a| a.as_bytes().to_vec()));
+    if files_from.is_some() {
+        // The list is ours: it follows the filter rules on the socket, each name ending
+        // with NUL whatever separated them in the file (rsync's forward_filesfrom_data).
+        args.push(b"--files-from=-".to_vec());
+        args.push(b"--from0".to_vec());
+    }
     if shape.numeric {
         args.push(b"--numeric-ids".to_vec());
     }
@@ -416,6 +435,14 @@ fn receive_file_list(
         filter.extend_from_slice(rule);
     }
     protocol::wire::put_int(&mut filter, 0);
+    if let Some(names) = files_from {
+        for name in names {
+            filter.extend_from_slice(name);
+            filter.push(0);
+        }
+        // An empty name ends the list.
+        filter.push(0);
+    }
     conn.send_data(&filter)?;
     let opts = FlistOptions {
         protocol: conn.protocol,
@@ -454,8 +481,15 @@ fn list_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<(),
 
     let shape = ListShape::from_matches(m);
     let mut data = session::mux::DataBuf::default();
-    let (mut conn, _, entries) =
-        receive_file_list(server, &shape, target, &["--list-only"], &[], &mut data)?;
+    let (mut conn, _, entries) = receive_file_list(
+        server,
+        &shape,
+        target,
+        &["--list-only"],
+        &[],
+        None,
+        &mut data,
+    )?;
     let mut messages = print_message;
     // Closing phases: three NDX_DONEs (the sender echoes the first two, then ends with its own
     // NDX_DONE and its statistics), then the goodbye.
@@ -513,16 +547,16 @@ fn pull_module(
     target: &[u8],
     dest: &Path,
 ) -> Result<u8, ClientError> {
-    // Options a pull does not honour yet are refused rather than silently ignored.
-    let unsupported = ["delete-missing-args", "files-from", "relative", "dry-run"];
-    if let Some(opt) = unsupported
-        .iter()
-        .find(|id| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
-    {
-        eprintln!("rtsync: option --{opt} is not supported yet when pulling from a daemon");
-        return Ok(exit::UNSUPPORTED);
-    }
-    let shape = ListShape::from_matches(m);
+    let settings = crate::sync::Settings::from_matches(m)
+        .map_err(|crate::sync::Refusal(message, code)| ClientError::Refused { code, message })?;
+    let opts = &settings.options;
+    let shape = ListShape {
+        // --files-from turns -a's recursion off and -R on, as in rsync.
+        recursive: opts.recursive,
+        relative: opts.relative,
+        ..ListShape::from_matches(m)
+    };
+    let dry_run = opts.dry_run;
     let mut filters = crate::sync::filter_rules(m).map_err(ClientError::Password)?;
     if m.get_flag("delete-excluded") {
         filters.delete_excluded();
@@ -546,13 +580,37 @@ fn pull_module(
     let mut data = session::mux::DataBuf::default();
     let started = std::time::Instant::now();
     let verbose = m.get_count("verbose") > 0;
-    let (conn, setup, entries) = receive_file_list(server, &shape, target, &[], &rules, &mut data)?;
+    let mut extra = Vec::new();
+    if opts.delete_missing_args {
+        // The sender lists a missing name with mode 0; we delete it.
+        extra.push("--delete-missing-args");
+    } else if opts.ignore_missing_args {
+        extra.push("--ignore-missing-args");
+    }
+    let (conn, setup, entries) = receive_file_list(
+        server,
+        &shape,
+        target,
+        &extra,
+        &rules,
+        settings.files_from.as_deref(),
+        &mut data,
+    )?;
     if verbose {
         // Without incremental recursion rsync's client says this, not "receiving incremental".
         println!("receiving file list ... done");
     }
+    // A dry run into a directory that does not exist yet compares with an empty one (made
+    // aside, never written): everything is new, nothing is deleted.
+    let mut stand_in = None;
     if !dest.exists() {
-        std::fs::create_dir(dest)?;
+        if dry_run {
+            let dir = std::env::temp_dir().join(format!("rtsync-dry-run.{}", std::process::id()));
+            std::fs::create_dir(&dir)?;
+            stand_in = Some(dir);
+        } else {
+            std::fs::create_dir(dest)?;
+        }
         if verbose {
             let shown = dest.display().to_string();
             let trimmed = shown.trim_end_matches('/');
@@ -582,7 +640,6 @@ fn pull_module(
         compat: setup.compat,
         protocol: conn.protocol,
         delete,
-        recursive: shape.recursive,
         compress: setup.compress,
         verbose: m.get_count("verbose") > 0 || m.get_count("itemize-changes") > 0,
         always_checksum: shape.checksum,
@@ -597,7 +654,7 @@ fn pull_module(
         sender_is_server: true,
         tell_deletions: false,
         tell_errors: false,
-        dry_run: false,
+        dry_run,
         tell_items: false,
     };
     let protect: std::sync::Arc<session::receiver::Protect> =
@@ -612,24 +669,36 @@ fn pull_module(
         });
     let mut errors = Vec::new();
     let mut messages = print_message;
-    let names: Option<std::sync::Arc<session::receiver::Reporter>> = verbose.then(|| {
-        let print = |r: session::receiver::Report<'_>| match r {
-            session::receiver::Report::Entry(e) => println!("{}", verbose_name(e)),
-            session::receiver::Report::Linked { entry, to } => {
-                println!("{} => {}", verbose_name(entry), escape_name(to));
-            }
-            session::receiver::Report::Deleted { name, dir } => {
-                println!(
-                    "deleting {}{}",
-                    escape_name(name),
-                    if dir { "/" } else { "" }
-                );
+    // The receiver reports from both its threads: one printer, in turn.
+    let printer = std::sync::Arc::new(std::sync::Mutex::new(crate::output::Printer::new(
+        settings.verbosity,
+    )));
+    let shown = settings.verbosity.verbose > 0 || settings.verbosity.itemize > 0;
+    let names: Option<std::sync::Arc<session::receiver::Reporter>> = shown.then(|| {
+        let printer = std::sync::Arc::clone(&printer);
+        let print = move |r: session::receiver::Report<'_>| {
+            use mirror::{Item, Reporter as _, Update};
+            let Ok(mut p) = printer.lock() else { return };
+            match r {
+                session::receiver::Report::Entry { entry, iflags } => {
+                    p.item(&session::receiver::itemized(entry, iflags));
+                }
+                session::receiver::Report::Linked { entry, to } => {
+                    let mut item = Item::new(&entry.name, fsx::Kind::File, Update::HardLink);
+                    item.is_new = true;
+                    item.hardlink_to = Some(to.to_vec());
+                    p.item(&item);
+                }
+                session::receiver::Report::Deleted { name, dir } => {
+                    let kind = if dir { fsx::Kind::Dir } else { fsx::Kind::File };
+                    p.item(&Item::new(name, kind, Update::Deleted));
+                }
             }
         };
         std::sync::Arc::new(print) as std::sync::Arc<session::receiver::Reporter>
     });
     let target = session::receiver::Destination {
-        dir: dest,
+        dir: stand_in.as_deref().unwrap_or(dest),
         protect,
         report: names,
     };
@@ -640,7 +709,14 @@ fn pull_module(
         o,
         &mut messages,
         &mut errors,
-    )?;
+    );
+    if let Some(dir) = &stand_in {
+        let _ = std::fs::remove_dir(dir);
+    }
+    if let Ok(mut p) = printer.lock() {
+        p.finish();
+    }
+    let stats = stats?;
     report(
         &errors,
         m.get_flag("stats"),
@@ -655,7 +731,9 @@ fn pull_module(
             total_size,
             ..mirror::Stats::default()
         };
-        print!("\n{}", summary.summary(started.elapsed()));
+        let dry = if dry_run { " (DRY RUN)" } else { "" };
+        print!("\n{}", summary.summary(started.elapsed()).trim_end());
+        println!("{dry}");
     }
     Ok(pull_exit(stats.errors))
 }
@@ -665,9 +743,9 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
     let started = std::time::Instant::now();
     let verbose = m.get_count("verbose") > 0;
     let settings = crate::sync::Settings::from_matches(m)
-        .map_err(|crate::sync::Refusal(msg, _)| ClientError::Password(msg))?;
+        .map_err(|crate::sync::Refusal(message, code)| ClientError::Refused { code, message })?;
     let opts = &settings.options;
-    let list = mirror::flist::build(
+    let mut list = mirror::flist::build(
         &settings.sources,
         settings.files_from.as_deref(),
         opts,
@@ -676,19 +754,27 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
     for e in &list.errors {
         eprintln!("rtsync: {e}");
     }
+    // Names gone from the source are not sent as the mode-0 entries of --delete-missing-args,
+    // which many stock receivers refuse, but as a --delete in their parent with receiver
+    // rules sparing the rest of it (see missing_as_deletions).
+    let deletion_rules = if opts.delete_missing_args {
+        mirror::flist::missing_as_deletions(&mut list, opts.force)
+    } else {
+        Vec::new()
+    };
+    let delete_timing = opts
+        .delete
+        .or((!deletion_rules.is_empty()).then_some(mirror::DeleteTiming::During));
     let shape = ListShape {
-        // --files-from turns -a's recursion off, as in rsync.
+        // --files-from turns -a's recursion off and -R on, as in rsync.
         recursive: opts.recursive,
+        relative: opts.relative,
+        dry_run: opts.dry_run,
         ..ListShape::from_matches(m)
     };
     let mut cluster = shape.cluster();
     // The daemon's generator makes the quick-check decisions, so it must hear these.
-    for (on, letter) in [
-        (opts.relative, 'R'),
-        (opts.dry_run, 'n'),
-        (opts.ignore_times, 'I'),
-        (opts.update, 'u'),
-    ] {
+    for (on, letter) in [(opts.ignore_times, 'I'), (opts.update, 'u')] {
         if on {
             cluster.insert(cluster.find('e').unwrap_or(cluster.len()), letter);
         }
@@ -707,7 +793,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
             args.push(long.as_bytes().to_vec());
         }
     }
-    let delete = opts.delete.map(|t| match t {
+    let delete = delete_timing.map(|t| match t {
         mirror::DeleteTiming::Before => "--delete-before",
         mirror::DeleteTiming::During => "--delete-during",
         mirror::DeleteTiming::After => "--delete-after",
@@ -728,10 +814,6 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
     if shape.numeric {
         args.push(b"--numeric-ids".to_vec());
     }
-    if opts.delete_missing_args {
-        // Both sides must agree: the daemon deletes what arrives with mode 0.
-        args.push(b"--delete-missing-args".to_vec());
-    }
     args.push(b".".to_vec());
     args.push(target.to_vec());
     let mut conn = server.open(&args)?;
@@ -739,13 +821,19 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
     let setup = conn.start(&args, shape.compress)?;
 
     let files = session::flist::to_send(&list, opts.checksum.then_some(setup.checksum));
-    let receiver_rules = opts.delete.map(|_| {
-        settings
-            .filters
-            .rules()
+    let receiver_rules = delete_timing.map(|_| {
+        // Ours first: they name exactly what to delete and what to spare beside it.
+        deletion_rules
             .iter()
-            .filter(|r| r.receiver)
-            .map(filter::Rule::to_rule_text)
+            .cloned()
+            .chain(
+                settings
+                    .filters
+                    .rules()
+                    .iter()
+                    .filter(|r| r.receiver)
+                    .map(filter::Rule::to_rule_text),
+            )
             .collect()
     });
     let o = session::sender::SendOptions {
@@ -793,19 +881,34 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
             total_size += f.entry.size.cast_unsigned();
         }
     }
+    let itemize = settings.verbosity.itemize;
     let mut items = |f: &session::sender::SendFile, iflags: u16| {
-        if verbose && session::sender::named_under_verbose(iflags, f.entry.is_dir()) {
+        if itemize > 0 {
+            // What the daemon's generator decided, in its words (`<f.st......`).
+            let mut item = session::receiver::itemized(&f.entry, iflags);
+            if item.update == mirror::Update::Received {
+                item.update = mirror::Update::Sent;
+            }
+            if item.is_change() || itemize > 1 {
+                println!("{} {}", item.itemize(), escape_name(&item.display_name()));
+            }
+        } else if verbose && session::sender::named_under_verbose(iflags, f.entry.is_dir()) {
             println!("{}", verbose_name(&f.entry));
         }
     };
     let messages: session::sender::Messages = Box::new(move |code, text| match code {
-        protocol::mux::MsgCode::Deleted if verbose => {
+        protocol::mux::MsgCode::Deleted if verbose || itemize > 0 => {
             // A directory's name comes with a trailing NUL (`log.c log_delete`).
             let (name, slash) = match text.strip_suffix(b"\0") {
                 Some(dir) => (dir, "/"),
                 None => (text, ""),
             };
-            println!("deleting {}{slash}", String::from_utf8_lossy(name));
+            let how = if itemize > 0 {
+                "*deleting   "
+            } else {
+                "deleting "
+            };
+            println!("{how}{}{slash}", escape_name(name));
         }
         protocol::mux::MsgCode::Deleted => {}
         _ => print_message(code, text),

@@ -533,7 +533,7 @@ pub(crate) struct Settings {
     pub(crate) sources: Vec<SourceArg>,
     dest: PathBuf,
     pub(crate) files_from: Option<Vec<Vec<u8>>>,
-    verbosity: Verbosity,
+    pub(crate) verbosity: Verbosity,
     pub(crate) stats: bool,
 }
 

@@ -24,17 +24,17 @@ fn unsupported_rsync_options_exit_4() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    // Options a pull does not honour yet are refused, not ignored.
+    // A pull's --files-from list is read before anything connects (rsync: exit 11).
     let out = rtsync([
         "sync",
         "-a",
-        "--files-from=x",
+        "--files-from=/nonexistent/list",
         "-e",
         "/nonexistent/ssh",
         "host:path",
         "dst/",
     ]);
-    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(out.status.code(), Some(11));
     let out = rtsync(["sync", "--list-only", "src/", "dst/"]);
     assert_eq!(out.status.code(), Some(4));
     let out = rtsync(["sync", "-a", "--filter=: .rsync-filter", "a/", "b/"]);

@@ -611,13 +611,53 @@ fn files_from_push_with_delete_missing_args_matches_rsync() {
     std::fs::create_dir(&src).unwrap();
     testkit::tricky_tree(&src);
     let src_arg = format!("{}/", src.display());
+    // Debian's rsync 3.2.7-1+deb12u5 (as 3.4.1 to 3.4.3) refuses, as a receiver, the mode-0
+    // entries of --delete-missing-args (RsyncProject/rsync#910, fixed in 3.4.4); rtsync does
+    // not send them (see mirror::flist::missing_as_deletions). So the stock reference pushes
+    // without the option (exit 23 for the missing names), and they are deleted by hand.
+    let (open_url, push_url) = (d.url("open/"), d.url("push/"));
     let both = |args: &[String], level_dir_times: bool| {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_both(
-            &args,
-            [&src_arg, &d.url("open/")],
-            [&src_arg, &d.url("push/")],
+        let missing_args = args.contains(&"--delete-missing-args");
+        let stock_args: Vec<&str> = args
+            .iter()
+            .copied()
+            .filter(|a| *a != "--delete-missing-args")
+            .chain([src_arg.as_str(), &open_url])
+            .collect();
+        let stock = rsync(&stock_args);
+        let missing: Vec<Vec<u8>> = files_from_names(&args)
+            .into_iter()
+            .filter(|n| {
+                std::fs::symlink_metadata(src.join(std::ffi::OsStr::from_bytes(n))).is_err()
+            })
+            .collect();
+        let expected = if missing.is_empty() { 0 } else { 23 };
+        assert_eq!(
+            code(&stock),
+            Some(expected),
+            "{}",
+            String::from_utf8_lossy(&stock.stderr)
         );
+        for name in missing.iter().filter(|_| missing_args) {
+            let path = d
+                .module_path("open")
+                .join(std::ffi::OsStr::from_bytes(name));
+            if let Ok(meta) = std::fs::symlink_metadata(&path) {
+                if meta.is_dir() {
+                    std::fs::remove_dir_all(&path).unwrap();
+                } else {
+                    std::fs::remove_file(&path).unwrap();
+                }
+            }
+        }
+        let ours = rtsync(
+            ["sync"]
+                .iter()
+                .chain(&args)
+                .chain(&[src_arg.as_str(), push_url.as_str()]),
+        );
+        ok(&ours);
         // A directory that loses a listed name gets the time of the deletion, which the
         // stock receiver does not put back (and the root is not in a --files-from list at
         // all): directory times differ by when each run happened, so they are levelled.
@@ -686,6 +726,21 @@ fn files_from_push_with_delete_missing_args_matches_rsync() {
     );
     assert!(!push.join("new dir/deeper/f").exists());
     assert!(push.join("new dir/only-on-daemon").exists());
+}
+
+/// The names of the `--files-from=FILE` among `args` (none without it).
+fn files_from_names(args: &[&str]) -> Vec<Vec<u8>> {
+    args.iter()
+        .find_map(|a| a.strip_prefix("--files-from="))
+        .map(|f| {
+            std::fs::read(f)
+                .unwrap()
+                .split(|&c| c == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A list of 100,000 names each way, with the daemon writing back while we write (the
@@ -890,15 +945,124 @@ fn verbose_pulls_print_what_rsync_prints() {
             [&d.url("open/"), &format!("{}/", ours.display())],
         );
         assert_eq!(lines(&rsync_out, &theirs), lines(&rtsync_out, &ours));
-        testkit::assert_same_tree(&theirs, &ours);
+        assert_eq!(theirs.exists(), ours.exists());
+        if theirs.exists() {
+            testkit::assert_same_tree(&theirs, &ours);
+        }
     };
+    // A dry run into a directory that is not there: everything would be new; none is made.
+    both(&["-avn"]);
+    assert!(!ours.exists() && !theirs.exists());
     both(&["-av"]);
     testkit::mutate(&d.module_path("open"));
+    // What would change, itemized, then the same for real.
+    both(&["-ain", "--delete"]);
+    both(&["-ai", "--delete"]);
+    // (Edits in place: a stock receiver does not always put back the time of a directory
+    // that gained a name.)
+    let open = d.module_path("open");
+    std::fs::write(open.join("fresh/new file"), b"rewritten").unwrap();
+    std::fs::write(open.join("a/text.txt"), b"rewritten, longer\n").unwrap();
+    both(&["-avn", "--delete"]);
     both(&["-av", "--delete"]);
+    // Permissions alone: a file with the same content is only put right (".f...p.....").
+    let chmodded = d.module_path("open").join("a/text.txt");
+    std::fs::set_permissions(
+        &chmodded,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    both(&["-ai"]);
     // -H: the same member of each group is sent and the others named "=> it".
     let _ = std::fs::remove_dir_all(&theirs);
     let _ = std::fs::remove_dir_all(&ours);
     both(&["-avH"]);
+}
+
+/// `--files-from -R --delete-missing-args` on a pull: the names listed here go to the daemon
+/// over the socket; those it has are fetched, those it lacks are deleted here, nothing else
+/// is touched. Debian's rsync 3.2.7 cannot make this pull itself (its receiver refuses the
+/// mode-0 entries since the 2024 hardening, RsyncProject/rsync#910), so it pulls the same
+/// list without `--delete-missing-args` (exit 23 for the missing names), which are then
+/// deleted by hand.
+#[test]
+fn files_from_pulls_fetch_and_delete_the_listed_names() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let module = d.module_path("open");
+    testkit::tricky_tree(&module);
+    let t = tempfile::tempdir().unwrap();
+    let (theirs, ours) = (t.path().join("theirs"), t.path().join("ours"));
+    let url = d.url("open/");
+    let to = |p: &std::path::Path| format!("{}/", p.display());
+    run_both(&["-a"], [&url, &to(&theirs)], [&url, &to(&ours)]);
+    for dest in [&theirs, &ours] {
+        let path = dest.join("a/b/only-here");
+        std::fs::write(&path, b"keep").unwrap();
+        testkit::set_mtime(&path, 1_500_000_000, 0);
+    }
+    std::fs::write(module.join("a/text.txt"), b"edited\n").unwrap();
+    std::fs::remove_file(module.join("a/b/file")).unwrap();
+    std::fs::remove_file(module.join("with space")).unwrap();
+    std::fs::create_dir_all(module.join("new dir/deeper")).unwrap();
+    std::fs::write(module.join("new dir/deeper/f"), b"new").unwrap();
+    testkit::stamp_times(&module);
+    // NUL-separated, so that a name with a newline can be listed.
+    let list = t.path().join("changed");
+    std::fs::write(
+        &list,
+        b"a/text.txt\0a/b/file\0with space\0new dir/deeper/f\0new\nline\0",
+    )
+    .unwrap();
+    std::fs::write(module.join("new\nline"), b"changed newline").unwrap();
+    let files_from = format!("--files-from={}", list.display());
+    let stock = rsync(["-a", "--from0", &files_from, &url, &to(&theirs)]);
+    assert_eq!(
+        code(&stock),
+        Some(23),
+        "{}",
+        String::from_utf8_lossy(&stock.stderr)
+    );
+    for gone in ["a/b/file", "with space"] {
+        std::fs::remove_file(theirs.join(gone)).unwrap();
+    }
+    let mine = rtsync([
+        "sync",
+        "-a",
+        "--from0",
+        &files_from,
+        "--delete-missing-args",
+        &url,
+        &to(&ours),
+    ]);
+    assert_eq!(
+        code(&mine),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&mine.stderr)
+    );
+    // Directories that lost a name carry the time of the deletion: levelled.
+    for dest in [&theirs, &ours] {
+        for (rel, meta) in testkit::list(dest) {
+            if meta.is_dir() {
+                let path = dest.join(std::ffi::OsStr::from_bytes(&rel));
+                testkit::set_mtime(&path, 1_000_000_000, 0);
+            }
+        }
+    }
+    testkit::assert_same_tree(&theirs, &ours);
+    assert!(!ours.join("a/b/file").exists() && !ours.join("with space").exists());
+    assert_eq!(std::fs::read(ours.join("a/text.txt")).unwrap(), b"edited\n");
+    assert_eq!(
+        std::fs::read(ours.join("new\nline")).unwrap(),
+        b"changed newline"
+    );
+    assert!(
+        ours.join("a/b/only-here").exists(),
+        "unlisted names are left alone"
+    );
 }
 
 /// `-H` on pulls: the daemon's hard-link groups arrive as groups, before and after edits.

@@ -167,6 +167,14 @@ fn a_listed_path_under_a_vanished_directory_is_a_missing_arg_as_with_rsync() {
         } else {
             rtsync(std::iter::once("sync".to_string()).chain(args))
         };
+        if tool == "rsync"
+            && out.status.code() == Some(2)
+            && String::from_utf8_lossy(&out.stderr).contains("invalid file mode 00")
+        {
+            // Debian's 3.2.7-1+deb12u5 (as 3.4.1 to 3.4.3) refuses its own mode-0 entries
+            // as a receiver (RsyncProject/rsync#910, fixed in 3.4.4): no reference here.
+            continue;
+        }
         let want: &[i32] = if tool == "rsync" { &[0, 24] } else { &[0] };
         assert!(
             out.status.code().is_some_and(|c| want.contains(&c)),
@@ -185,5 +193,7 @@ fn a_listed_path_under_a_vanished_directory_is_a_missing_arg_as_with_rsync() {
     // The same entries (the times of the directories emptied differ by when each ran).
     let names =
         |d: &Path| -> Vec<Vec<u8>> { testkit::list(d).into_iter().map(|(n, _)| n).collect() };
-    assert_eq!(names(&results[0]), names(&results[1]));
+    if let [theirs, ours] = &results[..] {
+        assert_eq!(names(theirs), names(ours));
+    }
 }

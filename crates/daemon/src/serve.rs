@@ -727,8 +727,12 @@ fn receive_into_module(
     });
     let log_entry = Arc::clone(log);
     let report: Arc<session::receiver::Reporter> = Arc::new(move |r| match r {
-        session::receiver::Report::Entry(e) if e.is_file() => {
-            log_entry("recv", &e.name, e.size.cast_unsigned());
+        session::receiver::Report::Entry { entry, iflags }
+            if entry.is_file()
+                && session::receiver::itemized(entry, iflags).update
+                    == mirror::Update::Received =>
+        {
+            log_entry("recv", &entry.name, entry.size.cast_unsigned());
         }
         session::receiver::Report::Deleted { name, .. } => log_entry("del.", name, 0),
         _ => {}
@@ -747,13 +751,14 @@ fn receive_into_module(
         compat: s.compat,
         protocol: flist.protocol,
         delete: t.delete.is_some(),
-        recursive: t.recursive,
         compress: s.compress,
         verbose: t.verbose > 0 || t.itemize,
         always_checksum: t.checksum,
         quick: t.quick,
         sender_is_server: false,
-        tell_deletions: t.verbose > 0 || t.itemize,
+        // A server tells every deletion whatever the verbosity (`log.c log_delete`): the
+        // client decides what to print, and counts them for --stats.
+        tell_deletions: true,
         tell_errors: true,
         dry_run: t.dry_run,
         tell_items: t.verbose > 0 || t.itemize,

@@ -156,6 +156,9 @@ pub struct Pattern {
     with_contents: bool,
     /// Matched against whole paths (it has a `/` or `**`), not just the last component.
     full_path: bool,
+    /// Has `*`, `?` or `[`: matched as a wildcard, where `\` escapes. Any other pattern is
+    /// compared byte for byte, backslashes and all (`exclude.c`, `FILTRULE_WILD`).
+    wild: bool,
 }
 
 impl Pattern {
@@ -163,6 +166,7 @@ impl Pattern {
     #[must_use]
     pub fn new(raw: &[u8]) -> Pattern {
         let mut text = raw.to_vec();
+        let wild = raw.iter().any(|c| matches!(c, b'*' | b'?' | b'['));
         let anchored = text.first() == Some(&b'/');
         if anchored {
             text.remove(0);
@@ -185,6 +189,7 @@ impl Pattern {
             dir_only,
             with_contents,
             full_path,
+            wild,
         }
     }
 
@@ -226,21 +231,28 @@ impl Pattern {
     }
 
     fn matches_as(&self, path: &[u8]) -> bool {
+        let test = |text: &[u8]| {
+            if self.wild {
+                wildmatch(&self.text, text)
+            } else {
+                self.text == text
+            }
+        };
         if !self.full_path {
             let last = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
-            return wildmatch(&self.text, last);
+            return test(last);
         }
         if self.anchored {
-            return wildmatch(&self.text, path);
+            return test(path);
         }
         // Unanchored with a slash: may match any trailing part that starts a component.
-        if wildmatch(&self.text, path) {
+        if test(path) {
             return true;
         }
         path.iter()
             .enumerate()
             .filter(|&(_, &b)| b == b'/')
-            .any(|(i, _)| wildmatch(&self.text, path.get(i + 1..).unwrap_or_default()))
+            .any(|(i, _)| test(path.get(i + 1..).unwrap_or_default()))
     }
 }
 
@@ -273,6 +285,14 @@ mod tests {
 
     fn pm(p: &str, path: &str, dir: bool) -> bool {
         Pattern::new(p.as_bytes()).matches(path.as_bytes(), dir)
+    }
+
+    #[test]
+    fn backslashes_escape_only_in_wildcard_patterns() {
+        assert!(pm("/a\\b", "a\\b", false), "no wildcard: compared as it is");
+        assert!(!pm("/a\\b", "ab", false));
+        assert!(pm("/x\\[1]/*", "x[1]/f", false), "a wildcard: \\ escapes");
+        assert!(!pm("/x\\[1]/*", "x1/f", false));
     }
 
     #[test]

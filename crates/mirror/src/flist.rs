@@ -540,6 +540,125 @@ pub fn build(
     list
 }
 
+/// Restates a list's `--delete-missing-args` entries as deletions every rsync receiver
+/// understands, and returns the receiver rules that go with them.
+///
+/// A missing name travels as an entry of mode 0, which the receivers of rsync 3.4.1 to 3.4.3,
+/// and Debian's 3.2.7-1+deb12u5 with the same fixes backported, refuse ("invalid file mode 00",
+/// exit 2; fixed in 3.4.4, RsyncProject/rsync#910). The same deletion in words any receiver
+/// knows: the nearest parent that still exists goes as a directory whose contents are listed,
+/// so that `--delete` looks into it, and receiver-side rules spare all its other entries:
+/// `+r /parent/name` for each name to delete, then `-r /parent/*` (rsync's `R` and `P`, kept
+/// by `--delete-excluded` too). The caller must then ask for `--delete`.
+///
+/// Without `force` a name that is a non-empty directory on the receiver stays, as with
+/// `--delete-missing-args` ("cannot delete non-empty directory"): `-r /parent/name/**` spares
+/// what it holds. A name below a parent that is now a file is dropped: that file replaces the
+/// directory.
+pub fn missing_as_deletions(list: &mut FileList, force: bool) -> Vec<Vec<u8>> {
+    let (missing, kept): (Vec<FileEntry>, Vec<FileEntry>) = std::mem::take(&mut list.entries)
+        .into_iter()
+        .partition(|e| e.kind.is_none());
+    list.entries = kept;
+    let mut risk: Vec<Vec<u8>> = Vec::new();
+    let mut parents: Vec<Vec<u8>> = Vec::new();
+    for gone in missing {
+        let mut name = gone.name.clone();
+        let parent = loop {
+            let (parent, _) = split_name(&name);
+            let parent = parent.to_vec();
+            match list.entries.iter().position(|e| e.name == parent) {
+                Some(i) => break list.entries.get(i).filter(|e| e.is_dir()).map(|_| parent),
+                None if parent == b"." => {
+                    // The top is always there: it joins the list to be looked into.
+                    let base = list.bases.get(gone.base as usize).cloned();
+                    let st = base.as_deref().map(lstat_path);
+                    if let Some(Ok(st)) =
+                        st.filter(|st| st.as_ref().is_ok_and(|s| s.kind == Kind::Dir))
+                    {
+                        list.entries
+                            .insert(0, FileEntry::from_stat(b".".to_vec(), gone.base, &st));
+                        break Some(parent);
+                    }
+                    break None;
+                }
+                // Not listed: gone at the source as well, so it is the one to delete.
+                None => name = parent,
+            }
+        };
+        let Some(parent) = parent else { continue };
+        if let Some(dir) = list.entries.iter_mut().find(|e| e.name == parent) {
+            dir.content_dir = true;
+            dir.implied_dir = false;
+        }
+        if !risk.contains(&name) {
+            risk.push(name);
+        }
+        if !parents.contains(&parent) {
+            parents.push(parent);
+        }
+    }
+    let mut rules: Vec<Vec<u8>> = risk
+        .iter()
+        .map(|n| {
+            let mut r = b"+r /".to_vec();
+            r.extend_from_slice(&literal_pattern(n, is_wild(n)));
+            r
+        })
+        .collect();
+    for n in risk.iter().filter(|_| !force) {
+        let mut r = b"-r /".to_vec();
+        r.extend_from_slice(&literal_pattern(n, true));
+        r.extend_from_slice(b"/**");
+        rules.push(r);
+    }
+    for p in &parents {
+        let mut all = if p == b"." {
+            Vec::new()
+        } else {
+            literal_pattern(p, true)
+        };
+        if !all.is_empty() {
+            all.push(b'/');
+        }
+        let mut r = b"-r /".to_vec();
+        r.extend_from_slice(&all);
+        r.push(b'*');
+        rules.push(r);
+    }
+    rules
+}
+
+/// A path as a filter pattern that matches only itself. rsync compares a pattern without
+/// wildcards as it is, and reads `\` as an escape only in one with wildcards (`exclude.c`,
+/// `FILTRULE_WILD`): `escape` says which the pattern will be.
+fn literal_pattern(path: &[u8], escape: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len());
+    for &c in path {
+        if escape && matches!(c, b'*' | b'?' | b'[' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Whether rsync reads a pattern as a wildcard one.
+fn is_wild(pattern: &[u8]) -> bool {
+    pattern.iter().any(|c| matches!(c, b'*' | b'?' | b'['))
+}
+
+/// `("a/b", "c")` for `a/b/c`; `(".", "c")` at the top.
+fn split_name(name: &[u8]) -> (&[u8], &[u8]) {
+    match name.iter().rposition(|&c| c == b'/') {
+        Some(i) => (
+            name.get(..i).unwrap_or_default(),
+            name.get(i + 1..).unwrap_or_default(),
+        ),
+        None => (b".", name),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,6 +680,86 @@ mod tests {
         assert_eq!(
             names,
             [".", "a", "b", "z", "sub", "sub/x", "sub2", "sub2/y"]
+        );
+    }
+
+    #[test]
+    fn missing_names_become_deletions_in_their_nearest_listed_parent() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("a/b")).unwrap();
+        std::fs::write(t.path().join("a/b/kept"), b"x").unwrap();
+        let names: Vec<Vec<u8>> = [
+            &b"a/b/kept"[..],
+            b"a/b/gone",
+            b"a/b/x[1]",
+            b"a/sub/deep/gone",
+            b"top-gone",
+        ]
+        .iter()
+        .map(|n| n.to_vec())
+        .collect();
+        let opts = Options {
+            delete_missing_args: true,
+            relative: true,
+            dirs: true,
+            ..Options::default()
+        };
+        let mut src = t.path().as_os_str().as_bytes().to_vec();
+        src.push(b'/');
+        let mut list = build(
+            &[SourceArg(src.clone())],
+            Some(&names),
+            &opts,
+            &FilterList::default(),
+        );
+        assert_eq!(list.entries.iter().filter(|e| e.kind.is_none()).count(), 4);
+        let mut again = build(
+            &[SourceArg(src.clone())],
+            Some(&names),
+            &opts,
+            &FilterList::default(),
+        );
+        let spared = missing_as_deletions(&mut again, false);
+        assert!(
+            spared.contains(&b"-r /a/b/x\\[1]/**".to_vec()),
+            "without --force what a directory holds is spared, so it stays"
+        );
+        let rules = missing_as_deletions(&mut list, true);
+        let text: Vec<String> = rules
+            .iter()
+            .map(|r| String::from_utf8_lossy(r).into())
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "+r /top-gone",
+                "+r /a/b/gone",
+                "+r /a/b/x\\[1]",
+                "+r /a/sub",
+                "-r /*",
+                "-r /a/b/*",
+                "-r /a/*",
+            ],
+            "every deletion named before anything is spared"
+        );
+        assert!(
+            list.entries.iter().all(|e| e.kind.is_some()),
+            "no mode-0 entry is left"
+        );
+        let listed: Vec<(&[u8], bool)> = list
+            .entries
+            .iter()
+            .map(|e| (e.name.as_slice(), e.content_dir))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (&b"."[..], true),
+                (b"a", true),
+                (b"a/b", true),
+                (b"a/b/kept", false)
+            ],
+            "the parents are looked into; the top joins the list"
         );
     }
 

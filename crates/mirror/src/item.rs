@@ -8,6 +8,8 @@ use fsx::Kind;
 pub enum Update {
     /// `>`: content received.
     Received,
+    /// `<`: content sent (a push, as its client reports what the daemon asked for).
+    Sent,
     /// `c`: created or changed locally (directories, symlinks, devices).
     Created,
     /// `h`: made as a hard link to another entry.
@@ -76,7 +78,7 @@ impl<'a> Item<'a> {
     pub fn is_change(&self) -> bool {
         matches!(
             self.update,
-            Update::Received | Update::Deleted | Update::HardLink
+            Update::Received | Update::Sent | Update::Deleted | Update::HardLink
         ) || self.is_new
             || self.checksum
             || self.attr_changed()
@@ -94,6 +96,7 @@ impl<'a> Item<'a> {
         }
         let y = match self.update {
             Update::Received => '>',
+            Update::Sent => '<',
             Update::Created => 'c',
             Update::HardLink => 'h',
             Update::Unchanged | Update::Deleted => '.',

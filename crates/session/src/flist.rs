@@ -353,7 +353,10 @@ mod tests {
             "the first of two files is kept; a file and a directory of one name both stay, \
              files before subdirectories as rsync sorts them"
         );
-        assert!(sorted[2].is_cleared(), "the second `a` keeps its place, cleared");
+        assert!(
+            sorted[2].is_cleared(),
+            "the second `a` keeps its place, cleared"
+        );
         assert_eq!(sorted.len(), 6);
     }
 

@@ -38,6 +38,12 @@ const ITEM_REPORT_TIME: u16 = 1 << 3;
 const ITEM_REPORT_CHANGE: u16 = 1 << 1;
 /// `ITEM_REPORT_PERMS`.
 const ITEM_REPORT_PERMS: u16 = 1 << 4;
+/// `ITEM_REPORT_SIZE`.
+const ITEM_REPORT_SIZE: u16 = 1 << 2;
+/// `ITEM_REPORT_OWNER`.
+const ITEM_REPORT_OWNER: u16 = 1 << 5;
+/// `ITEM_REPORT_GROUP`.
+const ITEM_REPORT_GROUP: u16 = 1 << 6;
 use protocol::compat::CF_CHKSUM_SEED_FIX;
 
 /// What a receiver preserves, and the session's checksum settings.
@@ -71,8 +77,6 @@ pub struct ReceiveOptions {
     /// `--delete`: remove destination entries the list does not have, in the directories
     /// whose contents it covers.
     pub delete: bool,
-    /// `-r`: directories in the list carry their contents (unless marked otherwise).
-    pub recursive: bool,
     /// `-z`: tokens come compressed (zstd).
     pub compress: bool,
     /// `-v` or `-i`: say which files failed verification and will be fetched again.
@@ -155,8 +159,13 @@ pub type Protect = dyn Fn(&[u8], bool) -> bool + Send + Sync;
 #[derive(Debug, Clone, Copy)]
 pub enum Report<'a> {
     /// An entry made or changed: a file received, a directory made or retimed, a symlink or
-    /// node made.
-    Entry(&'a Entry),
+    /// node made (or, in a dry run, that would be).
+    Entry {
+        /// The entry.
+        entry: &'a Entry,
+        /// What changed, as rsync's item flags (see [`itemized`]).
+        iflags: u16,
+    },
     /// A hard-link follower linked to its leader (`-H`).
     Linked {
         /// The follower.
@@ -176,21 +185,37 @@ pub enum Report<'a> {
 /// Where a receiver's reports go (from both of its threads).
 pub type Reporter = dyn Fn(Report<'_>) + Send + Sync;
 
+/// A reported entry as an itemized change (`-i`: `>f.st......`, `cd+++++++++`), from the
+/// item flags the generator decided on.
+#[must_use]
+pub fn itemized(entry: &Entry, iflags: u16) -> mirror::Item<'_> {
+    use mirror::Update;
+    let kind = kind_of(entry);
+    let has = |bit: u16| iflags & bit != 0;
+    let update = if has(ITEM_LOCAL_CHANGE) {
+        Update::Created
+    } else if has(ITEM_TRANSFER) {
+        Update::Received
+    } else {
+        Update::Unchanged
+    };
+    let mut item = mirror::Item::new(&entry.name, kind, update);
+    item.is_new = has(ITEM_IS_NEW);
+    item.checksum = has(ITEM_REPORT_CHANGE);
+    item.size = has(ITEM_REPORT_SIZE);
+    item.time = has(ITEM_REPORT_TIME);
+    item.perms = has(ITEM_REPORT_PERMS);
+    item.owner = has(ITEM_REPORT_OWNER);
+    item.group = has(ITEM_REPORT_GROUP);
+    item.link_target = entry.link_target.as_deref();
+    item
+}
+
 /// The caller's say in the generator's work: what to spare, where to report.
 #[derive(Clone, Copy)]
 struct Hooks<'a> {
     protect: &'a Protect,
     report: Option<&'a Reporter>,
-}
-
-/// Whether a directory here (its time and permission bits) differs from its entry in ways
-/// `-v` reports.
-fn dir_changed(mtime: Timespec, perms: u32, e: &Entry, o: &ReceiveOptions) -> bool {
-    let time = Timespec {
-        sec: e.mtime,
-        nsec: e.mtime_nsec,
-    };
-    (o.times && mtime != time) || (o.perms && perms != e.mode & 0o7777)
 }
 
 fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
@@ -216,17 +241,17 @@ fn delete_extraneous(
     let mut deleted = Vec::new();
     use std::collections::{HashMap, HashSet};
     let mut children: HashMap<&[u8], HashSet<&[u8]>> = HashMap::new();
-    for e in entries
-        .iter()
-        .filter(|e| e.name != b"." && !e.is_cleared())
-    {
+    for e in entries.iter().filter(|e| e.name != b"." && !e.is_cleared()) {
         let (parent, name) = split(&e.name);
         children.entry(parent).or_default().insert(name);
     }
     let no_content = protocol::flist::SAME_RDEV_MAJOR;
     for dir_entry in entries
         .iter()
-        .filter(|e| e.is_dir() && o.recursive && e.flags & no_content == 0)
+        // A directory carries its contents unless marked otherwise (with -r every one,
+        // with -d the top; what --delete-missing-args became, see
+        // mirror::flist::missing_as_deletions, marks the parents it names).
+        .filter(|e| e.is_dir() && e.flags & no_content == 0)
     {
         let Ok(dir) = root.open_dir(&dir_entry.name) else {
             continue;
@@ -369,22 +394,18 @@ fn generate(
             }
         }
         if e.name == b"." {
-            // (A dry run does not report the top, as rsync's does not.)
-            if report.is_some() || (o.tell_items && !o.dry_run) {
-                use std::os::unix::fs::MetadataExt;
-                let top = std::fs::symlink_metadata(root.top().path());
-                if top.is_ok_and(|m| {
-                    let mtime = Timespec {
-                        sec: m.mtime(),
-                        nsec: u32::try_from(m.mtime_nsec()).unwrap_or(0),
-                    };
-                    dir_changed(mtime, m.mode() & 0o7777, e, o)
-                }) {
-                    report.inspect(|r| r(Report::Entry(e)));
-                    if o.tell_items && !o.dry_run {
-                        item(&mut out, &mut ndx, i, ITEM_REPORT_TIME);
-                    }
-                }
+            // (A dry run does not tell the client about the top, as rsync's does not.)
+            if let Ok(st) = root.top().stat_self() {
+                let tell = o.tell_items && !o.dry_run;
+                announce(
+                    &mut out,
+                    &mut ndx,
+                    report,
+                    tell,
+                    i,
+                    e,
+                    attr_flags(&st, e, o),
+                );
             }
             continue;
         }
@@ -407,28 +428,34 @@ fn generate(
                     .as_ref()
                     .is_some_and(|d| file_is_current(d, name, e, existing, o));
                 if !current {
-                    item(&mut out, &mut ndx, i, ITEM_TRANSFER | new_flag(existing));
+                    // The sender echoes it without data; the receiver reports it then (as
+                    // rsync's, a file is named once it has arrived, or would have).
+                    item(&mut out, &mut ndx, i, transfer_flags(existing, e, o));
                 }
-            } else if o.tell_items {
+            } else if !e.is_file() {
                 let flags = match existing {
                     None => ITEM_LOCAL_CHANGE | ITEM_IS_NEW,
-                    Some(st) if e.is_dir() && st.kind == Kind::Dir => dir_item_flags(&st, e, o),
-                    Some(st) if e.is_symlink() && o.links => {
-                        let same = st.kind == Kind::Symlink
-                            && dir.as_ref().is_some_and(|d| {
-                                d.read_link(name)
-                                    .is_ok_and(|t| Some(&t) == e.link_target.as_ref())
-                            });
+                    Some(st) if st.kind != kind_of(e) => ITEM_LOCAL_CHANGE | ITEM_IS_NEW,
+                    Some(st) if e.is_symlink() => {
+                        let same = dir.as_ref().is_some_and(|d| {
+                            d.read_link(name)
+                                .is_ok_and(|t| Some(&t) == e.link_target.as_ref())
+                        });
                         if same {
-                            0
+                            attr_flags(&st, e, o)
                         } else {
-                            ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE
+                            ITEM_LOCAL_CHANGE | changed_or_new(existing, e, o)
                         }
                     }
-                    Some(_) => 0,
+                    Some(st) => attr_flags(&st, e, o),
                 };
-                if flags != 0 {
-                    item(&mut out, &mut ndx, i, flags);
+                let wanted = match kind_of(e) {
+                    Kind::Dir => true,
+                    Kind::Symlink => o.links,
+                    _ => o.devices,
+                };
+                if wanted {
+                    announce(&mut out, &mut ndx, report, o.tell_items, i, e, flags);
                 }
             }
             continue;
@@ -466,27 +493,19 @@ fn generate(
             } else if e.is_dir() {
                 match existing {
                     Some(st) if st.kind == Kind::Dir => {
-                        if dir_changed(st.mtime, st.perms, e, o) {
-                            report.inspect(|r| r(Report::Entry(e)));
-                            if o.tell_items {
-                                item(&mut out, &mut ndx, i, dir_item_flags(&st, e, o));
-                            }
-                        }
+                        let flags = attr_flags(&st, e, o);
+                        announce(&mut out, &mut ndx, report, o.tell_items, i, e, flags);
                     }
                     Some(_) => {
                         dir.remove_tree(name, &mut |_, _| false)?;
                         dir.mkdir(name, e.mode & 0o7777)?;
-                        report.inspect(|r| r(Report::Entry(e)));
-                        if o.tell_items {
-                            item(&mut out, &mut ndx, i, ITEM_LOCAL_CHANGE | ITEM_IS_NEW);
-                        }
+                        let flags = ITEM_LOCAL_CHANGE | ITEM_IS_NEW;
+                        announce(&mut out, &mut ndx, report, o.tell_items, i, e, flags);
                     }
                     None => {
                         dir.mkdir(name, e.mode & 0o7777)?;
-                        report.inspect(|r| r(Report::Entry(e)));
-                        if o.tell_items {
-                            item(&mut out, &mut ndx, i, ITEM_LOCAL_CHANGE | ITEM_IS_NEW);
-                        }
+                        let flags = ITEM_LOCAL_CHANGE | ITEM_IS_NEW;
+                        announce(&mut out, &mut ndx, report, o.tell_items, i, e, flags);
                     }
                 }
             } else if e.is_symlink() {
@@ -495,17 +514,16 @@ fn generate(
                         && dir.read_link(name).is_ok_and(|t| t == *target);
                     if same {
                         // Same target: its owner and times may still have changed.
+                        let flags = existing.map_or(0, |st| attr_flags(&st, e, o));
                         dir.set_meta(name, Kind::Symlink, &meta_of(e, o))?;
+                        announce(&mut out, &mut ndx, report, o.tell_items, i, e, flags);
                     } else {
                         if existing.is_some_and(|st| st.kind == Kind::Dir) {
                             dir.remove_tree(name, &mut |_, _| false)?;
                         }
                         dir.symlink(name, target, &meta_of(e, o))?;
-                        report.inspect(|r| r(Report::Entry(e)));
-                        if o.tell_items {
-                            let flags = ITEM_LOCAL_CHANGE | changed_or_new(existing);
-                            item(&mut out, &mut ndx, i, flags);
-                        }
+                        let flags = ITEM_LOCAL_CHANGE | changed_or_new(existing, e, o);
+                        announce(&mut out, &mut ndx, report, o.tell_items, i, e, flags);
                     }
                 }
             } else if e.is_file() && e.hardlink_leader.is_some() {
@@ -523,16 +541,19 @@ fn generate(
                     return Ok(());
                 }
                 if file_is_current(dir, name, e, existing, o) {
-                    // Same content: only a time that differs (possible with -c) is put right.
-                    if existing.is_some_and(|st| o.times && st.mtime != mtime) {
+                    // Same content: what else differs (a time, with -c; permissions, owner)
+                    // is put right.
+                    let flags = here.map_or(0, |st| attr_flags(&st, e, o));
+                    if flags != 0 {
                         dir.set_meta(name, Kind::File, &meta_of(e, o))?;
+                        announce(&mut out, &mut ndx, report, o.tell_items, i, e, flags);
                     }
                     return Ok(());
                 }
                 if existing.is_some_and(|st| st.kind == Kind::Dir) {
                     dir.remove_tree(name, &mut |_, _| false)?;
                 }
-                request(&mut out, &mut ndx, i, dir, name, existing, o, rule)?;
+                request(&mut out, &mut ndx, (i, e), dir, name, existing, o, rule)?;
             } else if o.devices {
                 let kind = match e.mode & 0o170_000 {
                     0o020_000 => Kind::CharDev,
@@ -544,22 +565,17 @@ fn generate(
                 let rdev = rustix_makedev(major, minor);
                 match existing {
                     Some(st) if st.kind == kind && (!kind.is_device() || st.rdev == rdev) => {
+                        let flags = attr_flags(&st, e, o);
                         dir.set_meta(name, kind, &meta_of(e, o))?;
+                        announce(&mut out, &mut ndx, report, o.tell_items, i, e, flags);
                     }
                     _ => {
                         if existing.is_some_and(|st| st.kind == Kind::Dir) {
                             dir.remove_tree(name, &mut |_, _| false)?;
                         }
                         dir.mknod(name, kind, rdev, &meta_of(e, o))?;
-                        report.inspect(|r| r(Report::Entry(e)));
-                        if o.tell_items {
-                            item(
-                                &mut out,
-                                &mut ndx,
-                                i,
-                                ITEM_LOCAL_CHANGE | changed_or_new(existing),
-                            );
-                        }
+                        let flags = ITEM_LOCAL_CHANGE | changed_or_new(existing, e, o);
+                        announce(&mut out, &mut ndx, report, o.tell_items, i, e, flags);
                     }
                 }
             }
@@ -613,7 +629,16 @@ fn generate(
                 let (parent, name) = split(&e.name);
                 let result = root.open_dir(parent).and_then(|dir| {
                     let existing = dir.stat(name)?;
-                    request(&mut out, &mut ndx, i, &dir, name, existing, o, redo_rule)
+                    request(
+                        &mut out,
+                        &mut ndx,
+                        (i, e),
+                        &dir,
+                        name,
+                        existing,
+                        o,
+                        redo_rule,
+                    )
                 });
                 if let Err(err) = result {
                     errors.push(err.to_string());
@@ -662,35 +687,89 @@ fn would_remove(dir: &fsx::Dir, name: &[u8], path: &[u8], out: &mut Vec<(Vec<u8>
     out.push((path.to_vec(), is_dir));
 }
 
-/// What changes in a directory that exists: its time, its permissions.
-fn dir_item_flags(st: &fsx::Stat, e: &Entry, o: &ReceiveOptions) -> u16 {
+/// How an entry here of the same type differs from the sender's, as `-i` shows it (`generator.c
+/// itemize`): size (files), time, permissions (not symlinks), owner (as root), group — each
+/// only when preserved.
+fn attr_flags(st: &fsx::Stat, e: &Entry, o: &ReceiveOptions) -> u16 {
     let time = Timespec {
         sec: e.mtime,
         nsec: e.mtime_nsec,
     };
     let mut flags = 0;
+    if e.is_file() && st.size != e.size.cast_unsigned() {
+        flags |= ITEM_REPORT_SIZE;
+    }
     if o.times && st.mtime != time {
         flags |= ITEM_REPORT_TIME;
     }
-    if o.perms && st.perms != e.mode & 0o7777 {
+    if o.perms && !e.is_symlink() && st.perms != e.mode & 0o7777 {
         flags |= ITEM_REPORT_PERMS;
+    }
+    if o.owner && fsx::is_root() && e.uid.is_some_and(|u| u != st.uid) {
+        flags |= ITEM_REPORT_OWNER;
+    }
+    if o.group && e.gid.is_some_and(|g| g != st.gid) {
+        flags |= ITEM_REPORT_GROUP;
     }
     flags
 }
 
-/// `ITEM_IS_NEW` when nothing is there yet, else `ITEM_REPORT_CHANGE` (what is there was
-/// replaced: a symlink's target, a device's numbers).
-fn changed_or_new(existing: Option<fsx::Stat>) -> u16 {
-    if existing.is_none() {
-        ITEM_IS_NEW
-    } else {
-        ITEM_REPORT_CHANGE
+/// The flags of a file asked for: new, or what differs from the one here (its content too,
+/// with `-c`).
+fn transfer_flags(existing: Option<fsx::Stat>, e: &Entry, o: &ReceiveOptions) -> u16 {
+    match existing.filter(|st| st.kind == Kind::File) {
+        None => ITEM_TRANSFER | ITEM_IS_NEW,
+        Some(st) => {
+            let sum = if o.always_checksum {
+                ITEM_REPORT_CHANGE
+            } else {
+                0
+            };
+            ITEM_TRANSFER | sum | attr_flags(&st, e, o)
+        }
     }
 }
 
-/// `ITEM_IS_NEW` when nothing is there yet.
-fn new_flag(existing: Option<fsx::Stat>) -> u16 {
-    if existing.is_none() { ITEM_IS_NEW } else { 0 }
+/// `ITEM_IS_NEW` when nothing of this type is there yet, else `ITEM_REPORT_CHANGE` (what is
+/// there was replaced: a symlink's target, a device's numbers) and what else differs.
+fn changed_or_new(existing: Option<fsx::Stat>, e: &Entry, o: &ReceiveOptions) -> u16 {
+    match existing.filter(|st| st.kind == kind_of(e)) {
+        Some(st) => ITEM_REPORT_CHANGE | attr_flags(&st, e, o),
+        None => ITEM_IS_NEW,
+    }
+}
+
+/// The kind of file an entry is.
+fn kind_of(e: &Entry) -> Kind {
+    match e.file_type() {
+        0o040_000 => Kind::Dir,
+        0o120_000 => Kind::Symlink,
+        0o020_000 => Kind::CharDev,
+        0o060_000 => Kind::BlockDev,
+        0o010_000 => Kind::Fifo,
+        0o140_000 => Kind::Socket,
+        _ => Kind::File,
+    }
+}
+
+/// Says what was (in a dry run: would be) made or changed without data, when anything was:
+/// to the caller's reporter, and to the client with `tell`.
+fn announce(
+    out: &mut Vec<u8>,
+    ndx: &mut NdxCodec,
+    report: Option<&Reporter>,
+    tell: bool,
+    i: usize,
+    e: &Entry,
+    iflags: u16,
+) {
+    if iflags == 0 {
+        return;
+    }
+    report.inspect(|r| r(Report::Entry { entry: e, iflags }));
+    if tell {
+        item(out, ndx, i, iflags);
+    }
 }
 
 /// Tells the sender about entry `i` without asking for data (`generator.c itemize`): a
@@ -818,7 +897,7 @@ fn same_sum(dir: &fsx::Dir, name: &[u8], e: &Entry, kind: ChecksumKind) -> bool 
 fn request(
     out: &mut Vec<u8>,
     ndx: &mut NdxCodec,
-    i: usize,
+    (i, e): (usize, &Entry),
     dir: &fsx::Dir,
     name: &[u8],
     existing: Option<fsx::Stat>,
@@ -827,7 +906,7 @@ fn request(
 ) -> Result<(), fsx::FsError> {
     let basis = existing.filter(|st| st.kind == Kind::File && st.size > 0 && !o.whole_file);
     ndx.encode(out, i32::try_from(i).unwrap_or(i32::MAX));
-    let iflags = ITEM_TRANSFER | new_flag(existing);
+    let iflags = transfer_flags(existing, e, o);
     out.extend_from_slice(&iflags.to_le_bytes());
     let Some(st) = basis else {
         for _ in 0..4 {
@@ -944,12 +1023,15 @@ pub fn receive(
                 continue;
             }
             let index = usize::try_from(n).unwrap_or(usize::MAX);
-            let entry = entries.get(index).filter(|e| !e.is_cleared()).ok_or_else(|| {
-                protocol::ProtoError::protocol_text(
-                    "receiver",
-                    "the sender named a file that is not in the list",
-                )
-            })?;
+            let entry = entries
+                .get(index)
+                .filter(|e| !e.is_cleared())
+                .ok_or_else(|| {
+                    protocol::ProtoError::protocol_text(
+                        "receiver",
+                        "the sender named a file that is not in the list",
+                    )
+                })?;
             let iflags = reader.recv_data(&mut data, messages, |b| Ok(get_short(b)))?;
             if iflags & ITEM_BASIS_TYPE_FOLLOWS != 0 {
                 reader.recv_data(&mut data, messages, |b| Ok(b.first().map(|&x| (x, 1))))?;
@@ -961,7 +1043,9 @@ pub fn receive(
             }
             if iflags & ITEM_TRANSFER == 0 || o.dry_run {
                 if o.dry_run && iflags & ITEM_TRANSFER != 0 {
-                    report.as_deref().inspect(|r| r(Report::Entry(entry)));
+                    report
+                        .as_deref()
+                        .inspect(|r| r(Report::Entry { entry, iflags }));
                 }
                 continue;
             }
@@ -1065,7 +1149,9 @@ pub fn receive(
                 Ok(()) => match tmp.commit(&meta_of(entry, &o)) {
                     Ok(()) => {
                         stats.transferred += 1;
-                        report.as_deref().inspect(|r| r(Report::Entry(entry)));
+                        report
+                            .as_deref()
+                            .inspect(|r| r(Report::Entry { entry, iflags }));
                     }
                     Err(e) => {
                         stats.errors += 1;
