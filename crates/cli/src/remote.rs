@@ -401,6 +401,7 @@ fn receive_file_list(
         Connection,
         client::daemon::ServerSetup,
         Vec<protocol::flist::Entry>,
+        u64,
     ),
     ClientError,
 > {
@@ -458,19 +459,35 @@ fn receive_file_list(
     let mut decoder = FlistDecoder::new(opts);
     let mut entries = Vec::new();
     let mut messages = print_message;
-    while let Item::Entry(e) = conn.recv_data(data, &mut messages, |b| decoder.decode(b))? {
+    // What the list took on the wire, for --stats ("File list size").
+    let mut size = 0u64;
+    let mut counted = |r: Result<Option<(Item, usize)>, protocol::ProtoError>| {
+        if let Ok(Some((_, n))) = &r {
+            size += *n as u64;
+        }
+        r
+    };
+    while let Item::Entry(e) =
+        conn.recv_data(data, &mut messages, |b| counted(decoder.decode(b)))?
+    {
         entries.push(e);
     }
     let id0 = setup.compat & protocol::compat::CF_ID0_NAMES != 0;
     let mut names = [Vec::new(), Vec::new()];
     for (wanted, list) in [shape.owner, shape.group].into_iter().zip(&mut names) {
         if wanted && !shape.numeric {
-            *list = conn.recv_data(data, &mut messages, |b| decode_id_list(b, id0))?;
+            *list = conn.recv_data(data, &mut messages, |b| {
+                let r = decode_id_list(b, id0);
+                if let Ok(Some((_, n))) = &r {
+                    size += *n as u64;
+                }
+                r
+            })?;
         }
     }
     session::flist::map_ids(&mut entries, &names[0], &names[1]);
     let entries = session::flist::sort_received(entries)?;
-    Ok((conn, setup, entries))
+    Ok((conn, setup, entries, size))
 }
 
 /// Lists `module/path` as `rsync --list-only` does: the daemon is the sender, we receive its
@@ -481,7 +498,7 @@ fn list_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<(),
 
     let shape = ListShape::from_matches(m);
     let mut data = session::mux::DataBuf::default();
-    let (mut conn, _, entries) = receive_file_list(
+    let (mut conn, _, entries, _) = receive_file_list(
         server,
         &shape,
         target,
@@ -587,7 +604,7 @@ fn pull_module(
     } else if opts.ignore_missing_args {
         extra.push("--ignore-missing-args");
     }
-    let (conn, setup, entries) = receive_file_list(
+    let (conn, setup, entries, flist_size) = receive_file_list(
         server,
         &shape,
         target,
@@ -603,7 +620,8 @@ fn pull_module(
     // A dry run into a directory that does not exist yet compares with an empty one (made
     // aside, never written): everything is new, nothing is deleted.
     let mut stand_in = None;
-    if !dest.exists() {
+    let made_dest = !dest.exists();
+    if made_dest {
         if dry_run {
             let dir = std::env::temp_dir().join(format!("rtsync-dry-run.{}", std::process::id()));
             std::fs::create_dir(&dir)?;
@@ -674,29 +692,70 @@ fn pull_module(
         settings.verbosity,
     )));
     let shown = settings.verbosity.verbose > 0 || settings.verbosity.itemize > 0;
-    let names: Option<std::sync::Arc<session::receiver::Reporter>> = shown.then(|| {
-        let printer = std::sync::Arc::clone(&printer);
-        let print = move |r: session::receiver::Report<'_>| {
-            use mirror::{Item, Reporter as _, Update};
-            let Ok(mut p) = printer.lock() else { return };
-            match r {
-                session::receiver::Report::Entry { entry, iflags } => {
-                    p.item(&session::receiver::itemized(entry, iflags));
+    // --stats counts what the receiver reports: entries listed, made, deleted, sent.
+    let mut tally = mirror::Stats::default();
+    for e in entries.iter().filter(|e| !e.is_cleared()) {
+        let kind = session::receiver::itemized(e, 0).kind;
+        if let Some(n) = tally.files.get_mut(mirror::stats::kind_slot(kind)) {
+            *n += 1;
+        }
+    }
+    if made_dest {
+        // rsync counts the destination it had to make.
+        if let Some(n) = tally
+            .created
+            .get_mut(mirror::stats::kind_slot(fsx::Kind::Dir))
+        {
+            *n += 1;
+        }
+    }
+    let tally = std::sync::Arc::new(std::sync::Mutex::new(tally));
+    let names: Option<std::sync::Arc<session::receiver::Reporter>> = (shown || settings.stats)
+        .then(|| {
+            let printer = std::sync::Arc::clone(&printer);
+            let tally = std::sync::Arc::clone(&tally);
+            let print = move |r: session::receiver::Report<'_>| {
+                use mirror::{Item, Reporter as _, Update};
+                let item = match r {
+                    session::receiver::Report::Entry { entry, iflags } => {
+                        let item = session::receiver::itemized(entry, iflags);
+                        if item.update == Update::Received
+                            && let Ok(mut t) = tally.lock()
+                        {
+                            t.transferred_size += entry.size.cast_unsigned();
+                        }
+                        item
+                    }
+                    session::receiver::Report::Linked { entry, to } => {
+                        let mut item = Item::new(&entry.name, fsx::Kind::File, Update::HardLink);
+                        item.is_new = true;
+                        item.hardlink_to = Some(to.to_vec());
+                        item
+                    }
+                    session::receiver::Report::Deleted { name, dir } => {
+                        let kind = if dir { fsx::Kind::Dir } else { fsx::Kind::File };
+                        Item::new(name, kind, Update::Deleted)
+                    }
+                };
+                if let Ok(mut t) = tally.lock() {
+                    let slot = mirror::stats::kind_slot(item.kind);
+                    let counter = if item.update == Update::Deleted {
+                        t.deleted.get_mut(slot)
+                    } else if item.is_new {
+                        t.created.get_mut(slot)
+                    } else {
+                        None
+                    };
+                    if let Some(n) = counter {
+                        *n += 1;
+                    }
                 }
-                session::receiver::Report::Linked { entry, to } => {
-                    let mut item = Item::new(&entry.name, fsx::Kind::File, Update::HardLink);
-                    item.is_new = true;
-                    item.hardlink_to = Some(to.to_vec());
+                if shown && let Ok(mut p) = printer.lock() {
                     p.item(&item);
                 }
-                session::receiver::Report::Deleted { name, dir } => {
-                    let kind = if dir { fsx::Kind::Dir } else { fsx::Kind::File };
-                    p.item(&Item::new(name, kind, Update::Deleted));
-                }
-            }
-        };
-        std::sync::Arc::new(print) as std::sync::Arc<session::receiver::Reporter>
-    });
+            };
+            std::sync::Arc::new(print) as std::sync::Arc<session::receiver::Reporter>
+        });
     let target = session::receiver::Destination {
         dir: stand_in.as_deref().unwrap_or(dest),
         protect,
@@ -717,20 +776,25 @@ fn pull_module(
         p.finish();
     }
     let stats = stats?;
-    report(
-        &errors,
-        m.get_flag("stats"),
-        stats.transferred,
-        stats.literal,
-        stats.matched,
-    );
-    if verbose || m.get_flag("stats") {
-        let summary = mirror::Stats {
-            sent: traffic.sent(),
-            received: traffic.received(),
-            total_size,
-            ..mirror::Stats::default()
-        };
+    for e in &errors {
+        eprintln!("rtsync: {e}");
+    }
+    let summary = mirror::Stats {
+        transferred: stats.transferred,
+        literal: stats.literal,
+        matched: stats.matched,
+        sent: traffic.sent(),
+        received: traffic.received(),
+        total_size,
+        flist_size,
+        flist_time: std::time::Duration::from_millis(stats.sender_flist_ms.0),
+        flist_xfer_time: std::time::Duration::from_millis(stats.sender_flist_ms.1),
+        ..tally.lock().map(|t| t.clone()).unwrap_or_default()
+    };
+    if settings.stats {
+        print!("\n{}", summary.render());
+    }
+    if verbose || settings.stats {
         let dry = if dry_run { " (DRY RUN)" } else { "" };
         print!("\n{}", summary.summary(started.elapsed()).trim_end());
         println!("{dry}");
@@ -745,12 +809,14 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
     let settings = crate::sync::Settings::from_matches(m)
         .map_err(|crate::sync::Refusal(message, code)| ClientError::Refused { code, message })?;
     let opts = &settings.options;
+    let listing = std::time::Instant::now();
     let mut list = mirror::flist::build(
         &settings.sources,
         settings.files_from.as_deref(),
         opts,
         &settings.filters,
     );
+    let flist_time = listing.elapsed();
     for e in &list.errors {
         eprintln!("rtsync: {e}");
     }
@@ -882,10 +948,27 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
         }
     }
     let itemize = settings.verbosity.itemize;
+    // --stats counts what the daemon's generator says it made and asked for.
+    let mut tally = mirror::Stats::default();
+    for f in &files {
+        let kind = session::receiver::itemized(&f.entry, 0).kind;
+        if let Some(n) = tally.files.get_mut(mirror::stats::kind_slot(kind)) {
+            *n += 1;
+        }
+    }
     let mut items = |f: &session::sender::SendFile, iflags: u16| {
+        let mut item = session::receiver::itemized(&f.entry, iflags);
+        let slot = mirror::stats::kind_slot(item.kind);
+        if item.is_new
+            && let Some(n) = tally.created.get_mut(slot)
+        {
+            *n += 1;
+        }
+        if item.update == mirror::Update::Received {
+            tally.transferred_size += f.entry.size.cast_unsigned();
+        }
         if itemize > 0 {
             // What the daemon's generator decided, in its words (`<f.st......`).
-            let mut item = session::receiver::itemized(&f.entry, iflags);
             if item.update == mirror::Update::Received {
                 item.update = mirror::Update::Sent;
             }
@@ -897,7 +980,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
         }
     };
     let messages: session::sender::Messages = Box::new(move |code, text| match code {
-        protocol::mux::MsgCode::Deleted if verbose || itemize > 0 => {
+        protocol::mux::MsgCode::Deleted => {
             // A directory's name comes with a trailing NUL (`log.c log_delete`).
             let (name, slash) = match text.strip_suffix(b"\0") {
                 Some(dir) => (dir, "/"),
@@ -908,9 +991,10 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
             } else {
                 "deleting "
             };
-            println!("{how}{}{slash}", escape_name(name));
+            if verbose || itemize > 0 {
+                println!("{how}{}{slash}", escape_name(name));
+            }
         }
-        protocol::mux::MsgCode::Deleted => {}
         _ => print_message(code, text),
     });
     let stats = session::sender::send(
@@ -921,20 +1005,27 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
         &mut items,
         messages,
     )?;
-    report(
-        &errors,
-        settings.stats,
-        stats.transferred,
-        stats.literal,
-        stats.matched,
-    );
+    for e in &errors {
+        eprintln!("rtsync: {e}");
+    }
+    // The daemon's own count (NDX_DEL_STATS), which is what rsync's client shows: after a
+    // --delete push to a stock 3.2.7 daemon both say 0.
+    tally.deleted = stats.deleted;
+    let summary = mirror::Stats {
+        transferred: stats.transferred,
+        literal: stats.literal,
+        matched: stats.matched,
+        sent: traffic.sent(),
+        received: traffic.received(),
+        total_size,
+        // (rsync's client says 0 here for a list it sent.)
+        flist_time,
+        ..tally
+    };
+    if settings.stats {
+        print!("\n{}", summary.render());
+    }
     if verbose || settings.stats {
-        let summary = mirror::Stats {
-            sent: traffic.sent(),
-            received: traffic.received(),
-            total_size,
-            ..mirror::Stats::default()
-        };
         let dry = if opts.dry_run { " (DRY RUN)" } else { "" };
         print!("\n{}", summary.summary(started.elapsed()).trim_end());
         println!("{dry}");
@@ -962,19 +1053,4 @@ fn verbose_name(e: &protocol::flist::Entry) -> String {
         line.push_str(&escape_name(t));
     }
     line
-}
-
-/// Per-file errors, then, with `--stats`, the transfer totals in rsync's wording.
-fn report(errors: &[String], stats: bool, transferred: u64, literal: u64, matched: u64) {
-    for e in errors {
-        eprintln!("rtsync: {e}");
-    }
-    if stats {
-        println!(
-            "Number of regular files transferred: {}",
-            mirror::stats::commas(transferred)
-        );
-        println!("Literal data: {} bytes", mirror::stats::commas(literal));
-        println!("Matched data: {} bytes", mirror::stats::commas(matched));
-    }
 }

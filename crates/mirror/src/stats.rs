@@ -28,6 +28,10 @@ pub struct Stats {
     pub received: u64,
     /// Time spent building the file list.
     pub flist_time: Duration,
+    /// Bytes of the file list on the wire (0 locally, as rsync counts it).
+    pub flist_size: u64,
+    /// Time spent sending the file list.
+    pub flist_xfer_time: Duration,
 }
 
 /// Index of a kind in the per-kind counters.
@@ -105,10 +109,16 @@ impl Stats {
         );
         let _ = writeln!(s, "Literal data: {} bytes", commas(self.literal));
         let _ = writeln!(s, "Matched data: {} bytes", commas(self.matched));
+        let _ = writeln!(s, "File list size: {}", commas(self.flist_size));
         let _ = writeln!(
             s,
             "File list generation time: {:.3} seconds",
             self.flist_time.as_secs_f64()
+        );
+        let _ = writeln!(
+            s,
+            "File list transfer time: {:.3} seconds",
+            self.flist_xfer_time.as_secs_f64()
         );
         let _ = writeln!(s, "Total bytes sent: {}", commas(self.sent));
         let _ = writeln!(s, "Total bytes received: {}", commas(self.received));
@@ -164,5 +174,7 @@ mod tests {
         let r = st.render();
         assert!(r.contains("Number of files: 3 (reg: 2, dir: 1)\n"));
         assert!(r.contains("Literal data: 1,048,576 bytes\n"));
+        assert!(r.contains("Matched data: 0 bytes\nFile list size: 0\nFile list generation time"));
+        assert!(r.contains("File list transfer time: 0.000 seconds\nTotal bytes sent: 0\n"));
     }
 }

@@ -66,7 +66,13 @@ pub struct MuxWriter {
     tcp: Option<TcpStream>,
     traffic: Arc<Traffic>,
     throttle: Option<Throttle>,
+    /// With [`MuxWriter::coalesce_writes`]: bytes written but not yet sent.
+    pending: Vec<u8>,
+    coalesce: bool,
 }
+
+/// How much [`MuxWriter::coalesce_writes`] gathers before it writes.
+const COALESCE_BYTES: usize = 64 * 1024;
 
 /// `--bwlimit`: after each write, sleeps as long as sending its bytes at the rate would have
 /// taken beyond the time that passed. Idle time earns no credit, so a burst after a pause is
@@ -116,7 +122,35 @@ impl MuxWriter {
             tcp,
             traffic,
             throttle: None,
+            pending: Vec::new(),
+            coalesce: false,
         }
+    }
+
+    /// From now on small writes gather until 64 KiB are waiting or [`MuxWriter::flush`] is
+    /// called, as rsync's buffered output does: a sender of many small files otherwise makes
+    /// a system call and a TCP segment per file. The caller must flush before it waits for
+    /// the peer, who may be waiting for what is held here.
+    ///
+    /// Not under `--bwlimit`: the rate already spaces the writes, and gathering would only
+    /// make its pauses longer (a peer with a short `--timeout` then gives up on us).
+    pub fn coalesce_writes(&mut self) {
+        self.coalesce = self.throttle.is_none();
+    }
+
+    /// Sends what [`MuxWriter::coalesce_writes`] holds back.
+    ///
+    /// # Errors
+    /// Socket errors.
+    pub fn flush(&mut self) -> Result<(), SessionError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        let sent = self.write_slices(&mut [IoSlice::new(&pending)]);
+        pending.clear();
+        self.pending = pending;
+        sent
     }
 
     /// Bounds how long one write may block on a socket (a peer that stopped reading); no
@@ -159,8 +193,31 @@ impl MuxWriter {
         self.send_slices(&mut [IoSlice::new(bytes)])
     }
 
+    /// Writes all of `slices`, in order, after what is held back (or holds them back too).
+    fn send_slices(&mut self, slices: &mut [IoSlice<'_>]) -> Result<(), SessionError> {
+        let total: usize = slices.iter().map(|s| s.len()).sum();
+        if self.coalesce && self.pending.len() + total < COALESCE_BYTES {
+            for s in slices.iter() {
+                self.pending.extend_from_slice(s);
+            }
+            return Ok(());
+        }
+        if self.pending.is_empty() {
+            return self.write_slices(slices);
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        let mut all: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&pending))
+            .chain(slices.iter().map(|s| IoSlice::new(s)))
+            .collect();
+        let sent = self.write_slices(&mut all);
+        drop(all);
+        pending.clear();
+        self.pending = pending;
+        sent
+    }
+
     /// Writes all of `slices`, in order, then accounts for them.
-    fn send_slices(&mut self, mut slices: &mut [IoSlice<'_>]) -> Result<(), SessionError> {
+    fn write_slices(&mut self, mut slices: &mut [IoSlice<'_>]) -> Result<(), SessionError> {
         let Some(stream) = self.stream.as_mut() else {
             return Err(SessionError::Socket(std::io::ErrorKind::BrokenPipe.into()));
         };
@@ -217,6 +274,7 @@ impl MuxWriter {
     /// Ends the connection both ways after an error: a thread blocked reading it wakes up,
     /// and the peer sees the end at once (a pipe is closed by dropping it instead).
     pub fn abort(&mut self) {
+        self.pending.clear();
         match &self.tcp {
             Some(tcp) => {
                 let _ = tcp.shutdown(std::net::Shutdown::Both);
@@ -225,8 +283,10 @@ impl MuxWriter {
         }
     }
 
-    /// Closes our sending side (after the goodbye), so the server sees the end cleanly.
+    /// Closes our sending side (after the goodbye, and after what is held back), so the
+    /// server sees the end cleanly.
     pub fn shutdown(&mut self) {
+        let _ = self.flush();
         match &self.tcp {
             Some(tcp) => {
                 let _ = tcp.shutdown(std::net::Shutdown::Write);

@@ -302,6 +302,9 @@ pub struct ReceiveStats {
     pub matched: u64,
     /// Entries that failed.
     pub errors: u64,
+    /// A server sender's file-list build and send times, in ms, from its totals (`main.c
+    /// handle_stats`): what rsync's client shows as the list's generation and transfer times.
+    pub sender_flist_ms: (u64, u64),
 }
 
 fn split(name: &[u8]) -> (&[u8], &[u8]) {
@@ -1012,9 +1015,12 @@ pub fn receive(
             if n == NDX_DONE {
                 phase += 1;
                 if phase == 3 && o.sender_is_server {
-                    for _ in 0..5 {
-                        reader.recv_data(&mut data, messages, |b| get_varlong(b, 3))?;
+                    let mut totals = [0i64; 5];
+                    for v in &mut totals {
+                        *v = reader.recv_data(&mut data, messages, |b| get_varlong(b, 3))?;
                     }
+                    let ms = |v: i64| u64::try_from(v).unwrap_or(0);
+                    stats.sender_flist_ms = (ms(totals[3]), ms(totals[4]));
                 }
                 let _ = progress_tx.send(Progress::PhaseEnded);
                 if phase == 4 || (phase == 3 && o.protocol < 31) {

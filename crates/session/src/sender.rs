@@ -101,6 +101,24 @@ pub struct SendStats {
     pub errors: u64,
     /// Files that were gone by the time they were to be sent (rsync's exit 24).
     pub vanished: u64,
+    /// What the peer's generator said it deleted (`NDX_DEL_STATS`): regular files,
+    /// directories, symlinks, devices, specials.
+    pub deleted: [u64; 5],
+}
+
+/// Reads the five counts of `NDX_DEL_STATS` (all deleted, then directories, symlinks,
+/// devices, specials) as per-kind counts, regular files first.
+fn del_stats(incoming: &mut Incoming, writer: &mut MuxWriter) -> Result<[u64; 5], SessionError> {
+    let mut v = [0u64; 5];
+    for n in &mut v {
+        *n = u64::try_from(incoming.next(writer, get_varint)?).unwrap_or(0);
+    }
+    let [all, dirs, links, devices, specials] = v;
+    let others = dirs
+        .saturating_add(links)
+        .saturating_add(devices)
+        .saturating_add(specials);
+    Ok([all.saturating_sub(others), dirs, links, devices, specials])
 }
 
 /// rsync's `IOERR_VANISHED` bit of `io_error`: a source file vanished.
@@ -125,8 +143,11 @@ struct Incoming {
 }
 
 impl Incoming {
+    /// The next value `decode` finds in the peer's data. What `writer` holds back is sent
+    /// before waiting, since the peer may be waiting for it.
     fn next<T>(
         &mut self,
+        writer: &mut MuxWriter,
         mut decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, protocol::ProtoError>,
     ) -> Result<T, SessionError> {
         loop {
@@ -134,7 +155,15 @@ impl Incoming {
                 self.buf.drain(..used);
                 return Ok(v);
             }
-            match self.rx.recv() {
+            let ready = match self.rx.try_recv() {
+                Ok(chunk) => Ok(chunk),
+                Err(mpsc::TryRecvError::Empty) => {
+                    writer.flush()?;
+                    self.rx.recv()
+                }
+                Err(mpsc::TryRecvError::Disconnected) => Err(mpsc::RecvError),
+            };
+            match ready {
                 Ok(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
                 Ok(Err(e)) => return Err(e),
                 Err(_) => {
@@ -235,6 +264,8 @@ pub fn send(
     }
     writer.send_data(&out)?;
     out.clear();
+    // Many small files make many small writes: they gather (and go before each wait).
+    writer.coalesce_writes();
 
     // From now on the socket is drained by its own thread.
     let (tx, rx) = mpsc::channel();
@@ -277,7 +308,7 @@ pub fn send(
             None
         };
         loop {
-            let ndx = incoming.next(|b| ndx_in.decode(b))?;
+            let ndx = incoming.next(&mut writer, |b| ndx_in.decode(b))?;
             if ndx == NDX_DONE {
                 phase += 1;
                 if phase > 2 {
@@ -287,9 +318,7 @@ pub fn send(
                 continue;
             }
             if ndx == NDX_DEL_STATS {
-                for _ in 0..5 {
-                    incoming.next(get_varint)?;
-                }
+                stats.deleted = del_stats(&mut incoming, &mut writer)?;
                 continue;
             }
             let file = usize::try_from(ndx)
@@ -301,18 +330,20 @@ pub fn send(
                         "the peer asked for a file that is not in the list",
                     )
                 })?;
-            let iflags = incoming.next(|b| Ok(get_short(b)))?;
+            let iflags = incoming.next(&mut writer, |b| Ok(get_short(b)))?;
             let mut echo = std::mem::take(&mut spare_out);
             echo.clear();
             let ndx_before = ndx_out;
             ndx_out.encode(&mut echo, ndx);
             echo.extend_from_slice(&iflags.to_le_bytes());
             if iflags & ITEM_BASIS_TYPE_FOLLOWS != 0 {
-                let t = incoming.next(|b| Ok(b.first().map(|&x| (x, 1))))?;
+                let t = incoming.next(&mut writer, |b| Ok(b.first().map(|&x| (x, 1))))?;
                 echo.push(t);
             }
             if iflags & ITEM_XNAME_FOLLOWS != 0 {
-                let x = incoming.next(|b| Ok(get_vstring(b).map(|(s, n)| (s.to_vec(), n))))?;
+                let x = incoming.next(&mut writer, |b| {
+                    Ok(get_vstring(b).map(|(s, n)| (s.to_vec(), n)))
+                })?;
                 protocol::wire::put_vstring(&mut echo, &x)?;
             }
             items(file, iflags);
@@ -324,14 +355,14 @@ pub fn send(
             }
             let mut head = [0i32; 4];
             for v in &mut head {
-                *v = incoming.next(|b| Ok(get_int(b)))?;
+                *v = incoming.next(&mut writer, |b| Ok(get_int(b)))?;
             }
             let sizes = SumSizes::checked(head[0], head[1], head[2], head[3], digest)
                 .map_err(|e| protocol::ProtoError::protocol_text("sum header", &e.to_string()))?;
             let s2 = sizes.s2_len as usize;
             let mut blocks = Vec::with_capacity(sizes.count.min(1 << 20) as usize);
             for _ in 0..sizes.count {
-                let (sum1, strong) = incoming.next(|b| {
+                let (sum1, strong) = incoming.next(&mut writer, |b| {
                     Ok(b.get(..4 + s2).map(|s| {
                         let sum1 = u32::from_le_bytes(
                             s.get(..4).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]),
@@ -430,6 +461,8 @@ pub fn send(
         // (deletion statistics may come first).
         writer.send_data(&[0])?;
         if o.server {
+            // The totals count what has gone out.
+            writer.flush()?;
             let traffic = writer.traffic();
             let total_size: u64 = files
                 .iter()
@@ -442,22 +475,23 @@ pub fn send(
             }
             writer.send_data(&totals)?;
         }
-        let mut next_ndx = |incoming: &mut Incoming| -> Result<i32, SessionError> {
-            loop {
-                let n = incoming.next(|b| ndx_in.decode(b))?;
-                if n != NDX_DEL_STATS {
-                    return Ok(n);
+        let mut peer_deleted = stats.deleted;
+        let mut next_ndx =
+            |incoming: &mut Incoming, writer: &mut MuxWriter| -> Result<i32, SessionError> {
+                loop {
+                    let n = incoming.next(writer, |b| ndx_in.decode(b))?;
+                    if n != NDX_DEL_STATS {
+                        return Ok(n);
+                    }
+                    peer_deleted = del_stats(incoming, writer)?;
                 }
-                for _ in 0..5 {
-                    incoming.next(get_varint)?;
-                }
-            }
-        };
-        let n = next_ndx(&mut incoming)?;
+            };
+        let n = next_ndx(&mut incoming, &mut writer)?;
         if n == NDX_DONE && o.flist.protocol >= 31 {
             writer.send_data(&[0])?;
-            next_ndx(&mut incoming)?;
+            next_ndx(&mut incoming, &mut writer)?;
         }
+        stats.deleted = peer_deleted;
         writer.shutdown();
         Ok(stats)
     })();
