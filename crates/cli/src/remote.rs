@@ -780,16 +780,15 @@ fn pull_module(
         eprintln!("rtsync: {e}");
     }
     let summary = mirror::Stats {
-        transferred: stats.transferred,
-        literal: stats.literal,
-        matched: stats.matched,
-        sent: traffic.sent(),
-        received: traffic.received(),
-        total_size,
         flist_size,
         flist_time: std::time::Duration::from_millis(stats.sender_flist_ms.0),
         flist_xfer_time: std::time::Duration::from_millis(stats.sender_flist_ms.1),
-        ..tally.lock().map(|t| t.clone()).unwrap_or_default()
+        ..totals(
+            tally.lock().map(|t| t.clone()).unwrap_or_default(),
+            &traffic,
+            total_size,
+            (stats.transferred, stats.literal, stats.matched),
+        )
     };
     if settings.stats {
         print!("\n{}", summary.render());
@@ -1012,15 +1011,14 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
     // --delete push to a stock 3.2.7 daemon both say 0.
     tally.deleted = stats.deleted;
     let summary = mirror::Stats {
-        transferred: stats.transferred,
-        literal: stats.literal,
-        matched: stats.matched,
-        sent: traffic.sent(),
-        received: traffic.received(),
-        total_size,
-        // (rsync's client says 0 here for a list it sent.)
+        // (rsync's client says 0 for the size of a list it sent.)
         flist_time,
-        ..tally
+        ..totals(
+            tally,
+            &traffic,
+            total_size,
+            (stats.transferred, stats.literal, stats.matched),
+        )
     };
     if settings.stats {
         print!("\n{}", summary.render());
@@ -1039,6 +1037,25 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
             0
         },
     )
+}
+
+/// A transfer's `--stats` totals: what was counted along the way (`tally`), the bytes of
+/// the connection, and the (transferred, literal, matched) counts of the session.
+fn totals(
+    tally: mirror::Stats,
+    traffic: &session::mux::Traffic,
+    total_size: u64,
+    (transferred, literal, matched): (u64, u64, u64),
+) -> mirror::Stats {
+    mirror::Stats {
+        transferred,
+        literal,
+        matched,
+        sent: traffic.sent(),
+        received: traffic.received(),
+        total_size,
+        ..tally
+    }
 }
 
 /// An entry as rsync's `-v` names it (`%n%L`): directories end in `/`, symlinks show their

@@ -751,12 +751,7 @@ fn files_from_push_with_delete_missing_args_matches_rsync() {
         std::fs::write(&path, b"keep").unwrap();
         testkit::set_mtime(&path, 1_500_000_000, 0);
     }
-    std::fs::write(src.join("a/text.txt"), b"edited\n").unwrap();
-    std::fs::remove_file(src.join("a/b/file")).unwrap();
-    std::fs::remove_file(src.join("with space")).unwrap();
-    std::fs::create_dir_all(src.join("new dir/deeper")).unwrap();
-    std::fs::write(src.join("new dir/deeper/f"), b"new").unwrap();
-    testkit::stamp_times(&src);
+    change_the_listed_paths(&src);
     let list = t.path().join("changed");
     std::fs::write(
         &list,
@@ -799,6 +794,17 @@ fn files_from_push_with_delete_missing_args_matches_rsync() {
     );
     assert!(!push.join("new dir/deeper/f").exists());
     assert!(push.join("new dir/only-on-daemon").exists());
+}
+
+/// What a real-time batch carries, made in a tricky tree: one file edited, two deleted, one
+/// made in new directories.
+fn change_the_listed_paths(root: &std::path::Path) {
+    std::fs::write(root.join("a/text.txt"), b"edited\n").unwrap();
+    std::fs::remove_file(root.join("a/b/file")).unwrap();
+    std::fs::remove_file(root.join("with space")).unwrap();
+    std::fs::create_dir_all(root.join("new dir/deeper")).unwrap();
+    std::fs::write(root.join("new dir/deeper/f"), b"new").unwrap();
+    testkit::stamp_times(root);
 }
 
 /// The names of the `--files-from=FILE` among `args` (none without it).
@@ -1076,12 +1082,7 @@ fn files_from_pulls_fetch_and_delete_the_listed_names() {
         std::fs::write(&path, b"keep").unwrap();
         testkit::set_mtime(&path, 1_500_000_000, 0);
     }
-    std::fs::write(module.join("a/text.txt"), b"edited\n").unwrap();
-    std::fs::remove_file(module.join("a/b/file")).unwrap();
-    std::fs::remove_file(module.join("with space")).unwrap();
-    std::fs::create_dir_all(module.join("new dir/deeper")).unwrap();
-    std::fs::write(module.join("new dir/deeper/f"), b"new").unwrap();
-    testkit::stamp_times(&module);
+    change_the_listed_paths(&module);
     // NUL-separated, so that a name with a newline can be listed.
     let list = t.path().join("changed");
     std::fs::write(
