@@ -163,16 +163,7 @@ fn a_module_requiring_sha256_logins_takes_ours() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir(d.join("m")).unwrap();
-    std::fs::write(
-        d.join("secrets"),
-        format!("{SECRET_USER}:{SECRET_PASSWORD}\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        d.join("secrets"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    common::daemon::write_secrets(&d.join("secrets"));
     std::fs::write(
         d.join("rsyncd.conf"),
         format!(

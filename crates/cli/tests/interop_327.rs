@@ -249,16 +249,7 @@ impl Daemon327 {
         for m in ["open", "secret"] {
             std::fs::create_dir(d.join(m)).unwrap();
         }
-        std::fs::write(
-            d.join("secrets"),
-            format!("{SECRET_USER}:{SECRET_PASSWORD}\n"),
-        )
-        .unwrap();
-        std::fs::set_permissions(
-            d.join("secrets"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
-        )
-        .unwrap();
+        common::daemon::write_secrets(&d.join("secrets"));
         let conf = format!(
             "pid file = {d}/rsyncd.pid\nlog file = {d}/rsyncd.log\nuse chroot = no\n\
              hosts allow = 127.0.0.1\n{ids}munge symlinks = no\n\

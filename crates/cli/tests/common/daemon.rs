@@ -47,16 +47,7 @@ impl StockDaemon {
         for m in ["open", "secret", "ro", "push"] {
             std::fs::create_dir(d.join(m)).unwrap();
         }
-        std::fs::write(
-            d.join("secrets"),
-            format!("{SECRET_USER}:{SECRET_PASSWORD}\n"),
-        )
-        .unwrap();
-        std::fs::set_permissions(
-            d.join("secrets"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
-        )
-        .unwrap();
+        write_secrets(&d.join("secrets"));
         // `log file` in the config, not `--log-file`: rsync 3.5.0 drops a module's transfer
         // lines when the log file comes from the command line.
         let conf = format!(
@@ -166,6 +157,13 @@ fn spawn(d: &std::path::Path, port: u16, program: Program) -> Child {
         std::thread::sleep(Duration::from_millis(20));
     }
     child
+}
+
+/// The secrets file of the test modules (`alice`), readable by its owner only, as rsync
+/// wants it.
+pub fn write_secrets(path: &std::path::Path) {
+    std::fs::write(path, format!("{SECRET_USER}:{SECRET_PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
 }
 
 pub fn free_port() -> u16 {
