@@ -301,6 +301,7 @@ impl Connection {
             out.push(0);
             self.send(&out)?;
         }
+        self.writer.traffic().begin_session();
         let compat = self
             .reader
             .read_raw(protocol::wire::get_varint)?

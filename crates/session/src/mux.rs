@@ -57,6 +57,12 @@ impl Traffic {
     pub fn received(&self) -> u64 {
         self.received.load(Ordering::Relaxed)
     }
+    /// Counts from zero again: rsync's totals leave out the daemon's greeting, the login and
+    /// the server's arguments, and start with the protocol's own setup.
+    pub fn begin_session(&self) {
+        self.sent.store(0, Ordering::Relaxed);
+        self.received.store(0, Ordering::Relaxed);
+    }
 }
 
 /// The writing half of a connection.
