@@ -306,6 +306,10 @@ impl<'a> Transfer<'a> {
         if self.created_root {
             item.update = Update::Created;
             item.is_new = true;
+            // rsync counts the destination it had to make among the created entries.
+            if let Some(n) = self.outcome.stats.created.get_mut(kind_slot(Kind::Dir)) {
+                *n += 1;
+            }
         } else {
             self.attr_diff(entry, &st, &mut item);
         }
