@@ -138,8 +138,7 @@ impl MuxWriter {
     /// a system call and a TCP segment per file. The caller must flush before it waits for
     /// the peer, who may be waiting for what is held here.
     ///
-    /// Not under `--bwlimit`: the rate already spaces the writes, and gathering would only
-    /// make its pauses longer (a peer with a short `--timeout` then gives up on us).
+    /// Not under `--bwlimit`: the rate already cuts what is sent into paced pieces.
     pub fn coalesce_writes(&mut self) {
         self.coalesce = self.throttle.is_none();
     }
@@ -223,7 +222,26 @@ impl MuxWriter {
     }
 
     /// Writes all of `slices`, in order, then accounts for them.
-    fn write_slices(&mut self, mut slices: &mut [IoSlice<'_>]) -> Result<(), SessionError> {
+    fn write_slices(&mut self, slices: &mut [IoSlice<'_>]) -> Result<(), SessionError> {
+        let Some(rate) = self.throttle.as_ref().map(|t| t.bytes_per_sec) else {
+            return self.write_unthrottled(slices);
+        };
+        // Under --bwlimit, pieces of a tenth of a second each, a pause after each (as rsync
+        // writes at most its bwlimit_writemax at a time): the connection is seen moving all
+        // along, not in bursts a --timeout apart.
+        let bytes: Vec<u8> = slices.iter().flat_map(|s| s.iter().copied()).collect();
+        let piece = usize::try_from(rate / 10).unwrap_or(usize::MAX).max(1024);
+        for part in bytes.chunks(piece) {
+            self.write_unthrottled(&mut [IoSlice::new(part)])?;
+            if let Some(t) = &mut self.throttle {
+                t.wrote(part.len());
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes all of `slices`, in order, then counts them.
+    fn write_unthrottled(&mut self, mut slices: &mut [IoSlice<'_>]) -> Result<(), SessionError> {
         let Some(stream) = self.stream.as_mut() else {
             return Err(SessionError::Socket(std::io::ErrorKind::BrokenPipe.into()));
         };
@@ -240,9 +258,6 @@ impl MuxWriter {
         }
         stream.flush().map_err(SessionError::Socket)?;
         self.traffic.sent.fetch_add(total as u64, Ordering::Relaxed);
-        if let Some(t) = &mut self.throttle {
-            t.wrote(total);
-        }
         Ok(())
     }
 
@@ -405,10 +420,24 @@ impl MuxReader {
     /// Reads more bytes from the socket into `pending`; `false` when the peer closed it.
     fn read_more(&mut self) -> Result<bool, SessionError> {
         let mut buf = [0u8; 64 * 1024];
-        let n = self
-            .stream
-            .read(&mut buf)
-            .map_err(|e| io(e, self.io_timeout))?;
+        // --timeout is for a connection where nothing moves: while we are sending (a big
+        // file under --bwlimit, with the peer silent until it has it all), it is not silent.
+        let mut sent_before = self.traffic.sent();
+        let n = loop {
+            match self.stream.read(&mut buf) {
+                Ok(n) => break n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) && self.traffic.sent() != sent_before =>
+                {
+                    sent_before = self.traffic.sent();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io(e, self.io_timeout)),
+            }
+        };
         self.traffic.received.fetch_add(n as u64, Ordering::Relaxed);
         self.pending.push(buf.get(..n).unwrap_or_default());
         Ok(n > 0)
