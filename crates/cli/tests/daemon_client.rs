@@ -1051,8 +1051,8 @@ fn verbose_pulls_print_what_rsync_prints() {
 
 /// `--files-from -R --delete-missing-args` on a pull: the names listed here go to the daemon
 /// over the socket; those it has are fetched, those it lacks are deleted here, nothing else
-/// is touched. Debian's rsync 3.2.7 cannot make this pull itself (its receiver refuses the
-/// mode-0 entries since the 2024 hardening, RsyncProject/rsync#910), so it pulls the same
+/// is touched. Debian's rsync 3.2.7-1+deb12u5 cannot make this pull itself (its receiver
+/// refuses the mode-0 entries, as 3.4.1 to 3.4.3 do: RsyncProject/rsync#910), so it pulls the same
 /// list without `--delete-missing-args` (exit 23 for the missing names), which are then
 /// deleted by hand.
 #[test]
