@@ -695,19 +695,11 @@ fn pull_module(
     // --stats counts what the receiver reports: entries listed, made, deleted, sent.
     let mut tally = mirror::Stats::default();
     for e in entries.iter().filter(|e| !e.is_cleared()) {
-        let kind = session::receiver::itemized(e, 0).kind;
-        if let Some(n) = tally.files.get_mut(mirror::stats::kind_slot(kind)) {
-            *n += 1;
-        }
+        mirror::stats::count(&mut tally.files, fsx::Kind::from_mode(e.mode));
     }
     if made_dest {
         // rsync counts the destination it had to make.
-        if let Some(n) = tally
-            .created
-            .get_mut(mirror::stats::kind_slot(fsx::Kind::Dir))
-        {
-            *n += 1;
-        }
+        mirror::stats::count(&mut tally.created, fsx::Kind::Dir);
     }
     let tally = std::sync::Arc::new(std::sync::Mutex::new(tally));
     let names: Option<std::sync::Arc<session::receiver::Reporter>> = (shown || settings.stats)
@@ -738,16 +730,10 @@ fn pull_module(
                     }
                 };
                 if let Ok(mut t) = tally.lock() {
-                    let slot = mirror::stats::kind_slot(item.kind);
-                    let counter = if item.update == Update::Deleted {
-                        t.deleted.get_mut(slot)
+                    if item.update == Update::Deleted {
+                        mirror::stats::count(&mut t.deleted, item.kind);
                     } else if item.is_new {
-                        t.created.get_mut(slot)
-                    } else {
-                        None
-                    };
-                    if let Some(n) = counter {
-                        *n += 1;
+                        mirror::stats::count(&mut t.created, item.kind);
                     }
                 }
                 if shown && let Ok(mut p) = printer.lock() {
@@ -790,14 +776,7 @@ fn pull_module(
             (stats.transferred, stats.literal, stats.matched),
         )
     };
-    if settings.stats {
-        print!("\n{}", summary.render());
-    }
-    if verbose || settings.stats {
-        let dry = if dry_run { " (DRY RUN)" } else { "" };
-        print!("\n{}", summary.summary(started.elapsed()).trim_end());
-        println!("{dry}");
-    }
+    print_totals(&summary, settings.stats, verbose, dry_run, started);
     Ok(pull_exit(stats.errors))
 }
 
@@ -941,27 +920,19 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
     let (reader, writer) = conn.into_halves();
     let mut errors = Vec::new();
     let mut total_size = 0u64;
+    // --stats counts what the daemon's generator says it made and asked for.
+    let mut tally = mirror::Stats::default();
     for f in &files {
         if f.entry.is_file() || f.entry.is_symlink() {
             total_size += f.entry.size.cast_unsigned();
         }
+        mirror::stats::count(&mut tally.files, fsx::Kind::from_mode(f.entry.mode));
     }
     let itemize = settings.verbosity.itemize;
-    // --stats counts what the daemon's generator says it made and asked for.
-    let mut tally = mirror::Stats::default();
-    for f in &files {
-        let kind = session::receiver::itemized(&f.entry, 0).kind;
-        if let Some(n) = tally.files.get_mut(mirror::stats::kind_slot(kind)) {
-            *n += 1;
-        }
-    }
     let mut items = |f: &session::sender::SendFile, iflags: u16| {
         let mut item = session::receiver::itemized(&f.entry, iflags);
-        let slot = mirror::stats::kind_slot(item.kind);
-        if item.is_new
-            && let Some(n) = tally.created.get_mut(slot)
-        {
-            *n += 1;
+        if item.is_new {
+            mirror::stats::count(&mut tally.created, item.kind);
         }
         if item.update == mirror::Update::Received {
             tally.transferred_size += f.entry.size.cast_unsigned();
@@ -1020,14 +991,7 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
             (stats.transferred, stats.literal, stats.matched),
         )
     };
-    if settings.stats {
-        print!("\n{}", summary.render());
-    }
-    if verbose || settings.stats {
-        let dry = if opts.dry_run { " (DRY RUN)" } else { "" };
-        print!("\n{}", summary.summary(started.elapsed()).trim_end());
-        println!("{dry}");
-    }
+    print_totals(&summary, settings.stats, verbose, opts.dry_run, started);
     Ok(
         if stats.errors > 0 || !list.errors.is_empty() || peer_xfer_errors() {
             23
@@ -1037,6 +1001,25 @@ fn push_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<u8,
             0
         },
     )
+}
+
+/// The end of a transfer's output: with `stats` rsync's `--stats` block, and with it or
+/// `verbose` the two summary lines (marked as a dry run's).
+fn print_totals(
+    summary: &mirror::Stats,
+    stats: bool,
+    verbose: bool,
+    dry_run: bool,
+    started: std::time::Instant,
+) {
+    if stats {
+        print!("\n{}", summary.render());
+    }
+    if verbose || stats {
+        let dry = if dry_run { " (DRY RUN)" } else { "" };
+        print!("\n{}", summary.summary(started.elapsed()).trim_end());
+        println!("{dry}");
+    }
 }
 
 /// A transfer's `--stats` totals: what was counted along the way (`tally`), the bytes of

@@ -19,5 +19,5 @@
 pub mod pattern;
 mod rules;
 
-pub use pattern::{Pattern, wildmatch};
+pub use pattern::{Pattern, is_wildcard, literal, wildmatch};
 pub use rules::{Action, FilterError, FilterList, MergeReader, Rule, Side};

@@ -146,6 +146,27 @@ fn named_class(name: &[u8], t: u8) -> bool {
     }
 }
 
+/// Whether rsync reads `pattern` as a wildcard one (it has `*`, `?` or `[`; `exclude.c`,
+/// `FILTRULE_WILD`): only then is `\` an escape; any other pattern is compared as it is.
+#[must_use]
+pub fn is_wildcard(pattern: &[u8]) -> bool {
+    pattern.iter().any(|c| matches!(c, b'*' | b'?' | b'['))
+}
+
+/// `path` as pattern text that matches only itself, in a pattern that will be a wildcard one
+/// (`wild`, see [`is_wildcard`]) or not.
+#[must_use]
+pub fn literal(path: &[u8], wild: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len());
+    for &c in path {
+        if wild && matches!(c, b'*' | b'?' | b'[' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A compiled rsync pattern with its placement rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
@@ -166,7 +187,7 @@ impl Pattern {
     #[must_use]
     pub fn new(raw: &[u8]) -> Pattern {
         let mut text = raw.to_vec();
-        let wild = raw.iter().any(|c| matches!(c, b'*' | b'?' | b'['));
+        let wild = is_wildcard(raw);
         let anchored = text.first() == Some(&b'/');
         if anchored {
             text.remove(0);

@@ -22,7 +22,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub(crate) fn from_mode(mode: u32) -> Kind {
+    /// The kind an `st_mode` names (a regular file when its type bits name none).
+    #[must_use]
+    pub fn from_mode(mode: u32) -> Kind {
         match FileType::from_raw_mode(mode) {
             FileType::Directory => Kind::Dir,
             FileType::Symlink => Kind::Symlink,

@@ -79,13 +79,7 @@ impl FileEntry {
     /// The parent path and the last component (`("a/b", "c")`; `(".", "c")` at the top).
     #[must_use]
     pub fn split_name(&self) -> (&[u8], &[u8]) {
-        match self.name.iter().rposition(|&b| b == b'/') {
-            Some(i) => (
-                self.name.get(..i).unwrap_or_default(),
-                self.name.get(i + 1..).unwrap_or_default(),
-            ),
-            None => (b".", &self.name),
-        }
+        split_path(&self.name)
     }
 }
 
@@ -565,16 +559,15 @@ pub fn missing_as_deletions(list: &mut FileList, force: bool) -> Vec<Vec<u8>> {
     for gone in missing {
         let mut name = gone.name.clone();
         let parent = loop {
-            let (parent, _) = split_name(&name);
+            let (parent, _) = split_path(&name);
             let parent = parent.to_vec();
             match list.entries.iter().position(|e| e.name == parent) {
                 Some(i) => break list.entries.get(i).filter(|e| e.is_dir()).map(|_| parent),
                 None if parent == b"." => {
                     // The top is always there: it joins the list to be looked into.
-                    let base = list.bases.get(gone.base as usize).cloned();
-                    let st = base.as_deref().map(lstat_path);
+                    let top = list.bases.get(gone.base as usize).map(|b| lstat_path(b));
                     if let Some(Ok(st)) =
-                        st.filter(|st| st.as_ref().is_ok_and(|s| s.kind == Kind::Dir))
+                        top.filter(|t| t.as_ref().is_ok_and(|s| s.kind == Kind::Dir))
                     {
                         list.entries
                             .insert(0, FileEntry::from_stat(b".".to_vec(), gone.base, &st));
@@ -602,13 +595,13 @@ pub fn missing_as_deletions(list: &mut FileList, force: bool) -> Vec<Vec<u8>> {
         .iter()
         .map(|n| {
             let mut r = b"+r /".to_vec();
-            r.extend_from_slice(&literal_pattern(n, is_wild(n)));
+            r.extend_from_slice(&filter::literal(n, filter::is_wildcard(n)));
             r
         })
         .collect();
     for n in risk.iter().filter(|_| !force) {
         let mut r = b"-r /".to_vec();
-        r.extend_from_slice(&literal_pattern(n, true));
+        r.extend_from_slice(&filter::literal(n, true));
         r.extend_from_slice(b"/**");
         rules.push(r);
     }
@@ -616,7 +609,7 @@ pub fn missing_as_deletions(list: &mut FileList, force: bool) -> Vec<Vec<u8>> {
         let mut all = if p == b"." {
             Vec::new()
         } else {
-            literal_pattern(p, true)
+            filter::literal(p, true)
         };
         if !all.is_empty() {
             all.push(b'/');
@@ -629,27 +622,10 @@ pub fn missing_as_deletions(list: &mut FileList, force: bool) -> Vec<Vec<u8>> {
     rules
 }
 
-/// A path as a filter pattern that matches only itself. rsync compares a pattern without
-/// wildcards as it is, and reads `\` as an escape only in one with wildcards (`exclude.c`,
-/// `FILTRULE_WILD`): `escape` says which the pattern will be.
-fn literal_pattern(path: &[u8], escape: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(path.len());
-    for &c in path {
-        if escape && matches!(c, b'*' | b'?' | b'[' | b'\\') {
-            out.push(b'\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Whether rsync reads a pattern as a wildcard one.
-fn is_wild(pattern: &[u8]) -> bool {
-    pattern.iter().any(|c| matches!(c, b'*' | b'?' | b'['))
-}
-
-/// `("a/b", "c")` for `a/b/c`; `(".", "c")` at the top.
-fn split_name(name: &[u8]) -> (&[u8], &[u8]) {
+/// A list name's parent and last component: `("a/b", "c")` for `a/b/c`, `(".", "c")` at the
+/// top.
+#[must_use]
+pub fn split_path(name: &[u8]) -> (&[u8], &[u8]) {
     match name.iter().rposition(|&c| c == b'/') {
         Some(i) => (
             name.get(..i).unwrap_or_default(),

@@ -46,6 +46,13 @@ pub fn kind_slot(kind: fsx::Kind) -> usize {
     }
 }
 
+/// Counts one entry of `kind` in per-kind counters ([`Stats::files`], `created`, `deleted`).
+pub fn count(counts: &mut [u64; 5], kind: fsx::Kind) {
+    if let Some(n) = counts.get_mut(kind_slot(kind)) {
+        *n += 1;
+    }
+}
+
 /// `1234567` → `1,234,567`, as rsync prints numbers.
 #[must_use]
 pub fn commas(n: u64) -> String {

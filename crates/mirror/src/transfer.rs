@@ -20,7 +20,7 @@ use crate::MirrorError;
 use crate::flist::{self, FileEntry, FileList, SourceArg, compare};
 use crate::item::{Item, Update};
 use crate::options::{DeleteTiming, Options};
-use crate::stats::{Stats, kind_slot};
+use crate::stats::Stats;
 
 /// Where a transfer reports what it does. Every method has a quiet default.
 pub trait Reporter {
@@ -107,16 +107,6 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     v.push(b'/');
     v.extend_from_slice(name);
     v
-}
-
-fn parent_of(path: &[u8]) -> (&[u8], &[u8]) {
-    match path.iter().rposition(|&b| b == b'/') {
-        Some(i) => (
-            path.get(..i).unwrap_or_default(),
-            path.get(i + 1..).unwrap_or_default(),
-        ),
-        None => (b".", path),
-    }
 }
 
 struct Transfer<'a> {
@@ -218,9 +208,7 @@ impl<'a> Transfer<'a> {
     fn count(&mut self, entry: &FileEntry) {
         if let Some(kind) = entry.kind {
             let stats = &mut self.outcome.stats;
-            if let Some(n) = stats.files.get_mut(kind_slot(kind)) {
-                *n += 1;
-            }
+            crate::stats::count(&mut stats.files, kind);
             if matches!(kind, Kind::File | Kind::Symlink) {
                 stats.total_size += entry.size;
             }
@@ -287,9 +275,7 @@ impl<'a> Transfer<'a> {
             self.outcome.stats.transferred += 1;
             self.outcome.stats.transferred_size += entry.size;
         }
-        if let Some(n) = self.outcome.stats.created.get_mut(kind_slot(kind)) {
-            *n += 1;
-        }
+        crate::stats::count(&mut self.outcome.stats.created, kind);
         self.reporter.item(&item);
     }
 
@@ -307,9 +293,7 @@ impl<'a> Transfer<'a> {
             item.update = Update::Created;
             item.is_new = true;
             // rsync counts the destination it had to make among the created entries.
-            if let Some(n) = self.outcome.stats.created.get_mut(kind_slot(Kind::Dir)) {
-                *n += 1;
-            }
+            crate::stats::count(&mut self.outcome.stats.created, Kind::Dir);
         } else {
             self.attr_diff(entry, &st, &mut item);
         }
@@ -374,9 +358,7 @@ impl<'a> Transfer<'a> {
         if let Some(known) = &mut self.known {
             known.remove(path);
         }
-        if let Some(n) = self.outcome.stats.deleted.get_mut(kind_slot(kind)) {
-            *n += 1;
-        }
+        crate::stats::count(&mut self.outcome.stats.deleted, kind);
         self.reporter.item(&Item::new(path, kind, Update::Deleted));
     }
 
@@ -575,7 +557,7 @@ impl<'a> Transfer<'a> {
         let Some(root) = &self.root else {
             return Ok(Some(false));
         };
-        let (lp, ln) = parent_of(&leader);
+        let (lp, ln) = crate::flist::split_path(&leader);
         let lst = self.cursor.open(root, lp)?.stat(ln)?;
         Ok(Some(
             lst.is_some_and(|l| l.dev == st.dev && l.ino == st.ino),
@@ -596,7 +578,7 @@ impl<'a> Transfer<'a> {
         if !self.opts.dry_run
             && let Some(root) = &self.root
         {
-            let (lp, ln) = parent_of(&leader);
+            let (lp, ln) = crate::flist::split_path(&leader);
             let leader_dir = root.open_dir(lp)?;
             self.cursor
                 .open(root, parent)?
@@ -653,10 +635,8 @@ impl<'a> Transfer<'a> {
             }
             None => item.is_new = true,
         }
-        if item.is_new
-            && let Some(n) = self.outcome.stats.created.get_mut(kind_slot(item.kind))
-        {
-            *n += 1;
+        if item.is_new {
+            crate::stats::count(&mut self.outcome.stats.created, item.kind);
         }
         if !self.opts.dry_run
             && let Some(root) = &self.root
@@ -822,7 +802,7 @@ impl<'a> Transfer<'a> {
             let result = if entry.name == b"." {
                 root.top().set_own_meta(meta)
             } else {
-                let (parent, name) = parent_of(&entry.name);
+                let (parent, name) = crate::flist::split_path(&entry.name);
                 self.cursor
                     .open(root, parent)
                     .and_then(|d| d.set_meta(name, Kind::Dir, meta))

@@ -151,11 +151,7 @@ impl MuxWriter {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut pending = std::mem::take(&mut self.pending);
-        let sent = self.write_slices(&mut [IoSlice::new(&pending)]);
-        pending.clear();
-        self.pending = pending;
-        sent
+        self.write_after_pending(&mut [])
     }
 
     /// Bounds how long one write may block on a socket (a peer that stopped reading); no
@@ -207,6 +203,11 @@ impl MuxWriter {
             }
             return Ok(());
         }
+        self.write_after_pending(slices)
+    }
+
+    /// Writes what is held back, then `slices`, in one go.
+    fn write_after_pending(&mut self, slices: &mut [IoSlice<'_>]) -> Result<(), SessionError> {
         if self.pending.is_empty() {
             return self.write_slices(slices);
         }
@@ -221,7 +222,7 @@ impl MuxWriter {
         sent
     }
 
-    /// Writes all of `slices`, in order, then accounts for them.
+    /// Writes all of `slices`, in order, paced under `--bwlimit`.
     fn write_slices(&mut self, slices: &mut [IoSlice<'_>]) -> Result<(), SessionError> {
         let Some(rate) = self.throttle.as_ref().map(|t| t.bytes_per_sec) else {
             return self.write_unthrottled(slices);

@@ -307,15 +307,7 @@ pub struct ReceiveStats {
     pub sender_flist_ms: (u64, u64),
 }
 
-fn split(name: &[u8]) -> (&[u8], &[u8]) {
-    match name.iter().rposition(|&b| b == b'/') {
-        Some(i) => (
-            name.get(..i).unwrap_or_default(),
-            name.get(i + 1..).unwrap_or_default(),
-        ),
-        None => (b".", name),
-    }
-}
+use mirror::flist::split_path as split;
 
 fn meta_of(e: &Entry, o: &ReceiveOptions) -> Meta {
     Meta {
@@ -744,15 +736,7 @@ fn changed_or_new(existing: Option<fsx::Stat>, e: &Entry, o: &ReceiveOptions) ->
 
 /// The kind of file an entry is.
 fn kind_of(e: &Entry) -> Kind {
-    match e.file_type() {
-        0o040_000 => Kind::Dir,
-        0o120_000 => Kind::Symlink,
-        0o020_000 => Kind::CharDev,
-        0o060_000 => Kind::BlockDev,
-        0o010_000 => Kind::Fifo,
-        0o140_000 => Kind::Socket,
-        _ => Kind::File,
-    }
+    Kind::from_mode(e.mode)
 }
 
 /// Says what was (in a dry run: would be) made or changed without data, when anything was:
