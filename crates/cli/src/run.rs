@@ -19,7 +19,7 @@
 //! verifies with a full resync. SIGTERM or SIGINT stops watching, lets in-flight transfers end
 //! within a bound, keeps the rest in the journal and exits 0.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::collections::hash_map::RandomState;
 use std::ffi::OsString;
 use std::hash::{BuildHasher, Hasher};
@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Arg, ArgAction, Command as Cli};
-use engine::{Backoff, Batch, Change, Coalescer, Failure, Journal, Settings, changes_of};
+use engine::{Backoff, Batch, Change, Coalescer, Failure, Flights, Journal, Settings, changes_of};
 use watch::{InotifyWatcher, Pairer, Selector, WatchOptions, Watcher, mask};
 
 use crate::content_index;
@@ -315,7 +315,8 @@ impl Failed {
 
 enum Msg {
     Changes(Vec<(u64, Change)>, Instant),
-    Done(Result<(), Failed>, Batch, Duration),
+    /// A batch through rsync ended: its number in [`Flights`], how, the batch, how long it took.
+    Done(u64, Result<(), Failed>, Batch, Duration),
     /// From a stream's acknowledgement reader: its connection's generation and what came.
     Stream(u64, push_stream::Event),
     Stop,
@@ -1007,6 +1008,11 @@ const RSYNC_FULL_BATCH: usize = 256;
 /// How many stream batches may await their acknowledgement at once.
 const STREAM_WINDOW: usize = 8;
 
+/// Batches to a target without the stream that may go through rsync at once. Each pays a
+/// connection, a login and a file list; with two, one is sent while the next is gathered and
+/// connects, so a change waits for at most one batch before its own.
+const RSYNC_PIPELINE: usize = 2;
+
 /// How long a daemon that did not offer the stream is taken at its word.
 const NOT_OFFERED_FOR: Duration = Duration::from_secs(300);
 
@@ -1035,7 +1041,9 @@ impl Worker {
 
     /// One target's loop: fold changes in, send ready batches, retry failures. Batches for a
     /// stream go back to back (up to [`STREAM_WINDOW`] unacknowledged); one for rsync waits
-    /// until the stream's are acknowledged, and runs alone.
+    /// until the stream's are acknowledged, and runs alone. Without a stream, up to
+    /// [`RSYNC_PIPELINE`] batches go through rsync at once, none touching another's paths
+    /// (see [`Flights`]).
     #[allow(clippy::too_many_lines)]
     fn worker(
         &self,
@@ -1101,9 +1109,10 @@ impl Worker {
         let mut recent = push_stream::Recent::default();
         let mut acked_at = Instant::now();
         let mut window: VecDeque<Sent> = VecDeque::new();
-        // A batch for rsync, waiting for the stream's batches before it.
-        let mut held: Option<Batch> = None;
-        let mut in_flight = false;
+        // Batches for rsync, taken and not yet started: waiting for the stream's batches before
+        // them, or for a running batch they meet.
+        let mut held: VecDeque<(u64, Batch)> = VecDeque::new();
+        let mut flights = Flights::new();
         let mut stopping = false;
         let mut next_resync = self.transfers.resync.next(started);
         // A periodic compare is queued: the next batch comparing the whole tree skips what
@@ -1127,25 +1136,30 @@ impl Worker {
             {
                 stream = StreamState::Closed;
             }
+            // Without a stream, several batches go through rsync at once; with one, a batch for
+            // rsync runs alone, after the stream's.
+            let rsync_only = self.target.stream.is_none() || matches!(stream, StreamState::Off(_));
+            let depth = if rsync_only { RSYNC_PIPELINE } else { 1 };
             if window.is_empty()
-                && !in_flight
-                && let Some(batch) = held.take()
+                && flights.running() < depth
+                && p.retry_at.is_none_or(|t| now >= t)
+                && let Some(k) = held.iter().position(|(_, b)| !flights.meets(b))
+                && let Some((id, batch)) = held.remove(k)
             {
-                in_flight = true;
+                flights.start(id, &batch);
                 let whole = batch.trees.iter().any(|t| t.as_os_str().is_empty());
-                self.start_rsync(batch, p.failing, whole && std::mem::take(&mut periodic));
+                self.start_rsync(id, batch, p.failing, whole && std::mem::take(&mut periodic));
                 continue;
             }
             // Through rsync each batch costs a connection and processes at both ends: under
             // a steady stream, fewer and larger batches.
-            if self.target.stream.is_none() || matches!(stream, StreamState::Off(_)) {
+            if rsync_only {
                 p.pending.pace(settings.min_gap, RSYNC_FULL_BATCH);
             } else {
                 p.pending.pace(Duration::ZERO, usize::MAX);
             }
-            if !in_flight
-                && held.is_none()
-                && !stopping
+            let may_take = flights.running() < depth && held.is_empty() && !stopping;
+            if may_take
                 && window.len() < STREAM_WINDOW
                 && p.retry_at.is_none_or(|t| now >= t)
                 && p.pending.is_ready(now)
@@ -1153,11 +1167,11 @@ impl Worker {
                 let batch = p.pending.take(now);
                 match self.dispatch(batch, &mut stream, &mut generation, &mut recent, p.failing) {
                     Dispatched::Stream(sent) => window.push_back(sent),
-                    Dispatched::Rsync(batch) => held = Some(batch),
+                    Dispatched::Rsync(batch) => held.extend(flights.take(batch)),
                     Dispatched::Failed(batch, failure, why) => {
                         // Newest first: the batch just taken, then those still in flight.
                         let mut failed = vec![batch];
-                        failed.extend(not_landed(&mut held, &mut window));
+                        failed.extend(not_landed(&mut held, &mut window, &mut flights));
                         if let StreamState::Open(pipe) =
                             std::mem::replace(&mut stream, StreamState::Closed)
                         {
@@ -1168,7 +1182,8 @@ impl Worker {
                 }
                 continue;
             }
-            if stopping && !in_flight && window.is_empty() {
+            // What is held stays in the journal for the next start.
+            if stopping && flights.running() == 0 && window.is_empty() {
                 return;
             }
             // A stream silent for `--timeout` while a batch awaits its acknowledgement (the
@@ -1182,7 +1197,7 @@ impl Worker {
                 {
                     pipe.close();
                 }
-                let failed = not_landed(&mut held, &mut window);
+                let failed = not_landed(&mut held, &mut window, &mut flights);
                 p.failed(
                     self,
                     failed,
@@ -1192,21 +1207,26 @@ impl Worker {
                 );
                 continue;
             }
-            // While a transfer runs, its Done message is what wakes us.
-            let wake = if in_flight || stopping || !window.is_empty() {
-                Duration::from_millis(if window.is_empty() { 1000 } else { 100 })
+            // A transfer's Done message wakes us when it ends; otherwise the next batch due, a
+            // retry for what is held, the next scheduled resync.
+            let busy = flights.running() > 0 || stopping || !window.is_empty();
+            let batch_due = if may_take {
+                [p.pending.deadline(), p.retry_at].into_iter().flatten().max()
+            } else if held.is_empty() {
+                None
             } else {
-                let batch_due = [p.pending.deadline(), p.retry_at]
-                    .into_iter()
-                    .flatten()
-                    .max();
-                [batch_due, next_resync]
-                    .into_iter()
-                    .flatten()
-                    .min()
-                    .map_or(Duration::from_secs(1), |t| t.saturating_duration_since(now))
-                    .clamp(Duration::from_millis(1), Duration::from_secs(1))
+                p.retry_at
             };
+            let resync_due = if busy { None } else { next_resync };
+            let wake = [batch_due, resync_due]
+                .into_iter()
+                .flatten()
+                .min()
+                .map_or(
+                    Duration::from_millis(if window.is_empty() { 1000 } else { 100 }),
+                    |t| t.saturating_duration_since(now),
+                )
+                .clamp(Duration::from_millis(1), Duration::from_secs(1));
             if p.status_saved.elapsed() >= STATUS_EVERY {
                 p.save_status(self, now);
             }
@@ -1219,14 +1239,13 @@ impl Worker {
                         p.pending.push(c, *seq, at);
                     }
                 }
-                Ok(Msg::Done(Ok(()), batch, took)) => {
-                    in_flight = false;
+                Ok(Msg::Done(id, Ok(()), batch, took)) => {
                     recent.rsync_ended();
                     p.unlanded_bytes += self.target.rsync_sent.swap(0, Ordering::Relaxed);
-                    p.landed(self, &batch, took, "by rsync", &[]);
+                    let ack = flights.landed(id);
+                    p.landed(self, &batch, took, "by rsync", &[], ack);
                 }
-                Ok(Msg::Done(Err(failed), batch, took)) => {
-                    in_flight = false;
+                Ok(Msg::Done(id, Err(failed), batch, took)) => {
                     recent.rsync_ended();
                     // Sent, though not all of it landed: counted with what lands next.
                     p.unlanded_bytes += self.target.rsync_sent.swap(0, Ordering::Relaxed);
@@ -1236,10 +1255,16 @@ impl Worker {
                             let again: Vec<PathBuf> =
                                 changes.iter().map(|c| c.path().to_path_buf()).collect();
                             p.resend(self, changes);
-                            p.acknowledge(self, &batch, took, "by rsync", &again);
+                            let ack = flights.landed(id);
+                            p.acknowledge(self, &batch, took, "by rsync", &again, ack);
                             p.failed(self, Vec::new(), failed.failure, &failed.why, false);
                         }
-                        _ => p.failed(self, vec![batch], failed.failure, &failed.why, true),
+                        _ => {
+                            p.failed(self, vec![batch], failed.failure, &failed.why, true);
+                            if let Some(upto) = flights.failed(id) {
+                                p.ack_journal(self, upto);
+                            }
+                        }
                     }
                 }
                 Ok(Msg::Stream(generation_of, event)) if generation_of == generation => match event
@@ -1273,10 +1298,11 @@ impl Worker {
                                 .cloned()
                                 .collect();
                             let took = sent.at.elapsed();
+                            let ack = Some(sent.batch.upto);
                             if errors.is_empty() {
-                                p.landed(self, &sent.batch, took, "on the stream", &again);
+                                p.landed(self, &sent.batch, took, "on the stream", &again, ack);
                             } else {
-                                p.acknowledge(self, &sent.batch, took, "on the stream", &again);
+                                p.acknowledge(self, &sent.batch, took, "on the stream", &again, ack);
                             }
                             if let Some((path, why)) = errors.first() {
                                 let why = format!(
@@ -1313,7 +1339,7 @@ impl Worker {
                             pipe.close();
                         }
                         if !window.is_empty() {
-                            let failed = not_landed(&mut held, &mut window);
+                            let failed = not_landed(&mut held, &mut window, &mut flights);
                             p.failed(self, failed, failure, &why, false);
                         }
                     }
@@ -1392,15 +1418,16 @@ impl Worker {
         }
     }
 
-    /// Runs `batch` through a child `rtsync sync` on a thread of its own.
-    fn start_rsync(&self, batch: Batch, retrying: bool, periodic: bool) {
+    /// Runs `batch` (number `id` in the worker's [`Flights`]) through a child `rtsync sync` on
+    /// a thread of its own.
+    fn start_rsync(&self, id: u64, batch: Batch, retrying: bool, periodic: bool) {
         let transfers = self.transfers.clone();
         let target = self.target.clone();
         let me = self.me.clone();
         std::thread::spawn(move || {
             let t0 = Instant::now();
             let result = transfers.apply(&target, &batch, retrying, periodic);
-            let _ = me.send(Msg::Done(result, batch, t0.elapsed()));
+            let _ = me.send(Msg::Done(id, result, batch, t0.elapsed()));
         });
     }
 }
@@ -1442,24 +1469,67 @@ fn child_io(pid: u32) -> u64 {
 /// A batch's puts and deletes of at least this many paths per part are split.
 const SPLIT_PART: usize = 500;
 
-/// `puts` and `deletes` as up to `workers` batches that share no top-level entry (so none
-/// holds a path, or a directory above a path, of another); one batch unless there are at
-/// least [`SPLIT_PART`] paths for each of two.
-fn split_by_top(puts: &[PathBuf], deletes: &[PathBuf], workers: usize) -> Vec<Batch> {
+/// How deep [`split_by_dir`] looks for directories to split a batch by.
+const SPLIT_DEPTH: usize = 8;
+
+/// `puts` and `deletes` as up to `workers` batches, one unless there are at least
+/// [`SPLIT_PART`] paths for each of two. The paths are grouped by their directory at the
+/// shallowest depth that gives enough groups (an upload tree under one top-level directory
+/// splits by the directories below it), and the groups spread evenly. Paths no deeper than that
+/// go in the first batch with the directories above the groups: a delete there has nothing
+/// below it in the batch (the coalescer folds such pairs into a resync), so the batches share
+/// at most directories that each receiver makes if missing and sets the times of when it is
+/// done.
+fn split_by_dir(puts: &[PathBuf], deletes: &[PathBuf], workers: usize) -> Vec<Batch> {
     let n = workers
         .min((puts.len() + deletes.len()) / SPLIT_PART)
         .max(1);
-    let mut parts = vec![Batch::default(); n.max(1)];
-    let slot = |p: &Path| -> usize {
-        let top = p
-            .components()
-            .next()
-            .map_or(&[][..], |c| c.as_os_str().as_bytes());
-        let h = top.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-        usize::try_from(h % n.max(1) as u64).unwrap_or(0)
+    if n == 1 {
+        return vec![Batch {
+            puts: puts.to_vec(),
+            deletes: deletes.to_vec(),
+            ..Batch::default()
+        }];
+    }
+    let all = || puts.iter().chain(deletes);
+    // The group of `p` at `depth`: its first `depth` components, when it lies below them.
+    let group = |p: &Path, depth: usize| -> Option<PathBuf> {
+        (p.components().count() > depth).then(|| p.components().take(depth).collect())
     };
+    let mut best: (usize, HashMap<PathBuf, usize>) = (1, HashMap::new());
+    for depth in 1..=SPLIT_DEPTH {
+        let mut sizes: HashMap<PathBuf, usize> = HashMap::new();
+        for p in all() {
+            if let Some(g) = group(p, depth) {
+                *sizes.entry(g).or_default() += 1;
+            }
+        }
+        if sizes.len() > best.1.len() {
+            best = (depth, sizes);
+        }
+        if best.1.len() >= 2 * n {
+            break;
+        }
+    }
+    let (depth, sizes) = best;
+    let short = all().filter(|p| group(p, depth).is_none()).count();
+    // Largest groups first, each to the least loaded part.
+    let mut groups: Vec<(PathBuf, usize)> = sizes.into_iter().collect();
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut load = vec![0usize; n];
+    if let Some(first) = load.first_mut() {
+        *first = short;
+    }
+    let mut slot_of: HashMap<PathBuf, usize> = HashMap::new();
+    for (g, size) in groups {
+        let k = (0..n).min_by_key(|&k| load.get(k).copied()).unwrap_or(0);
+        if let Some(l) = load.get_mut(k) {
+            *l += size;
+        }
+        slot_of.insert(g, k);
+    }
+    let slot = |p: &Path| group(p, depth).and_then(|g| slot_of.get(&g).copied()).unwrap_or(0);
+    let mut parts = vec![Batch::default(); n];
     for p in puts {
         if let Some(part) = parts.get_mut(slot(p)) {
             part.puts.push(p.clone());
@@ -1474,13 +1544,20 @@ fn split_by_top(puts: &[PathBuf], deletes: &[PathBuf], workers: usize) -> Vec<Ba
     parts
 }
 
-/// Every batch taken and not landed, newest first (the order a requeue needs): the one held
-/// for rsync, then the stream's from the last sent.
-fn not_landed(held: &mut Option<Batch>, window: &mut VecDeque<Sent>) -> Vec<Batch> {
-    held.take()
-        .into_iter()
-        .chain(window.drain(..).rev().map(|s| s.batch))
-        .collect()
+/// Every batch taken and not landed, newest first (the order a requeue needs): those held
+/// for rsync (marked failed in `flights`), then the stream's from the last sent.
+fn not_landed(
+    held: &mut VecDeque<(u64, Batch)>,
+    window: &mut VecDeque<Sent>,
+    flights: &mut Flights,
+) -> Vec<Batch> {
+    let mut batches = Vec::new();
+    while let Some((id, batch)) = held.pop_back() {
+        flights.failed(id);
+        batches.push(batch);
+    }
+    batches.extend(window.drain(..).rev().map(|s| s.batch));
+    batches
 }
 
 /// Where a batch went.
@@ -1545,18 +1622,27 @@ impl Progress {
 
     /// A batch landed (`again`: but for paths already queued again): acknowledge it in the
     /// journal.
-    fn landed(&mut self, w: &Worker, batch: &Batch, took: Duration, lane: &str, again: &[PathBuf]) {
+    fn landed(
+        &mut self,
+        w: &Worker,
+        batch: &Batch,
+        took: Duration,
+        lane: &str,
+        again: &[PathBuf],
+        ack: Option<u64>,
+    ) {
         self.retry_at = None;
         self.backoff.reset();
         if self.failing {
             self.failing = false;
             log(&format!("{}: recovered", w.name()));
         }
-        self.acknowledge(w, batch, took, lane, again);
+        self.acknowledge(w, batch, took, lane, again, ack);
     }
 
     /// A batch was applied (all of it, or all but the paths in `again`, already queued again):
-    /// its changes are acknowledged in the journal, and plugins hear of what landed.
+    /// plugins hear of what landed, and the journal is acknowledged up to `ack` (none: batches
+    /// taken before this one have yet to land).
     fn acknowledge(
         &mut self,
         w: &Worker,
@@ -1564,6 +1650,7 @@ impl Progress {
         took: Duration,
         lane: &str,
         again: &[PathBuf],
+        ack: Option<u64>,
     ) {
         if again.is_empty() {
             w.transfers.plugins.landed(&w.target.dest, batch);
@@ -1600,15 +1687,22 @@ impl Progress {
                 "{name}: {sent} sent, {renamed} renamed, {deleted} deleted, {trees} subtree(s) compared in {took_ms} ms {lane}"
             );
         }
-        if let Ok(j) = w.journal.lock()
-            && let Err(e) = j.acknowledge(&w.target.id, batch.upto)
-        {
-            log(&format!("{}: {e}", w.name()));
+        if let Some(upto) = ack {
+            self.ack_journal(w, upto);
         }
         if self.verify_after_replay {
             self.verify_after_replay = false;
             self.pending
                 .push(&Change::Resync(PathBuf::new()), batch.upto, Instant::now());
+        }
+    }
+
+    /// The target has every change up to journal number `upto`.
+    fn ack_journal(&self, w: &Worker, upto: u64) {
+        if let Ok(j) = w.journal.lock()
+            && let Err(e) = j.acknowledge(&w.target.id, upto)
+        {
+            log(&format!("{}: {e}", w.name()));
         }
     }
 
@@ -1792,7 +1886,15 @@ impl Transfers {
         if !batch.puts.is_empty() || !batch.deletes.is_empty() {
             // A big batch goes as several transfers at once, split by top-level entry so that
             // no two of them touch the same path or one above it.
-            let parts = split_by_top(&batch.puts, &batch.deletes, self.workers);
+            let parts = split_by_dir(&batch.puts, &batch.deletes, self.workers);
+            if parts.len() > 1 && self.verbose {
+                log(&format!(
+                    "{}: {} path(s) go as {} transfers at once",
+                    target.dest.to_string_lossy(),
+                    batch.puts.len() + batch.deletes.len(),
+                    parts.len()
+                ));
+            }
             let outcomes: Vec<(Batch, Outcome)> = std::thread::scope(|scope| {
                 let running: Vec<_> = parts
                     .into_iter()
@@ -1830,7 +1932,10 @@ impl Transfers {
         src_slash: &OsString,
         remote: &[OsString],
     ) -> Outcome {
-        let list = self.state.join(format!("batch-{}-{k}", target.id));
+        // Batches of one target run at once (see `RSYNC_PIPELINE`): each part its own list.
+        static LISTS: AtomicU64 = AtomicU64::new(0);
+        let n = LISTS.fetch_add(1, Ordering::Relaxed);
+        let list = self.state.join(format!("batch-{}-{n}-{k}", target.id));
         let mut names: Vec<&PathBuf> = part.puts.iter().chain(&part.deletes).collect();
         names.sort();
         let mut bytes = Vec::new();
@@ -1856,7 +1961,9 @@ impl Transfers {
             files_from,
             src_slash.clone(),
         ];
-        self.sync(target, args, remote)
+        let outcome = self.sync(target, args, remote);
+        let _ = std::fs::remove_file(&list);
+        outcome
     }
 
     /// Folds one transfer's outcome into the batch's: a partial failure is kept (with what
@@ -1994,18 +2101,18 @@ mod tests {
     }
 
     #[test]
-    fn big_batches_split_by_top_level_entry_and_small_ones_do_not() {
+    fn big_batches_split_by_directory_and_small_ones_do_not() {
         let paths = |n: usize, dir: &str| -> Vec<PathBuf> {
             (0..n)
                 .map(|i| PathBuf::from(format!("{dir}{i}/f")))
                 .collect()
         };
-        assert_eq!(split_by_top(&paths(999, "d"), &[], 4).len(), 1);
-        assert_eq!(split_by_top(&paths(5000, "d"), &[], 1).len(), 1);
+        assert_eq!(split_by_dir(&paths(999, "d"), &[], 4).len(), 1);
+        assert_eq!(split_by_dir(&paths(5000, "d"), &[], 1).len(), 1);
         let puts = paths(4000, "d");
         let deletes = paths(100, "gone");
-        let parts = split_by_top(&puts, &deletes, 4);
-        assert!(parts.len() > 1 && parts.len() <= 4, "{}", parts.len());
+        let parts = split_by_dir(&puts, &deletes, 4);
+        assert_eq!(parts.len(), 4);
         assert_eq!(
             parts
                 .iter()
@@ -2013,6 +2120,10 @@ mod tests {
                 .sum::<usize>(),
             4100
         );
+        for part in &parts {
+            let size = part.puts.len() + part.deletes.len();
+            assert!((1000..=1050).contains(&size), "{size}: spread evenly");
+        }
         // No top-level entry in two parts.
         let top = |p: &PathBuf| p.components().next().map(|c| c.as_os_str().to_owned());
         for (i, a) in parts.iter().enumerate() {
@@ -2022,8 +2133,34 @@ mod tests {
                 }
             }
         }
-        // Everything below one directory stays together however many there are.
-        let one = paths(3000, "same/x");
-        assert_eq!(split_by_top(&one, &[], 4).len(), 1);
+    }
+
+    #[test]
+    fn one_upload_directory_splits_by_the_directories_below_it() {
+        // s/dNN/fMMMM, as an upload tree: one top-level entry, 50 directories under it.
+        let mut puts: Vec<PathBuf> = (0..3000)
+            .map(|i| PathBuf::from(format!("s/d{:02}/f{i:04}", i % 50)))
+            .collect();
+        puts.push("s".into());
+        puts.push("s/d07".into());
+        puts.push("top-file".into());
+        let parts = split_by_dir(&puts, &[], 4);
+        assert_eq!(parts.len(), 4);
+        // What lies above the groups goes with the first part.
+        for short in ["s", "s/d07", "top-file"] {
+            assert!(parts[0].puts.contains(&PathBuf::from(short)), "{short}");
+        }
+        // A directory's files stay together.
+        let dir = |p: &PathBuf| p.parent().map(Path::to_path_buf);
+        for (i, a) in parts.iter().enumerate() {
+            for b in parts.iter().skip(i + 1) {
+                for p in a.puts.iter().filter(|p| p.components().count() == 3) {
+                    assert!(!b.puts.iter().any(|q| q.components().count() == 3 && dir(q) == dir(p)));
+                }
+            }
+        }
+        // Everything below one directory stays together however many files there are.
+        let one: Vec<PathBuf> = (0..3000).map(|i| PathBuf::from(format!("same/x/f{i}"))).collect();
+        assert_eq!(split_by_dir(&one, &[], 4).len(), 1);
     }
 }

@@ -4,6 +4,8 @@
 //! - [`coalesce`]: a sans-IO state machine (time is a parameter) that merges changes per path,
 //!   waits for a short settle delay, keeps memory bounded by escalating to subtree resyncs, and
 //!   hands out [`Batch`]es;
+//! - [`flights`]: several batches in flight to one target at once, none touching another's
+//!   paths, acknowledged in the order they were taken;
 //! - [`journal`]: the on-disk record of changes not yet acknowledged by every target, so a crash
 //!   or `kill -9` loses nothing;
 //! - [`retry`]: which failures are transient (retried forever with jittered backoff) and which
@@ -19,10 +21,12 @@
 
 pub mod change;
 pub mod coalesce;
+pub mod flights;
 pub mod journal;
 pub mod retry;
 
 pub use change::{Change, changes_of};
 pub use coalesce::{Batch, Coalescer, Rename, Settings};
+pub use flights::Flights;
 pub use journal::{Journal, JournalError};
 pub use retry::{Backoff, Failure};

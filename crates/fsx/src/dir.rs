@@ -264,6 +264,25 @@ impl Dir {
         .map_err(self.err("mkdir", name))
     }
 
+    /// Creates subdirectory `name` as [`Dir::mkdir`] does, or leaves it be when a directory
+    /// of that name appeared meanwhile (another transfer into the same tree made it): whether
+    /// this call made it.
+    ///
+    /// # Errors
+    /// [`FsError::Io`] on failure, including "exists" when what exists is not a directory.
+    pub fn mkdir_or_found(&self, name: &[u8], perms: u32) -> Result<bool, FsError> {
+        match self.mkdir(name, perms) {
+            Ok(()) => Ok(true),
+            Err(FsError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::AlreadyExists
+                    && self.stat(name)?.is_some_and(|st| st.kind == Kind::Dir) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Opens regular file `name` for reading, never through a symlink.
     ///
     /// # Errors

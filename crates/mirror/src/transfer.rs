@@ -386,7 +386,7 @@ impl<'a> Transfer<'a> {
                     && let Some(root) = &self.root
                 {
                     let dir = self.cursor.open(root, parent)?;
-                    dir.mkdir(name, entry.perms)?;
+                    dir.mkdir_or_found(name, entry.perms)?;
                 }
                 if let Some(n) = self.outcome.stats.created.get_mut(1) {
                     *n += 1;

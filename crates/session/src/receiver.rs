@@ -498,7 +498,7 @@ fn generate(
                         announce(&mut out, &mut ndx, report, o.tell_items, i, e, flags);
                     }
                     None => {
-                        dir.mkdir(name, e.mode & 0o7777)?;
+                        dir.mkdir_or_found(name, e.mode & 0o7777)?;
                         let flags = ITEM_LOCAL_CHANGE | ITEM_IS_NEW;
                         announce(&mut out, &mut ndx, report, o.tell_items, i, e, flags);
                     }
