@@ -19,8 +19,8 @@
 //! verifies with a full resync. SIGTERM or SIGINT stops watching, lets in-flight transfers end
 //! within a bound, keeps the rest in the journal and exits 0.
 
-use std::collections::{HashMap, VecDeque};
 use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::hash::{BuildHasher, Hasher};
 use std::os::unix::ffi::OsStrExt;
@@ -1211,7 +1211,10 @@ impl Worker {
             // retry for what is held, the next scheduled resync.
             let busy = flights.running() > 0 || stopping || !window.is_empty();
             let batch_due = if may_take {
-                [p.pending.deadline(), p.retry_at].into_iter().flatten().max()
+                [p.pending.deadline(), p.retry_at]
+                    .into_iter()
+                    .flatten()
+                    .max()
             } else if held.is_empty() {
                 None
             } else {
@@ -1302,7 +1305,14 @@ impl Worker {
                             if errors.is_empty() {
                                 p.landed(self, &sent.batch, took, "on the stream", &again, ack);
                             } else {
-                                p.acknowledge(self, &sent.batch, took, "on the stream", &again, ack);
+                                p.acknowledge(
+                                    self,
+                                    &sent.batch,
+                                    took,
+                                    "on the stream",
+                                    &again,
+                                    ack,
+                                );
                             }
                             if let Some((path, why)) = errors.first() {
                                 let why = format!(
@@ -1528,7 +1538,11 @@ fn split_by_dir(puts: &[PathBuf], deletes: &[PathBuf], workers: usize) -> Vec<Ba
         }
         slot_of.insert(g, k);
     }
-    let slot = |p: &Path| group(p, depth).and_then(|g| slot_of.get(&g).copied()).unwrap_or(0);
+    let slot = |p: &Path| {
+        group(p, depth)
+            .and_then(|g| slot_of.get(&g).copied())
+            .unwrap_or(0)
+    };
     let mut parts = vec![Batch::default(); n];
     for p in puts {
         if let Some(part) = parts.get_mut(slot(p)) {
@@ -2155,12 +2169,18 @@ mod tests {
         for (i, a) in parts.iter().enumerate() {
             for b in parts.iter().skip(i + 1) {
                 for p in a.puts.iter().filter(|p| p.components().count() == 3) {
-                    assert!(!b.puts.iter().any(|q| q.components().count() == 3 && dir(q) == dir(p)));
+                    assert!(
+                        !b.puts
+                            .iter()
+                            .any(|q| q.components().count() == 3 && dir(q) == dir(p))
+                    );
                 }
             }
         }
         // Everything below one directory stays together however many files there are.
-        let one: Vec<PathBuf> = (0..3000).map(|i| PathBuf::from(format!("same/x/f{i}"))).collect();
+        let one: Vec<PathBuf> = (0..3000)
+            .map(|i| PathBuf::from(format!("same/x/f{i}")))
+            .collect();
         assert_eq!(split_by_dir(&one, &[], 4).len(), 1);
     }
 }

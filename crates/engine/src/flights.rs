@@ -51,7 +51,9 @@ enum State {
     Running,
     Landed,
     /// Failed and put back: covered once every part of take `covered_by` has landed.
-    Failed { covered_by: u64 },
+    Failed {
+        covered_by: u64,
+    },
 }
 
 /// Every path a batch touches.
@@ -214,7 +216,8 @@ impl Flights {
                 State::Landed if self.queue.iter().skip(1).any(|f| f.take == front.take) => {}
                 State::Landed => self.acked = self.acked.max(front.upto),
                 // Alone, nothing can be acknowledged past it before the next take lands.
-                State::Failed { covered_by } if self.queue.len() == 1 || self.covered(covered_by) => {}
+                State::Failed { covered_by }
+                    if self.queue.len() == 1 || self.covered(covered_by) => {}
                 _ => break,
             }
             self.queue.pop_front();

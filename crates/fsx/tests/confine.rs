@@ -224,9 +224,18 @@ fn a_directory_made_meanwhile_is_found_not_an_error() {
     let (t, root) = setup();
     assert!(root.top().mkdir_or_found(b"d", 0o755).unwrap());
     assert!(!root.top().mkdir_or_found(b"d", 0o755).unwrap());
-    assert!(root.top().mkdir(b"d", 0o755).is_err(), "plain mkdir still refuses");
+    assert!(
+        root.top().mkdir(b"d", 0o755).is_err(),
+        "plain mkdir still refuses"
+    );
     std::fs::write(t.path().join("root/f"), b"x").unwrap();
-    assert!(root.top().mkdir_or_found(b"f", 0o755).is_err(), "a file is in the way");
+    assert!(
+        root.top().mkdir_or_found(b"f", 0o755).is_err(),
+        "a file is in the way"
+    );
     symlink(t.path(), t.path().join("root/l")).unwrap();
-    assert!(root.top().mkdir_or_found(b"l", 0o755).is_err(), "a symlink to a directory is not one");
+    assert!(
+        root.top().mkdir_or_found(b"l", 0o755).is_err(),
+        "a symlink to a directory is not one"
+    );
 }
