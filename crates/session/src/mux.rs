@@ -387,22 +387,23 @@ pub struct DataBuf {
 }
 
 impl DataBuf {
-    fn unread(&self) -> &[u8] {
+    pub(crate) fn unread(&self) -> &[u8] {
         self.buf.get(self.at..).unwrap_or_default()
     }
 
-    fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         self.at = (self.at + n).min(self.buf.len());
         if self.at == self.buf.len() {
             self.buf.clear();
             self.at = 0;
-        } else if self.at >= 64 * 1024 {
+        } else if self.at >= 64 * 1024 && self.at >= self.buf.len() / 2 {
+            // Only once the dropped front outweighs what is kept, so the moves stay linear.
             self.buf.drain(..self.at);
             self.at = 0;
         }
     }
 
-    fn push(&mut self, bytes: &[u8]) {
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
 

@@ -16,7 +16,7 @@ use protocol::wire::{
 };
 
 use crate::SessionError;
-use crate::mux::{MuxReader, MuxWriter};
+use crate::mux::{DataBuf, MuxReader, MuxWriter};
 
 const ITEM_TRANSFER: u16 = 1 << 15;
 const ITEM_BASIS_TYPE_FOLLOWS: u16 = 1 << 11;
@@ -139,7 +139,9 @@ pub fn named_under_verbose(iflags: u16, is_dir: bool) -> bool {
 /// The peer's data, fed by the reader thread.
 struct Incoming {
     rx: mpsc::Receiver<Result<Vec<u8>, SessionError>>,
-    buf: Vec<u8>,
+    // Read from the front with a cursor: the generator's requests come thousands to a frame,
+    // and dropping the front after each value moved the rest of the frame every time.
+    buf: DataBuf,
 }
 
 impl Incoming {
@@ -151,8 +153,8 @@ impl Incoming {
         mut decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, protocol::ProtoError>,
     ) -> Result<T, SessionError> {
         loop {
-            if let Some((v, used)) = decode(&self.buf)? {
-                self.buf.drain(..used);
+            if let Some((v, used)) = decode(self.buf.unread())? {
+                self.buf.consume(used);
                 return Ok(v);
             }
             let ready = match self.rx.try_recv() {
@@ -164,7 +166,7 @@ impl Incoming {
                 Err(mpsc::TryRecvError::Disconnected) => Err(mpsc::RecvError),
             };
             match ready {
-                Ok(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                Ok(Ok(chunk)) => self.buf.push(&chunk),
                 Ok(Err(e)) => return Err(e),
                 Err(_) => {
                     return Err(SessionError::Socket(std::io::Error::new(
@@ -288,7 +290,7 @@ pub fn send(
     let result = (|| -> Result<SendStats, SessionError> {
         let mut incoming = Incoming {
             rx,
-            buf: Vec::new(),
+            buf: DataBuf::default(),
         };
         let mut ndx_in = NdxCodec::default();
         let mut ndx_out = NdxCodec::default();
