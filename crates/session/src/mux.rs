@@ -79,6 +79,8 @@ pub struct MuxWriter {
 
 /// How much [`MuxWriter::coalesce_writes`] gathers before it writes.
 const COALESCE_BYTES: usize = 64 * 1024;
+/// Writes under this size are gathered while coalescing; larger ones are not worth a copy.
+const COALESCE_SMALL: usize = 8 * 1024;
 
 /// `--bwlimit`: after each write, sleeps as long as sending its bytes at the rate would have
 /// taken beyond the time that passed. Idle time earns no credit, so a burst after a pause is
@@ -197,7 +199,8 @@ impl MuxWriter {
     /// Writes all of `slices`, in order, after what is held back (or holds them back too).
     fn send_slices(&mut self, slices: &mut [IoSlice<'_>]) -> Result<(), SessionError> {
         let total: usize = slices.iter().map(|s| s.len()).sum();
-        if self.coalesce && self.pending.len() + total < COALESCE_BYTES {
+        // Only small writes gather: a big one goes at once behind what is held, not copied.
+        if self.coalesce && total < COALESCE_SMALL && self.pending.len() + total < COALESCE_BYTES {
             for s in slices.iter() {
                 self.pending.extend_from_slice(s);
             }
@@ -268,21 +271,45 @@ impl MuxWriter {
     /// # Errors
     /// Socket errors.
     pub fn send_data(&mut self, data: &[u8]) -> Result<(), SessionError> {
-        use protocol::mux::{MAX_FRAME, data_header};
         // At most 32 frames (1 MiB) per write keeps the slice list small.
-        for group in data.chunks(MAX_FRAME * 32) {
-            let headers: Vec<[u8; 4]> = group
-                .chunks(MAX_FRAME)
-                .map(|piece| data_header(piece.len()))
-                .collect();
-            let mut slices: Vec<IoSlice<'_>> = headers
-                .iter()
-                .zip(group.chunks(MAX_FRAME))
-                .flat_map(|(h, piece)| [IoSlice::new(h), IoSlice::new(piece)])
-                .collect();
-            self.send_slices(&mut slices)?;
+        for group in data.chunks(protocol::mux::MAX_FRAME * 32) {
+            self.send_data_parts(&[group])?;
         }
         Ok(())
+    }
+
+    /// Sends `parts` as one run of protocol data, framed across their boundaries, in one
+    /// vectored write: a token's length and its literal piece go out without being gathered
+    /// into one buffer first.
+    ///
+    /// # Errors
+    /// Socket errors.
+    pub fn send_data_parts(&mut self, parts: &[&[u8]]) -> Result<(), SessionError> {
+        use protocol::mux::{MAX_FRAME, data_header};
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let headers: Vec<[u8; 4]> = (0..total.div_ceil(MAX_FRAME))
+            .map(|i| data_header((total - i * MAX_FRAME).min(MAX_FRAME)))
+            .collect();
+        let mut slices = Vec::with_capacity(parts.len() + 2 * headers.len());
+        let mut frames = headers.iter().enumerate();
+        let mut left_in_frame = 0usize;
+        for part in parts {
+            let mut rest: &[u8] = part;
+            while !rest.is_empty() {
+                if left_in_frame == 0 {
+                    let Some((i, header)) = frames.next() else {
+                        break;
+                    };
+                    slices.push(IoSlice::new(header));
+                    left_in_frame = (total - i * MAX_FRAME).min(MAX_FRAME);
+                }
+                let (now, later) = rest.split_at(left_in_frame.min(rest.len()));
+                slices.push(IoSlice::new(now));
+                left_in_frame -= now.len();
+                rest = later;
+            }
+        }
+        self.send_slices(&mut slices)
     }
 
     /// Sends bytes that are already framed (a message other than data).

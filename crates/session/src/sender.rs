@@ -206,8 +206,14 @@ impl DeltaSink for TokenWriter<'_> {
                 .literal(&mut self.out, data)
                 .map_err(std::io::Error::other)?,
             None => {
-                put_int(&mut self.out, i32::try_from(data.len()).unwrap_or(i32::MAX));
-                self.out.extend_from_slice(data);
+                // The tokens before it, its length and the piece itself, in one write: the
+                // file's bytes are not copied into the token buffer.
+                let len = i32::try_from(data.len()).unwrap_or(i32::MAX).to_le_bytes();
+                self.writer
+                    .send_data_parts(&[&self.out, &len, data])
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                self.out.clear();
+                return Ok(());
             }
         }
         self.flush_if_big()
