@@ -297,6 +297,79 @@ fn existing_pushes_update_only_what_the_module_has_as_with_a_stock_daemon() {
 }
 
 #[test]
+fn a_destination_path_below_the_module_is_read_as_a_stock_daemon_reads_it() {
+    if !have_rsync() {
+        return;
+    }
+    let pair = Pair::start();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    std::fs::create_dir_all(src.join("empty")).unwrap();
+    std::fs::write(src.join("f"), "one file").unwrap();
+    std::fs::write(src.join("d/g"), "in d").unwrap();
+    for d in [&pair.stock, &pair.ours] {
+        let m = d.module_path("open");
+        std::fs::create_dir_all(m.join("exdir")).unwrap();
+        std::fs::write(m.join("exfile"), "old").unwrap();
+        std::fs::write(m.join("exfile2"), "old").unwrap();
+    }
+    let f = src.join("f").display().to_string();
+    let d = src.join("d").display().to_string();
+    // (source, destination below the module, exit code stock rsync 3.2.7-3.5.0 gives)
+    let cases: [(&str, &str, i32); 11] = [
+        (&f, "newname", 0), // one file: written as the named path
+        (&f, "exfile", 0),  // ... replacing a file there
+        (&f, "exdir", 0),   // ... or into an existing directory
+        (&f, "newdir/", 0), // a trailing slash makes a directory
+        (&d, "dnew", 0),    // several entries: a directory is made
+        (&f, "a/b/c", 3),   // the parent of a one-file destination is missing
+        (&d, "x/y/z", 11),  // the parent of a directory to make is missing
+        (&f, "newd/x/", 11),
+        (&d, "exfile2", 3),                         // several entries onto a file
+        (&slash(&src.join("empty")), "exfile2", 3), // a directory onto a file
+        (&slash(&src.join("d")), "dnew2", 0),
+    ];
+    for (from, to, want) in cases {
+        let (theirs, ours) = pair.run(&["-a", from, &format!("{{}}open/{to}")]);
+        assert_eq!(
+            code(&theirs),
+            Some(want),
+            "stock, {from} -> {to}: {}",
+            text(&theirs)
+        );
+        if want != 0 {
+            let said = text(&ours);
+            assert!(
+                said.contains("failed") || said.contains("ERROR: "),
+                "{from} -> {to}: {said}"
+            );
+        }
+    }
+    // Directory times aside: stock 3.5.0 leaves some directories it made with the time its
+    // writes gave them.
+    let without_time = |line: &str| line.split(", mtime").next().unwrap_or("").to_owned();
+    let diffs: Vec<String> = testkit::diff_trees_below(
+        &pair.stock.module_path("open"),
+        &pair.ours.module_path("open"),
+        true,
+    )
+    .into_iter()
+    .filter(|d| {
+        let lines: Vec<&str> = d.lines().skip(1).collect();
+        !(lines.len() == 2
+            && lines.iter().all(|l| l.trim_start().starts_with("dir,"))
+            && without_time(lines[0]) == without_time(lines[1]))
+    })
+    .collect();
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    let m = pair.ours.module_path("open");
+    assert_eq!(std::fs::read(m.join("newname")).unwrap(), b"one file");
+    assert_eq!(std::fs::read(m.join("exfile")).unwrap(), b"one file");
+    assert_eq!(std::fs::read(m.join("exfile2")).unwrap(), b"old");
+}
+
+#[test]
 fn a_clients_chmod_applies_to_what_it_pushes_as_with_a_stock_daemon() {
     if !have_rsync() {
         return;

@@ -711,12 +711,18 @@ fn receive_into_module(
             }
         }
     }
-    let dest = destination(
+    let dest = match destination(
         &module.root,
         paths.first().map_or(&[][..], Vec::as_slice),
-        &mut writer,
+        &mut entries,
         t.dry_run,
-    )?;
+    ) {
+        Ok(dest) => dest,
+        Err(Placement::Refused(text, code)) => {
+            return Err(refuse_started(&mut writer, &mut reader, &text, code));
+        }
+        Err(Placement::Failed(e)) => return Err(e),
+    };
     let module_filters = module.filters.clone();
     let side = Side::Receiver {
         in_deleted_dir: false,
@@ -784,14 +790,30 @@ fn receive_into_module(
     })
 }
 
-/// The directory a push writes into: the module, or the path below it the client named,
-/// made (one level, as rsync does) when it is missing.
+/// Why a push has no destination: refused with rsync's text and exit code, or failed.
+enum Placement {
+    Refused(String, u8),
+    Failed(SessionError),
+}
+
+impl From<fsx::FsError> for Placement {
+    fn from(e: fsx::FsError) -> Self {
+        Placement::Failed(e.into())
+    }
+}
+
+/// The directory a push writes into, decided as rsync's receiver decides it once it has the
+/// file list (`get_local_name`): an existing directory is entered; a list of one file (no
+/// trailing `/` on the name) is written *as* the named path, replacing a file there; anything
+/// else makes the named directory (one level) first. For the one-file case the entry is
+/// renamed to the destination's last component, so the receiver writes it there.
 fn destination(
     root: &Path,
     rel: &[u8],
-    writer: &mut MuxWriter,
+    entries: &mut [protocol::flist::Entry],
     dry_run: bool,
-) -> Result<PathBuf, SessionError> {
+) -> Result<PathBuf, Placement> {
+    let trailing_slash = rel.ends_with(b"/");
     let rel = rel.strip_suffix(b"/").unwrap_or(rel);
     if rel.is_empty() {
         return Ok(root.to_path_buf());
@@ -804,21 +826,76 @@ fn destination(
         ),
         None => (&b"."[..], rel),
     };
-    let dir = top.open_dir(parent)?;
+    let shown = String::from_utf8_lossy(rel).into_owned();
+    let dir = match top.open_dir(parent) {
+        Ok(dir) => dir,
+        Err(e) if e.is_not_found() => {
+            // rsync enters the parent to write one file (exit 3 when it cannot), and makes
+            // a directory otherwise (exit 11 when it cannot).
+            let live: Vec<_> = entries.iter().filter(|e| !e.is_cleared()).collect();
+            let one_file = matches!(live.as_slice(), [e] if !e.is_dir() && !e.name.contains(&b'/'));
+            return Err(if one_file && !trailing_slash {
+                Placement::Refused(
+                    format!(
+                        "rtsync: [Receiver] change_dir \"{}\" failed: No such file or directory (2)",
+                        String::from_utf8_lossy(parent)
+                    ),
+                    3,
+                )
+            } else {
+                Placement::Refused(
+                    format!(
+                        "rtsync: [Receiver] mkdir \"{shown}\" failed: No such file or directory (2)"
+                    ),
+                    11,
+                )
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let several = entries.iter().filter(|e| !e.is_cleared()).count() > 1;
+    let only = entries
+        .iter_mut()
+        .find(|e| !e.is_cleared())
+        .filter(|_| !several);
     match dir.stat(name)? {
         Some(st) if st.kind == fsx::Kind::Dir => {}
-        Some(_) => {
-            let text = "ERROR: destination path is not a directory\n";
-            let _ = tell(writer, MsgCode::Error, text);
-            return Err(protocol::ProtoError::Remote(text.trim_end().to_owned()).into());
+        existing => {
+            let one_file = only.filter(|e| !e.is_dir());
+            if existing.is_some() && several {
+                return Err(Placement::Refused(
+                    "ERROR: destination must be a directory when copying more than 1 file".into(),
+                    3,
+                ));
+            }
+            if existing.is_some() && one_file.is_none() {
+                return Err(Placement::Refused(
+                    "ERROR: cannot overwrite non-directory with a directory".into(),
+                    3,
+                ));
+            }
+            match one_file {
+                Some(e) if existing.is_some() || (!trailing_slash && !e.name.contains(&b'/')) => {
+                    name.clone_into(&mut e.name);
+                    return Ok(dir.path().to_path_buf());
+                }
+                _ if dry_run => {
+                    return Err(Placement::Refused(
+                        "rtsync: a dry run into a directory that does not exist yet is not supported"
+                            .into(),
+                        4,
+                    ));
+                }
+                _ => {
+                    if let Err(e) = dir.mkdir(name, 0o755) {
+                        return Err(Placement::Refused(
+                            format!("rtsync: [Receiver] mkdir \"{shown}\" failed: {e}"),
+                            11,
+                        ));
+                    }
+                }
+            }
         }
-        None if dry_run => {
-            let text =
-                "rtsync: a dry run into a directory that does not exist yet is not supported\n";
-            let _ = tell(writer, MsgCode::Error, text);
-            return Err(SessionError::Unsupported(text.trim_end().to_owned()));
-        }
-        None => dir.mkdir(name, 0o755)?,
     }
     // Opened through the root, so a symlink on the way cannot lead out of the module.
     let inner = top.open_dir(rel)?;
