@@ -313,6 +313,15 @@ fn a_destination_path_below_the_module_is_read_as_a_stock_daemon_reads_it() {
         std::fs::create_dir_all(m.join("exdir")).unwrap();
         std::fs::write(m.join("exfile"), "old").unwrap();
         std::fs::write(m.join("exfile2"), "old").unwrap();
+        // The same time in both modules: a refused push leaves it as it is.
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        for name in ["exfile", "exfile2"] {
+            std::fs::File::options()
+                .write(true)
+                .open(m.join(name))
+                .and_then(|f| f.set_modified(when))
+                .unwrap();
+        }
     }
     let f = src.join("f").display().to_string();
     let d = src.join("d").display().to_string();
