@@ -9,7 +9,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -261,6 +261,8 @@ pub fn main(m: &ArgMatches, paths: &[OsString]) -> ExitCode {
 #[allow(clippy::struct_excessive_bools)]
 struct ListShape {
     recursive: bool,
+    /// `-d` without `-r`: directories named are sent as entries, not skipped.
+    dirs: bool,
     links: bool,
     owner: bool,
     group: bool,
@@ -285,6 +287,8 @@ impl ListShape {
         let on = |ids: &[&str], off: &[&str]| crate::sync::resolve(m, ids, off);
         ListShape {
             recursive: on(&["recursive", "archive"], &["no-recursive", "no-r"]),
+            // A listing shows a directory's names; a push's receiver is told as before.
+            dirs: true,
             links: on(&["links", "archive"], &["no-links", "no-l"]),
             owner: on(&["owner", "archive"], &["no-owner", "no-o"]),
             group: on(&["group", "archive"], &["no-group", "no-g"]),
@@ -304,7 +308,13 @@ impl ListShape {
 
     /// The short-option cluster for the server, with our capabilities.
     fn cluster(&self) -> String {
-        let mut c = String::from(if self.recursive { "-r" } else { "-d" });
+        let mut c = String::from(if self.recursive {
+            "-r"
+        } else if self.dirs {
+            "-d"
+        } else {
+            "-"
+        });
         for (on, letter) in [
             (self.links, 'l'),
             (self.owner, 'o'),
@@ -557,6 +567,87 @@ fn list_module(server: &mut Server, m: &ArgMatches, target: &[u8]) -> Result<(),
     Ok(())
 }
 
+/// Reads the local destination of a pull once the file list is in ([`mirror::placement`]):
+/// `Ok((Some(dir), _))` to write into `dir`, `Ok((None, _))` when `dest` is to be made. For one
+/// file written as the named path the entry takes the destination's name (the list's name is
+/// returned, for the reports) and `dir` is the destination's parent.
+fn pull_destination(
+    dest: &Path,
+    entries: &mut [protocol::flist::Entry],
+) -> Result<(Option<PathBuf>, Option<Vec<u8>>), ClientError> {
+    use mirror::placement::{self, Found, Placement};
+    use std::os::unix::ffi::OsStrExt as _;
+    let bytes = dest.as_os_str().as_bytes();
+    let trailing_slash = bytes.ends_with(b"/") || bytes.ends_with(b"/.") || bytes == b".";
+    let found = match std::fs::metadata(dest) {
+        Ok(m) if m.is_dir() => Found::Dir,
+        Ok(_) => Found::Other,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Found::Missing,
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Found::Other,
+        Err(e) => {
+            return Err(ClientError::Refused {
+                code: 3,
+                message: format!(
+                    "ERROR: cannot stat destination {:?}: {}",
+                    dest.display(),
+                    describe_io(&e)
+                ),
+            });
+        }
+    };
+    let live = entries.iter().filter(|e| !e.is_cleared()).count();
+    let first_is_dir = entries
+        .iter()
+        .find(|e| !e.is_cleared())
+        .is_some_and(protocol::flist::Entry::is_dir);
+    match placement::place(found, trailing_slash, live, first_is_dir) {
+        Ok(Placement::Enter) => Ok((Some(dest.to_path_buf()), None)),
+        Ok(Placement::MakeDir) => Ok((None, None)),
+        Ok(Placement::WriteAs) => {
+            let parent = dest
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if let Err(e) = std::fs::metadata(parent).and_then(|m| {
+                if m.is_dir() {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::from(std::io::ErrorKind::NotADirectory))
+                }
+            }) {
+                return Err(ClientError::Refused {
+                    code: 3,
+                    message: format!(
+                        "rtsync: [Receiver] change_dir#3 {:?} failed: {}",
+                        parent.display(),
+                        describe_io(&e)
+                    ),
+                });
+            }
+            let name = dest.file_name().map(|n| n.as_bytes().to_vec());
+            let list_name = match (entries.iter_mut().find(|e| !e.is_cleared()), name) {
+                (Some(e), Some(name)) => Some(std::mem::replace(&mut e.name, name)),
+                _ => None,
+            };
+            Ok((Some(parent.to_path_buf()), list_name))
+        }
+        Err(refusal) => Err(ClientError::Refused {
+            code: refusal.exit_code(),
+            message: refusal.to_string(),
+        }),
+    }
+}
+
+/// An I/O error as rsync words it: the system's text and the errno.
+fn describe_io(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    // std appends " (os error N)"; rsync writes " (N)".
+    match (text.find(" (os error "), e.raw_os_error()) {
+        (Some(i), Some(n)) => format!("{} ({n})", text.get(..i).unwrap_or(&text)),
+        _ => text,
+    }
+}
+
 /// Pulls `module/path` into the local `dest` (created if missing, one level, as rsync does).
 fn pull_module(
     server: &mut Server,
@@ -570,6 +661,9 @@ fn pull_module(
     let shape = ListShape {
         // --files-from turns -a's recursion off and -R on, as in rsync.
         recursive: opts.recursive,
+        // Without -r or -d the daemon skips a directory it is asked for ("skipping
+        // directory"), as a stock client asks.
+        dirs: opts.dirs,
         relative: opts.relative,
         ..ListShape::from_matches(m)
     };
@@ -604,7 +698,7 @@ fn pull_module(
     } else if opts.ignore_missing_args {
         extra.push("--ignore-missing-args");
     }
-    let (conn, setup, entries, flist_size) = receive_file_list(
+    let (conn, setup, mut entries, flist_size) = receive_file_list(
         server,
         &shape,
         target,
@@ -617,17 +711,42 @@ fn pull_module(
         // Without incremental recursion rsync's client says this, not "receiving incremental".
         println!("receiving file list ... done");
     }
+    let (into, list_name) = pull_destination(dest, &mut entries)?;
+    if entries.iter().all(protocol::flist::Entry::is_cleared) {
+        // Nothing to receive: a stock sender hangs up once the list is out (rsync's
+        // do_server_sender), so there is no more to say; what it could not list decides the
+        // code.
+        drop(conn);
+        print_totals(
+            &mirror::Stats {
+                flist_size,
+                ..mirror::Stats::default()
+            },
+            settings.stats,
+            verbose,
+            dry_run,
+            started,
+        );
+        return Ok(pull_exit(0));
+    }
     // A dry run into a directory that does not exist yet compares with an empty one (made
     // aside, never written): everything is new, nothing is deleted.
     let mut stand_in = None;
-    let made_dest = !dest.exists();
+    let made_dest = into.is_none();
     if made_dest {
         if dry_run {
             let dir = std::env::temp_dir().join(format!("rtsync-dry-run.{}", std::process::id()));
             std::fs::create_dir(&dir)?;
             stand_in = Some(dir);
-        } else {
-            std::fs::create_dir(dest)?;
+        } else if let Err(e) = std::fs::create_dir(dest) {
+            return Err(ClientError::Refused {
+                code: 11,
+                message: format!(
+                    "rtsync: [Receiver] mkdir {:?} failed: {}",
+                    dest.display(),
+                    describe_io(&e)
+                ),
+            });
         }
         if verbose {
             let shown = dest.display().to_string();
@@ -638,6 +757,7 @@ fn pull_module(
             );
         }
     }
+    let into = into.unwrap_or_else(|| dest.to_path_buf());
     let total_size: u64 = entries
         .iter()
         .filter(|e| e.is_file() || e.is_symlink())
@@ -708,7 +828,7 @@ fn pull_module(
             let tally = std::sync::Arc::clone(&tally);
             let print = move |r: session::receiver::Report<'_>| {
                 use mirror::{Item, Reporter as _, Update};
-                let item = match r {
+                let mut item = match r {
                     session::receiver::Report::Entry { entry, iflags } => {
                         let item = session::receiver::itemized(entry, iflags);
                         if item.update == Update::Received
@@ -729,6 +849,10 @@ fn pull_module(
                         Item::new(name, kind, Update::Deleted)
                     }
                 };
+                if let Some(name) = list_name.as_deref() {
+                    // Written under the destination's name, told under the list's, as rsync.
+                    item.name = name;
+                }
                 if let Ok(mut t) = tally.lock() {
                     if item.update == Update::Deleted {
                         mirror::stats::count(&mut t.deleted, item.kind);
@@ -743,7 +867,7 @@ fn pull_module(
             std::sync::Arc::new(print) as std::sync::Arc<session::receiver::Reporter>
         });
     let target = session::receiver::Destination {
-        dir: stand_in.as_deref().unwrap_or(dest),
+        dir: stand_in.as_deref().unwrap_or(&into),
         protect,
         report: names,
     };

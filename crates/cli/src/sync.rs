@@ -737,8 +737,13 @@ fn run(s: &Settings) -> ExitCode {
         Ok(o) => o,
         Err(e) => {
             printer.finish();
-            eprintln!("rtsync: {e}");
-            return exit::fail(exit::FILE_IO);
+            if let mirror::MirrorError::Placement(refusal) = &e {
+                // rsync's own text, which starts with "ERROR:".
+                eprintln!("{refusal}");
+            } else {
+                eprintln!("rtsync: {e}");
+            }
+            return exit::fail(e.exit_code());
         }
     };
     if s.stats {

@@ -503,6 +503,114 @@ fn pull_with_delete_matches_rsync() {
     }
 }
 
+/// The local destination of a pull is read as rsync's receiver reads it once the file list is
+/// in: one file is written as the named path (replacing a file there), a directory is made
+/// otherwise, and a destination that cannot take the list is refused with the same exit code.
+#[test]
+fn a_pull_destination_is_read_as_stock_rsync_reads_it() {
+    if !have_rsync() {
+        return;
+    }
+    let d = StockDaemon::start();
+    let open = d.module_path("open");
+    std::fs::create_dir_all(open.join("d")).unwrap();
+    std::fs::create_dir_all(open.join("empty")).unwrap();
+    std::fs::write(open.join("f"), "one file").unwrap();
+    std::fs::write(open.join("d/g"), "in d").unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let (theirs, ours) = (t.path().join("theirs"), t.path().join("ours"));
+    for area in [&theirs, &ours] {
+        std::fs::create_dir_all(area.join("exdir")).unwrap();
+        for name in ["exfile", "exfile2", "exfile3"] {
+            std::fs::write(area.join(name), "old").unwrap();
+            // One time in both areas: a refused pull leaves the file as it is.
+            testkit::set_mtime(&area.join(name), 1_700_000_000, 0);
+        }
+    }
+    // (source in the module, local destination, exit code stock rsync gives)
+    let cases: [(&str, &str, i32); 13] = [
+        ("f", "newname", 0), // one file: written as the named path
+        ("f", "exfile", 0),  // ... replacing a file there
+        ("f", "exdir", 0),   // ... or into an existing directory
+        ("f", "newdir/", 0), // a trailing slash makes a directory
+        ("d", "dnew", 0),    // several entries: a directory is made
+        ("d/", "dnew2", 0),
+        ("f", "a/b/c", 3),        // the parent of a one-file destination is missing
+        ("d", "x/y/z", 11),       // the parent of a directory to make is missing
+        ("f", "newd/x/", 11),     // ... or of one asked for with a slash
+        ("d", "exfile2", 3),      // several entries onto a file
+        ("empty/", "exfile2", 3), // a directory onto a file
+        ("f", "exfile3/", 3),     // a slash on a file's name
+        ("missing", "gone", 23),  // nothing to pull: nothing is made
+    ];
+    for (from, to, want) in cases {
+        let run = |program: &str, area: &std::path::Path| {
+            let args = [
+                "-a".to_string(),
+                d.url(&format!("open/{from}")),
+                format!("{}/{to}", area.display()),
+            ];
+            if program == "rsync" {
+                rsync(args)
+            } else {
+                rtsync(["sync".to_string()].into_iter().chain(args))
+            }
+        };
+        let stock = run("rsync", &theirs);
+        assert_eq!(
+            code(&stock),
+            Some(want),
+            "stock, {from} -> {to}: {}",
+            String::from_utf8_lossy(&stock.stderr)
+        );
+        let mine = run("rtsync", &ours);
+        assert_eq!(
+            code(&mine),
+            Some(want),
+            "ours, {from} -> {to}: {}",
+            String::from_utf8_lossy(&mine.stderr)
+        );
+    }
+    // Directories written into and not in the list keep the time of the writes, which
+    // differ from one run to the other.
+    let same_but_time = |d: &String| {
+        let lines: Vec<&str> = d.lines().skip(1).collect();
+        let without_time = |line: &str| line.split(", mtime").next().unwrap_or("").to_owned();
+        lines.len() == 2
+            && lines.iter().all(|l| l.trim_start().starts_with("dir,"))
+            && without_time(lines[0]) == without_time(lines[1])
+    };
+    let diffs: Vec<String> = testkit::diff_trees_below(&theirs, &ours, true)
+        .into_iter()
+        .filter(|d| !same_but_time(d))
+        .collect();
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    assert_eq!(std::fs::read(ours.join("newname")).unwrap(), b"one file");
+    assert_eq!(std::fs::read(ours.join("exfile")).unwrap(), b"one file");
+    assert_eq!(std::fs::read(ours.join("exfile2")).unwrap(), b"old");
+    assert!(!ours.join("gone").exists());
+    // With -v the one file is told under its name in the list, as rsync tells it.
+    let told = |out: &Output| -> Vec<String> {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| {
+                !l.starts_with("sent ") && !l.starts_with("total size is ") && !l.is_empty()
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    let (stock, mine) = run_both(
+        &["-av", "--no-inc-recursive"],
+        [&d.url("open/f"), &format!("{}/renamed", theirs.display())],
+        [&d.url("open/f"), &format!("{}/renamed", ours.display())],
+    );
+    assert_eq!(told(&stock), told(&mine));
+    assert_eq!(
+        std::fs::read(theirs.join("renamed")).unwrap(),
+        std::fs::read(ours.join("renamed")).unwrap()
+    );
+}
+
 #[test]
 fn compressed_transfers_with_zstd_match_rsync() {
     if !have_rsync() {

@@ -326,7 +326,7 @@ fn a_destination_path_below_the_module_is_read_as_a_stock_daemon_reads_it() {
     let f = src.join("f").display().to_string();
     let d = src.join("d").display().to_string();
     // (source, destination below the module, exit code stock rsync 3.2.7-3.5.0 gives)
-    let cases: [(&str, &str, i32); 11] = [
+    let cases: [(&str, &str, i32); 12] = [
         (&f, "newname", 0), // one file: written as the named path
         (&f, "exfile", 0),  // ... replacing a file there
         (&f, "exdir", 0),   // ... or into an existing directory
@@ -338,6 +338,7 @@ fn a_destination_path_below_the_module_is_read_as_a_stock_daemon_reads_it() {
         (&d, "exfile2", 3),                         // several entries onto a file
         (&slash(&src.join("empty")), "exfile2", 3), // a directory onto a file
         (&slash(&src.join("d")), "dnew2", 0),
+        (&f, "exfile2/", 3), // a slash on a file's name
     ];
     for (from, to, want) in cases {
         let (theirs, ours) = pair.run(&["-a", from, &format!("{{}}open/{to}")]);

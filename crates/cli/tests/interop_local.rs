@@ -269,6 +269,97 @@ fn single_file_to_a_new_name_and_dry_run() {
     assert_same_tree_below(&a, &b, true);
 }
 
+/// The destination argument is read as rsync reads it once the list is known (the rule the
+/// daemon and the pull share): one entry is written as the named path, several need a
+/// directory, and a destination that cannot take the list gives rsync's exit code.
+#[test]
+fn destination_forms_match_rsync() {
+    if !have_rsync() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    fs::create_dir_all(src.join("d")).unwrap();
+    fs::create_dir_all(src.join("empty")).unwrap();
+    fs::write(src.join("f"), "one file").unwrap();
+    fs::write(src.join("d/g"), "in d").unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    for area in [&a, &b] {
+        fs::create_dir_all(area.join("exdir")).unwrap();
+        for name in ["exfile", "exfile2", "exfile3"] {
+            fs::write(area.join(name), "old").unwrap();
+            testkit::set_mtime(&area.join(name), 1_700_000_000, 0);
+        }
+    }
+    // (options, source below src, destination below the area, rsync's exit code)
+    let cases: [(&str, &str, &str, i32); 14] = [
+        ("-a", "f", "newname", 0),
+        ("-a", "f", "exfile", 0),
+        ("-a", "f", "exdir", 0),
+        ("-a", "f", "newdir/", 0),
+        ("-a", "d", "dnew", 0),
+        ("-a", "f", "x/y/c", 3),
+        ("-a", "d", "x/y/z", 11),
+        ("-a", "d", "exfile2", 3),
+        ("-a", "empty/", "exfile2", 3),
+        ("-a", "f", "exfile3/", 3),
+        ("-a", "missing", "gone", 23),
+        ("-t", "d", "skipped", 0), // no -r: "skipping directory d", nothing made
+        ("-d", "d", "dirsonly", 0), // -d: the directory itself, written as the name
+        ("-a", "empty/", "emptied", 0),
+    ];
+    for (opt, from, to, want) in cases {
+        let args = |area: &Path| {
+            [
+                opt.to_string(),
+                src.join(from).display().to_string(),
+                format!("{}/{to}", area.display()),
+            ]
+        };
+        let theirs = rsync(args(&a));
+        assert_eq!(
+            theirs.status.code(),
+            Some(want),
+            "rsync {opt} {from} {to}: {}",
+            String::from_utf8_lossy(&theirs.stderr)
+        );
+        let ours = rtsync(["sync".to_string()].into_iter().chain(args(&b)));
+        assert_eq!(
+            ours.status.code(),
+            Some(want),
+            "rtsync {opt} {from} {to}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+    }
+    // Directories written into and not in the list keep the time of the writes.
+    let same_but_time = |d: &String| {
+        let lines: Vec<&str> = d.lines().skip(1).collect();
+        let without_time = |line: &str| line.split(", mtime").next().unwrap_or("").to_owned();
+        lines.len() == 2
+            && lines.iter().all(|l| l.trim_start().starts_with("dir,"))
+            && without_time(lines[0]) == without_time(lines[1])
+    };
+    let diffs: Vec<String> = testkit::diff_trees_below(&a, &b, true)
+        .into_iter()
+        .filter(|d| !same_but_time(d))
+        .collect();
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    assert!(!b.join("gone").exists() && !b.join("skipped").exists());
+    assert_eq!(fs::read(b.join("exfile")).unwrap(), b"one file");
+    // A lone directory written as a new name, with --delete: what is beside it stays.
+    for when in ["--delete-before", "--delete-during", "--delete-after"] {
+        let new = b.join(format!("made{when}"));
+        ok(&rtsync([
+            "sync",
+            "-a",
+            when,
+            &slash(&src.join("empty")),
+            new.to_str().unwrap(),
+        ]));
+        assert!(new.is_dir() && b.join("exfile2").is_file() && b.join("exdir").is_dir());
+    }
+}
+
 #[test]
 fn itemized_output_matches_rsync_on_a_simple_tree() {
     if !have_rsync() {

@@ -602,12 +602,19 @@ fn send_module(
         io_error: i32::from(!list.errors.is_empty()),
         beneath: module.confine.then(|| module.root.clone()),
     };
-    // What could not be listed reaches the client as rsync's sender says it (exit 23 there).
+    // What was skipped, and what could not be listed (exit 23 there), reach the client as
+    // rsync's sender says them: names within the module, never the module's own path.
+    for note in &list.notes {
+        tell(&mut writer, MsgCode::Info, &format!("{note}\n"))?;
+    }
     for e in &list.errors {
         tell(
             &mut writer,
             MsgCode::ErrorXfer,
-            &format!("rtsync: [sender] {e}\n"),
+            &format!(
+                "rtsync: [sender] {}\n",
+                within_module(e, root, &module.name)
+            ),
         )?;
     }
     let mut errors = list.errors.clone();
@@ -790,6 +797,30 @@ fn receive_into_module(
     })
 }
 
+/// `text` with the module's path taken out of the names it quotes, and the module named
+/// instead, as rsync's daemon words them (`link_stat "missing" (in open) failed`).
+fn within_module(text: &str, root: &Path, module: &str) -> String {
+    let root = root.to_string_lossy();
+    let prefix = format!("\"{}/", root.trim_end_matches('/'));
+    let Some(start) = text.find(&prefix) else {
+        return text.to_owned();
+    };
+    let name_at = start + prefix.len();
+    let rest = text.get(name_at..).unwrap_or_default();
+    let Some(close) = rest.find('"') else {
+        return text.to_owned();
+    };
+    let name = rest.get(..close).unwrap_or_default();
+    // `-R` names come through the module's `/./` marker.
+    let name = name.strip_prefix("./").unwrap_or(name);
+    format!(
+        "{}\"{}\" (in {module}){}",
+        text.get(..start).unwrap_or_default(),
+        name,
+        rest.get(close + 1..).unwrap_or_default()
+    )
+}
+
 /// Why a push has no destination: refused with rsync's text and exit code, or failed.
 enum Placement {
     Refused(String, u8),
@@ -803,9 +834,7 @@ impl From<fsx::FsError> for Placement {
 }
 
 /// The directory a push writes into, decided as rsync's receiver decides it once it has the
-/// file list (`get_local_name`): an existing directory is entered; a list of one file (no
-/// trailing `/` on the name) is written *as* the named path, replacing a file there; anything
-/// else makes the named directory (one level) first. For the one-file case the entry is
+/// file list ([`mirror::placement`]). For one file written as the named path the entry is
 /// renamed to the destination's last component, so the receiver writes it there.
 fn destination(
     root: &Path,
@@ -813,87 +842,76 @@ fn destination(
     entries: &mut [protocol::flist::Entry],
     dry_run: bool,
 ) -> Result<PathBuf, Placement> {
+    use mirror::placement::{self, Found};
     let trailing_slash = rel.ends_with(b"/");
     let rel = rel.strip_suffix(b"/").unwrap_or(rel);
     if rel.is_empty() {
         return Ok(root.to_path_buf());
     }
     let top = fsx::Root::open(root, fsx::Persist::Buffered)?;
-    let (parent, name) = match rel.iter().rposition(|&b| b == b'/') {
-        Some(i) => (
-            rel.get(..i).unwrap_or_default(),
-            rel.get(i + 1..).unwrap_or_default(),
-        ),
-        None => (&b"."[..], rel),
-    };
-    let shown = String::from_utf8_lossy(rel).into_owned();
+    let (parent, name) = placement::split_last(rel);
     let dir = match top.open_dir(parent) {
-        Ok(dir) => dir,
-        Err(e) if e.is_not_found() => {
-            // rsync enters the parent to write one file (exit 3 when it cannot), and makes
-            // a directory otherwise (exit 11 when it cannot).
-            let live: Vec<_> = entries.iter().filter(|e| !e.is_cleared()).collect();
-            let one_file = matches!(live.as_slice(), [e] if !e.is_dir() && !e.name.contains(&b'/'));
-            return Err(if one_file && !trailing_slash {
-                Placement::Refused(
-                    format!(
-                        "rtsync: [Receiver] change_dir \"{}\" failed: No such file or directory (2)",
-                        String::from_utf8_lossy(parent)
-                    ),
-                    3,
-                )
-            } else {
-                Placement::Refused(
-                    format!(
-                        "rtsync: [Receiver] mkdir \"{shown}\" failed: No such file or directory (2)"
-                    ),
-                    11,
-                )
-            });
-        }
+        Ok(dir) => Some(dir),
+        Err(e) if e.is_not_found() => None,
         Err(e) => return Err(e.into()),
     };
-    let several = entries.iter().filter(|e| !e.is_cleared()).count() > 1;
-    let only = entries
-        .iter_mut()
+    let found = match &dir {
+        None => Found::Missing,
+        Some(dir) => match dir.stat(name)? {
+            Some(st) if st.kind == fsx::Kind::Dir => Found::Dir,
+            Some(_) => Found::Other,
+            None => Found::Missing,
+        },
+    };
+    let live = entries.iter().filter(|e| !e.is_cleared()).count();
+    let first_is_dir = entries
+        .iter()
         .find(|e| !e.is_cleared())
-        .filter(|_| !several);
-    match dir.stat(name)? {
-        Some(st) if st.kind == fsx::Kind::Dir => {}
-        existing => {
-            let one_file = only.filter(|e| !e.is_dir());
-            if existing.is_some() && several {
-                return Err(Placement::Refused(
-                    "ERROR: destination must be a directory when copying more than 1 file".into(),
-                    3,
-                ));
+        .is_some_and(protocol::flist::Entry::is_dir);
+    let how = placement::place(found, trailing_slash, live, first_is_dir)
+        .map_err(|r| Placement::Refused(r.to_string(), r.exit_code()))?;
+    let shown = String::from_utf8_lossy(rel).into_owned();
+    let Some(dir) = dir else {
+        // rsync enters the parent to write one file (exit 3 when it cannot), and makes a
+        // directory otherwise (exit 11 when it cannot).
+        return Err(if how == placement::Placement::WriteAs {
+            Placement::Refused(
+                format!(
+                    "rtsync: [Receiver] change_dir \"{}\" failed: No such file or directory (2)",
+                    String::from_utf8_lossy(parent)
+                ),
+                3,
+            )
+        } else {
+            Placement::Refused(
+                format!(
+                    "rtsync: [Receiver] mkdir \"{shown}\" failed: No such file or directory (2)"
+                ),
+                11,
+            )
+        });
+    };
+    match how {
+        placement::Placement::Enter => {}
+        placement::Placement::WriteAs => {
+            if let Some(e) = entries.iter_mut().find(|e| !e.is_cleared()) {
+                name.clone_into(&mut e.name);
             }
-            if existing.is_some() && one_file.is_none() {
+            return Ok(dir.path().to_path_buf());
+        }
+        placement::Placement::MakeDir if dry_run => {
+            return Err(Placement::Refused(
+                "rtsync: a dry run into a directory that does not exist yet is not supported"
+                    .into(),
+                4,
+            ));
+        }
+        placement::Placement::MakeDir => {
+            if let Err(e) = dir.mkdir(name, 0o755) {
                 return Err(Placement::Refused(
-                    "ERROR: cannot overwrite non-directory with a directory".into(),
-                    3,
+                    format!("rtsync: [Receiver] mkdir \"{shown}\" failed: {e}"),
+                    11,
                 ));
-            }
-            match one_file {
-                Some(e) if existing.is_some() || (!trailing_slash && !e.name.contains(&b'/')) => {
-                    name.clone_into(&mut e.name);
-                    return Ok(dir.path().to_path_buf());
-                }
-                _ if dry_run => {
-                    return Err(Placement::Refused(
-                        "rtsync: a dry run into a directory that does not exist yet is not supported"
-                            .into(),
-                        4,
-                    ));
-                }
-                _ => {
-                    if let Err(e) = dir.mkdir(name, 0o755) {
-                        return Err(Placement::Refused(
-                            format!("rtsync: [Receiver] mkdir \"{shown}\" failed: {e}"),
-                            11,
-                        ));
-                    }
-                }
             }
         }
     }
@@ -905,6 +923,22 @@ fn destination(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_name_files_within_the_module() {
+        assert_eq!(
+            within_module(
+                "link_stat \"/srv/m/a/missing\" failed: No such file or directory (2)",
+                Path::new("/srv/m"),
+                "open"
+            ),
+            "link_stat \"a/missing\" (in open) failed: No such file or directory (2)"
+        );
+        assert_eq!(
+            within_module("read \"/elsewhere/x\" failed", Path::new("/srv/m"), "open"),
+            "read \"/elsewhere/x\" failed"
+        );
+    }
 
     #[test]
     fn client_paths_stay_inside_the_module() {

@@ -8,6 +8,8 @@
 //!   entries (`--delete-before/-during/-after`, receiver-side filters), and the receiver writes
 //!   every change through `fsx` — changed files through the `delta` engine against the old
 //!   version;
+//! - [`placement`]: how the destination argument is read once the list is known (a directory
+//!   entered or made, or one file written as the named path), shared with the wire receivers;
 //! - [`item`]: what changed, in rsync's 11-letter `--itemize-changes` form, reported to a
 //!   [`Reporter`]; [`Stats`] totals it as `--stats` prints it.
 #![deny(missing_docs)]
@@ -20,6 +22,7 @@
 pub mod flist;
 pub mod item;
 mod options;
+pub mod placement;
 pub mod stats;
 pub mod transfer;
 
@@ -48,4 +51,29 @@ pub enum MirrorError {
     /// The sources cannot be walked at all.
     #[error("{0}")]
     Source(String),
+    /// The destination cannot take the list (several entries onto a file, say).
+    #[error("{0}")]
+    Placement(placement::Refusal),
+    /// The parent of a one-file destination cannot be entered.
+    #[error("change_dir {path:?} failed: {source}")]
+    Parent {
+        /// The parent directory.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: fsx::FsError,
+    },
+}
+
+impl MirrorError {
+    /// rsync's exit code for the error: 3 (`RERR_FILESELECT`) for a destination that cannot
+    /// take the list, 11 (`RERR_FILEIO`) otherwise.
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            MirrorError::Placement(r) => r.exit_code(),
+            MirrorError::Parent { .. } => 3,
+            MirrorError::Destination { .. } | MirrorError::Source(_) => 11,
+        }
+    }
 }

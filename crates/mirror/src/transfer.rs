@@ -20,6 +20,7 @@ use crate::MirrorError;
 use crate::flist::{self, FileEntry, FileList, SourceArg, compare};
 use crate::item::{Item, Update};
 use crate::options::{DeleteTiming, Options};
+use crate::placement::{self, Found, Placement};
 use crate::stats::Stats;
 
 /// Where a transfer reports what it does. Every method has a quiet default.
@@ -216,7 +217,8 @@ impl<'a> Transfer<'a> {
     }
 
     fn process(&mut self, entry: &'a FileEntry) {
-        if entry.name == b"." {
+        // A lone "." written as the named path (`-d src/ new`) is an ordinary directory there.
+        if entry.name == b"." && self.rename.is_none() {
             self.root_dir(entry);
             return;
         }
@@ -756,6 +758,11 @@ impl<'a> Transfer<'a> {
 
     /// `--delete`: removes what the destination directory `dir_rel` has and the list does not.
     fn delete_extraneous(&mut self, dir_rel: &'a [u8]) {
+        // One entry written as the named path: the root is that path's parent, which is not
+        // the transfer's to clean (and a directory written so is new, with nothing to delete).
+        if self.rename.is_some() {
+            return;
+        }
         let Some(root) = &self.root else { return };
         let names = match self.cursor.open(root, dir_rel).and_then(|d| {
             let names = d.names()?;
@@ -799,10 +806,10 @@ impl<'a> Transfer<'a> {
         let Some(root) = &self.root else { return };
         let todo = std::mem::take(&mut self.dirs_to_finish);
         for (entry, meta) in todo.iter().rev() {
-            let result = if entry.name == b"." {
+            let result = if entry.name == b"." && self.rename.is_none() {
                 root.top().set_own_meta(meta)
             } else {
-                let (parent, name) = crate::flist::split_path(&entry.name);
+                let (parent, name) = self.dest_name(entry);
                 self.cursor
                     .open(root, parent)
                     .and_then(|d| d.set_meta(name, Kind::Dir, meta))
@@ -1238,15 +1245,26 @@ pub fn run(
     let dest_bytes = dest.as_os_str().as_bytes();
     let dest_is_dir_syntax =
         dest_bytes.ends_with(b"/") || dest_bytes.ends_with(b"/.") || dest_bytes == b".";
-    let dest_stat = std::fs::metadata(dest).ok();
-    let single_file = match list.entries.as_slice() {
-        [only] => only.kind.is_some_and(|k| k != Kind::Dir) && !only.name.contains(&b'/'),
-        _ => false,
+    let found = match std::fs::metadata(dest) {
+        Ok(m) if m.is_dir() => Found::Dir,
+        Ok(_) => Found::Other,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Found::Missing,
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Found::Other,
+        Err(source) => {
+            return Err(MirrorError::Destination {
+                path: dest.to_path_buf(),
+                source: FsError::Io {
+                    op: "stat",
+                    path: dest.to_path_buf(),
+                    source,
+                },
+            });
+        }
     };
-    let (root_path, rename): (PathBuf, Option<Vec<u8>>) = if single_file
-        && !dest_is_dir_syntax
-        && !dest_stat.as_ref().is_some_and(std::fs::Metadata::is_dir)
-    {
+    let first_is_dir = list.entries.first().is_some_and(FileEntry::is_dir);
+    let placement = placement::place(found, dest_is_dir_syntax, list.entries.len(), first_is_dir)
+        .map_err(MirrorError::Placement)?;
+    let (root_path, rename): (PathBuf, Option<Vec<u8>>) = if placement == Placement::WriteAs {
         let parent = dest
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -1259,7 +1277,13 @@ pub fn run(
     let mut created_root = false;
     let root = match Root::open(&root_path, opts.persist) {
         Ok(r) => Some(r),
-        Err(e) if e.is_not_found() && rename.is_none() => {
+        Err(source) if source.is_not_found() && placement == Placement::WriteAs => {
+            return Err(MirrorError::Parent {
+                path: root_path,
+                source,
+            });
+        }
+        Err(e) if e.is_not_found() => {
             if opts.dry_run {
                 None
             } else {

@@ -272,6 +272,11 @@ pub fn send(
     }
     writer.send_data(&out)?;
     out.clear();
+    if files.is_empty() && o.server {
+        // A server with nothing to send hangs up once the list is out, as rsync's does
+        // (`do_server_sender`); its client expects no more, and stops too.
+        return Ok(SendStats::default());
+    }
     // Many small files make many small writes: they gather (and go before each wait).
     writer.coalesce_writes();
 
