@@ -69,23 +69,56 @@ pub struct SendOptions {
     pub beneath: Option<PathBuf>,
 }
 
-/// Opens a source for reading: beneath the module `root` when there is one (see
-/// [`SendOptions::beneath`]), else by its path with only a final symlink refused.
-fn open_source(root: Option<&fsx::Root>, source: &Path) -> std::io::Result<std::fs::File> {
-    let Some(root) = root else {
-        return fsx::open_nofollow(source);
-    };
-    let rel = source.strip_prefix(root.path()).map_err(|_| {
-        std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            "the source is not inside the module",
-        )
-    })?;
-    root.open_file(rel.as_os_str().as_encoded_bytes())
-        .map_err(|e| match e {
-            fsx::FsError::Io { source, .. } => source,
-            other => std::io::Error::new(std::io::ErrorKind::PermissionDenied, other.to_string()),
-        })
+/// Opens the sources for reading: beneath the module when there is one (see
+/// [`SendOptions::beneath`]), else by their paths with only a final symlink refused.
+///
+/// The directory of the last source stays open: requests come in list order, a directory's
+/// files together, so one walk from the module's top serves them all (a walk per file was a
+/// `dup`, an `openat` and two `close`s more per file than rsync makes). A directory swapped for
+/// a symlink after it was opened is not followed: the open descriptor is the directory it was.
+struct Sources {
+    root: Option<fsx::Root>,
+    /// The parent (relative to the module) of the last source opened, and that directory.
+    last: Option<(Vec<u8>, fsx::Dir)>,
+}
+
+impl Sources {
+    fn open(&mut self, source: &Path) -> std::io::Result<std::fs::File> {
+        let Some(root) = &self.root else {
+            return fsx::open_nofollow(source);
+        };
+        let rel = source.strip_prefix(root.path()).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the source is not inside the module",
+            )
+        })?;
+        let rel = rel.as_os_str().as_encoded_bytes();
+        let Some(slash) = rel.iter().rposition(|&b| b == b'/') else {
+            return root.open_file(rel).map_err(into_io);
+        };
+        let (parent, name) = (
+            rel.get(..slash).unwrap_or_default(),
+            rel.get(slash + 1..).unwrap_or_default(),
+        );
+        let cached = matches!(&self.last, Some((p, _)) if p.as_slice() == parent);
+        if !cached {
+            self.last = None;
+            let dir = root.open_dir(parent).map_err(into_io)?;
+            self.last = Some((parent.to_vec(), dir));
+        }
+        match &self.last {
+            Some((_, dir)) => dir.open_file(name).map_err(into_io),
+            None => root.open_file(rel).map_err(into_io),
+        }
+    }
+}
+
+fn into_io(e: fsx::FsError) -> std::io::Error {
+    match e {
+        fsx::FsError::Io { source, .. } => source,
+        other => std::io::Error::new(std::io::ErrorKind::PermissionDenied, other.to_string()),
+    }
 }
 
 /// Totals of a send.
@@ -308,9 +341,12 @@ pub fn send(
         let mut stats = SendStats::default();
         let digest = o.checksum.digest_len();
         let seed_fix = o.compat & CF_CHKSUM_SEED_FIX != 0;
-        let beneath = match &o.beneath {
-            Some(dir) => Some(fsx::Root::open(dir, fsx::Persist::Buffered)?),
-            None => None,
+        let mut sources = Sources {
+            root: match &o.beneath {
+                Some(dir) => Some(fsx::Root::open(dir, fsx::Persist::Buffered)?),
+                None => None,
+            },
+            last: None,
         };
         let mut phase = 0;
         let (mut file_buf, mut spare_out) = (Vec::new(), Vec::new());
@@ -389,7 +425,7 @@ pub fn send(
                 blocks.push(BlockSum { sum1, strong });
             }
             let sig = Signature::from_blocks(sizes, o.checksum, o.seed, seed_fix, blocks);
-            let source = match open_source(beneath.as_ref(), &file.source) {
+            let source = match sources.open(&file.source) {
                 Ok(f) => f,
                 Err(e) => {
                     // rsync's MSG_NO_SEND: the generator will not wait for this file. The echo
