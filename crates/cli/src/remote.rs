@@ -870,6 +870,7 @@ fn pull_module(
         dir: stand_in.as_deref().unwrap_or(&into),
         protect,
         report: names,
+        within_module: None,
     };
     let stats = session::receiver::receive(
         conn.into_halves(),

@@ -379,6 +379,37 @@ fn a_destination_path_below_the_module_is_read_as_a_stock_daemon_reads_it() {
     assert_eq!(std::fs::read(m.join("exfile2")).unwrap(), b"old");
 }
 
+/// What a pull cannot find, or a directory it is not asked to recurse into, gives the stock
+/// client what a stock daemon gives: exit 23 and the name within the module (never the
+/// server's path), or a "skipping directory" and exit 0, and nothing made here.
+#[test]
+fn a_pull_of_nothing_is_told_as_a_stock_daemon_tells_it() {
+    if !have_rsync() {
+        return;
+    }
+    let pair = Pair::start();
+    for d in [&pair.stock, &pair.ours] {
+        std::fs::create_dir_all(d.module_path("open").join("dd")).unwrap();
+    }
+    let t = tempfile::tempdir().unwrap();
+    let gone = t.path().join("gone");
+    let (theirs, ours) = pair.run(&["-a", "{}open/missing", gone.to_str().unwrap()]);
+    assert_eq!(code(&theirs), Some(23), "{}", text(&theirs));
+    let said = text(&ours);
+    assert!(said.contains("\"missing\" (in open)"), "{said}");
+    let module = pair.ours.module_path("open").display().to_string();
+    assert!(!said.contains(&module), "{said}");
+    assert!(!gone.exists());
+    let (theirs, ours) = pair.run(&["-v", "{}open/dd", gone.to_str().unwrap()]);
+    assert_eq!(code(&theirs), Some(0), "{}", text(&theirs));
+    assert!(
+        text(&ours).contains("skipping directory dd"),
+        "{}",
+        text(&ours)
+    );
+    assert!(!gone.exists());
+}
+
 #[test]
 fn a_clients_chmod_applies_to_what_it_pushes_as_with_a_stock_daemon() {
     if !have_rsync() {

@@ -613,7 +613,7 @@ fn send_module(
             MsgCode::ErrorXfer,
             &format!(
                 "rtsync: [sender] {}\n",
-                within_module(e, root, &module.name)
+                session::told::within_module(e, root, &module.name)
             ),
         )?;
     }
@@ -784,6 +784,7 @@ fn receive_into_module(
             dir: &dest,
             protect,
             report: Some(report),
+            within_module: Some((&module.root, &module.name)),
         },
         o,
         &mut ignore,
@@ -795,30 +796,6 @@ fn receive_into_module(
         matched: stats.matched,
         errors,
     })
-}
-
-/// `text` with the module's path taken out of the names it quotes, and the module named
-/// instead, as rsync's daemon words them (`link_stat "missing" (in open) failed`).
-fn within_module(text: &str, root: &Path, module: &str) -> String {
-    let root = root.to_string_lossy();
-    let prefix = format!("\"{}/", root.trim_end_matches('/'));
-    let Some(start) = text.find(&prefix) else {
-        return text.to_owned();
-    };
-    let name_at = start + prefix.len();
-    let rest = text.get(name_at..).unwrap_or_default();
-    let Some(close) = rest.find('"') else {
-        return text.to_owned();
-    };
-    let name = rest.get(..close).unwrap_or_default();
-    // `-R` names come through the module's `/./` marker.
-    let name = name.strip_prefix("./").unwrap_or(name);
-    format!(
-        "{}\"{}\" (in {module}){}",
-        text.get(..start).unwrap_or_default(),
-        name,
-        rest.get(close + 1..).unwrap_or_default()
-    )
 }
 
 /// Why a push has no destination: refused with rsync's text and exit code, or failed.
@@ -923,22 +900,6 @@ fn destination(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn errors_name_files_within_the_module() {
-        assert_eq!(
-            within_module(
-                "link_stat \"/srv/m/a/missing\" failed: No such file or directory (2)",
-                Path::new("/srv/m"),
-                "open"
-            ),
-            "link_stat \"a/missing\" (in open) failed: No such file or directory (2)"
-        );
-        assert_eq!(
-            within_module("read \"/elsewhere/x\" failed", Path::new("/srv/m"), "open"),
-            "read \"/elsewhere/x\" failed"
-        );
-    }
 
     #[test]
     fn client_paths_stay_inside_the_module() {

@@ -22,6 +22,7 @@ pub mod flist;
 pub mod mux;
 pub mod receiver;
 pub mod sender;
+pub mod told;
 
 /// Errors of a session once connected, each with rsync's exit code
 /// ([`SessionError::exit_code`]).

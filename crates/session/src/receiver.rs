@@ -9,7 +9,7 @@
 
 use std::io::BufWriter;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 
@@ -135,9 +135,14 @@ fn tell_errors(
     errors: &[String],
     told: &mut usize,
     writer: &mut MuxWriter,
+    within: Option<&(PathBuf, String)>,
 ) -> Result<(), SessionError> {
     let mut frames = Vec::new();
     for e in errors.iter().skip(*told) {
+        let e = match within {
+            Some((root, module)) => crate::told::within_module(e, root, module),
+            None => e.clone(),
+        };
         let text = format!("rtsync: [receiver] {e}\n");
         protocol::mux::encode(
             &mut frames,
@@ -216,6 +221,8 @@ pub fn itemized(entry: &Entry, iflags: u16) -> mirror::Item<'_> {
 struct Hooks<'a> {
     protect: &'a Protect,
     report: Option<&'a Reporter>,
+    /// A daemon's module (its path, its name): errors told name files within it.
+    within: Option<&'a (PathBuf, String)>,
 }
 
 fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
@@ -602,7 +609,7 @@ fn generate(
         if o.tell_errors && errors.len() > told {
             writer.send_data(&out)?;
             out.clear();
-            tell_errors(errors, &mut told, writer)?;
+            tell_errors(errors, &mut told, writer, hooks.within)?;
         }
     }
     // End of the first pass. When the sender ends it too, the receiver has checked every
@@ -642,7 +649,7 @@ fn generate(
             Ok(Progress::Failed(text)) => {
                 // Counted by the receiver already; only the client is told here.
                 let mut told_one = 0;
-                tell_errors(&[text], &mut told_one, writer)?;
+                tell_errors(&[text], &mut told_one, writer, hooks.within)?;
             }
             Ok(Progress::PhaseEnded) => {
                 phases_seen += 1;
@@ -652,7 +659,7 @@ fn generate(
                     finish_tree(entries, root, o, report, errors);
                 }
                 if o.tell_errors {
-                    tell_errors(errors, &mut told, writer)?;
+                    tell_errors(errors, &mut told, writer, hooks.within)?;
                 }
                 out.push(0);
                 writer.send_data(&out)?;
@@ -941,6 +948,9 @@ pub struct Destination<'a> {
     pub protect: Arc<Protect>,
     /// Where `-v` reports go; `None` reports nothing.
     pub report: Option<Arc<Reporter>>,
+    /// A daemon's module (its path, its name): the errors told to the client name files
+    /// within it, not by the server's paths. `None` tells paths as they are.
+    pub within_module: Option<(&'a Path, &'a str)>,
 }
 
 /// Receives the peer's files into `dest`, as the file list `entries` (sorted as rsync sorts
@@ -959,6 +969,9 @@ pub fn receive(
     let protect = Arc::clone(&dest.protect);
     let report = dest.report.clone();
     let gen_report = dest.report.clone();
+    let within = dest
+        .within_module
+        .map(|(root, name)| (root.to_path_buf(), name.to_owned()));
     let dest = dest.dir;
     let root = Root::open(dest, Persist::Buffered)?;
     let entries = Arc::new(entries);
@@ -974,6 +987,7 @@ pub fn receive(
             Hooks {
                 protect: &*protect,
                 report: gen_report.as_deref(),
+                within: within.as_ref(),
             },
             &mut writer,
             &progress_rx,
