@@ -575,15 +575,12 @@ fn pull_destination(
     dest: &Path,
     entries: &mut [protocol::flist::Entry],
 ) -> Result<(Option<PathBuf>, Option<Vec<u8>>), ClientError> {
-    use mirror::placement::{self, Found, Placement};
+    use mirror::placement::{self, Placement};
     use std::os::unix::ffi::OsStrExt as _;
     let bytes = dest.as_os_str().as_bytes();
-    let trailing_slash = bytes.ends_with(b"/") || bytes.ends_with(b"/.") || bytes == b".";
-    let found = match std::fs::metadata(dest) {
-        Ok(m) if m.is_dir() => Found::Dir,
-        Ok(_) => Found::Other,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Found::Missing,
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Found::Other,
+    let trailing_slash = placement::names_a_directory(bytes);
+    let found = match placement::found(std::fs::metadata(dest)) {
+        Ok(found) => found,
         Err(e) => {
             return Err(ClientError::Refused {
                 code: 3,

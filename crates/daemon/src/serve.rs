@@ -826,7 +826,7 @@ fn destination(
         return Ok(root.to_path_buf());
     }
     let top = fsx::Root::open(root, fsx::Persist::Buffered)?;
-    let (parent, name) = placement::split_last(rel);
+    let (parent, name) = mirror::flist::split_path(rel);
     let dir = match top.open_dir(parent) {
         Ok(dir) => Some(dir),
         Err(e) if e.is_not_found() => None,

@@ -89,18 +89,26 @@ pub fn place(
     Ok(Placement::WriteAs)
 }
 
-/// Splits a destination path (without its trailing `/`) into the parent to enter and the last
-/// component: `a/b/c` → (`a/b`, `c`), `c` → (`.`, `c`), `/c` → (`/`, `c`).
-#[must_use]
-pub fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
-    match path.iter().rposition(|&b| b == b'/') {
-        Some(0) => (b"/", path.get(1..).unwrap_or_default()),
-        Some(i) => (
-            path.get(..i).unwrap_or_default(),
-            path.get(i + 1..).unwrap_or_default(),
-        ),
-        None => (b".", path),
+/// What `stat` of the destination found, from its result; an error other than "missing" or
+/// "a component is not a directory" is the caller's to report.
+///
+/// # Errors
+/// The `stat` error, when it says nothing of what is there.
+pub fn found(stat: std::io::Result<std::fs::Metadata>) -> std::io::Result<Found> {
+    match stat {
+        Ok(m) if m.is_dir() => Ok(Found::Dir),
+        Ok(_) => Ok(Found::Other),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Found::Missing),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Ok(Found::Other),
+        Err(e) => Err(e),
     }
+}
+
+/// Whether a destination argument asks for a directory by its form: a trailing `/` (or `/.`,
+/// or `.` itself).
+#[must_use]
+pub fn names_a_directory(dest: &[u8]) -> bool {
+    dest.ends_with(b"/") || dest.ends_with(b"/.") || dest == b"."
 }
 
 #[cfg(test)]
@@ -165,9 +173,8 @@ mod tests {
     }
 
     #[test]
-    fn the_last_component_is_split_from_its_parent() {
-        assert_eq!(split_last(b"a/b/c"), (&b"a/b"[..], &b"c"[..]));
-        assert_eq!(split_last(b"c"), (&b"."[..], &b"c"[..]));
-        assert_eq!(split_last(b"/c"), (&b"/"[..], &b"c"[..]));
+    fn a_trailing_slash_or_dot_names_a_directory() {
+        assert!(names_a_directory(b"x/") && names_a_directory(b"x/.") && names_a_directory(b"."));
+        assert!(!names_a_directory(b"x") && !names_a_directory(b"x/.y"));
     }
 }

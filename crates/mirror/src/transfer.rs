@@ -20,7 +20,7 @@ use crate::MirrorError;
 use crate::flist::{self, FileEntry, FileList, SourceArg, compare};
 use crate::item::{Item, Update};
 use crate::options::{DeleteTiming, Options};
-use crate::placement::{self, Found, Placement};
+use crate::placement::{self, Placement};
 use crate::stats::Stats;
 
 /// Where a transfer reports what it does. Every method has a quiet default.
@@ -1243,24 +1243,16 @@ pub fn run(
     }
 
     let dest_bytes = dest.as_os_str().as_bytes();
-    let dest_is_dir_syntax =
-        dest_bytes.ends_with(b"/") || dest_bytes.ends_with(b"/.") || dest_bytes == b".";
-    let found = match std::fs::metadata(dest) {
-        Ok(m) if m.is_dir() => Found::Dir,
-        Ok(_) => Found::Other,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Found::Missing,
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Found::Other,
-        Err(source) => {
-            return Err(MirrorError::Destination {
+    let dest_is_dir_syntax = placement::names_a_directory(dest_bytes);
+    let found =
+        placement::found(std::fs::metadata(dest)).map_err(|source| MirrorError::Destination {
+            path: dest.to_path_buf(),
+            source: FsError::Io {
+                op: "stat",
                 path: dest.to_path_buf(),
-                source: FsError::Io {
-                    op: "stat",
-                    path: dest.to_path_buf(),
-                    source,
-                },
-            });
-        }
-    };
+                source,
+            },
+        })?;
     let first_is_dir = list.entries.first().is_some_and(FileEntry::is_dir);
     let placement = placement::place(found, dest_is_dir_syntax, list.entries.len(), first_is_dir)
         .map_err(MirrorError::Placement)?;
