@@ -576,7 +576,6 @@ fn pull_destination(
     entries: &mut [protocol::flist::Entry],
 ) -> Result<(Option<PathBuf>, Option<Vec<u8>>), ClientError> {
     use mirror::placement::{self, Placement};
-    use std::os::unix::ffi::OsStrExt as _;
     let bytes = dest.as_os_str().as_bytes();
     let trailing_slash = placement::names_a_directory(bytes);
     let found = match placement::found(std::fs::metadata(dest)) {
@@ -592,12 +591,7 @@ fn pull_destination(
             });
         }
     };
-    let live = entries.iter().filter(|e| !e.is_cleared()).count();
-    let first_is_dir = entries
-        .iter()
-        .find(|e| !e.is_cleared())
-        .is_some_and(protocol::flist::Entry::is_dir);
-    match placement::place(found, trailing_slash, live, first_is_dir) {
+    match session::flist::place_received(entries, found, trailing_slash) {
         Ok(Placement::Enter) => Ok((Some(dest.to_path_buf()), None)),
         Ok(Placement::MakeDir) => Ok((None, None)),
         Ok(Placement::WriteAs) => {
@@ -621,11 +615,9 @@ fn pull_destination(
                     ),
                 });
             }
-            let name = dest.file_name().map(|n| n.as_bytes().to_vec());
-            let list_name = match (entries.iter_mut().find(|e| !e.is_cleared()), name) {
-                (Some(e), Some(name)) => Some(std::mem::replace(&mut e.name, name)),
-                _ => None,
-            };
+            let list_name = dest
+                .file_name()
+                .and_then(|name| session::flist::write_as(entries, name.as_bytes()));
             Ok((Some(parent.to_path_buf()), list_name))
         }
         Err(refusal) => Err(ClientError::Refused {

@@ -725,10 +725,10 @@ fn receive_into_module(
         t.dry_run,
     ) {
         Ok(dest) => dest,
-        Err(Placement::Refused(text, code)) => {
+        Err(Unplaced::Refused(text, code)) => {
             return Err(refuse_started(&mut writer, &mut reader, &text, code));
         }
-        Err(Placement::Failed(e)) => return Err(e),
+        Err(Unplaced::Failed(e)) => return Err(e),
     };
     let module_filters = module.filters.clone();
     let side = Side::Receiver {
@@ -799,14 +799,14 @@ fn receive_into_module(
 }
 
 /// Why a push has no destination: refused with rsync's text and exit code, or failed.
-enum Placement {
+enum Unplaced {
     Refused(String, u8),
     Failed(SessionError),
 }
 
-impl From<fsx::FsError> for Placement {
+impl From<fsx::FsError> for Unplaced {
     fn from(e: fsx::FsError) -> Self {
-        Placement::Failed(e.into())
+        Unplaced::Failed(e.into())
     }
 }
 
@@ -818,7 +818,7 @@ fn destination(
     rel: &[u8],
     entries: &mut [protocol::flist::Entry],
     dry_run: bool,
-) -> Result<PathBuf, Placement> {
+) -> Result<PathBuf, Unplaced> {
     use mirror::placement::{self, Found};
     let trailing_slash = rel.ends_with(b"/");
     let rel = rel.strip_suffix(b"/").unwrap_or(rel);
@@ -840,19 +840,14 @@ fn destination(
             None => Found::Missing,
         },
     };
-    let live = entries.iter().filter(|e| !e.is_cleared()).count();
-    let first_is_dir = entries
-        .iter()
-        .find(|e| !e.is_cleared())
-        .is_some_and(protocol::flist::Entry::is_dir);
-    let how = placement::place(found, trailing_slash, live, first_is_dir)
-        .map_err(|r| Placement::Refused(r.to_string(), r.exit_code()))?;
+    let how = session::flist::place_received(entries, found, trailing_slash)
+        .map_err(|r| Unplaced::Refused(r.to_string(), r.exit_code()))?;
     let shown = String::from_utf8_lossy(rel).into_owned();
     let Some(dir) = dir else {
         // rsync enters the parent to write one file (exit 3 when it cannot), and makes a
         // directory otherwise (exit 11 when it cannot).
         return Err(if how == placement::Placement::WriteAs {
-            Placement::Refused(
+            Unplaced::Refused(
                 format!(
                     "rtsync: [Receiver] change_dir \"{}\" failed: No such file or directory (2)",
                     String::from_utf8_lossy(parent)
@@ -860,7 +855,7 @@ fn destination(
                 3,
             )
         } else {
-            Placement::Refused(
+            Unplaced::Refused(
                 format!(
                     "rtsync: [Receiver] mkdir \"{shown}\" failed: No such file or directory (2)"
                 ),
@@ -871,13 +866,11 @@ fn destination(
     match how {
         placement::Placement::Enter => {}
         placement::Placement::WriteAs => {
-            if let Some(e) = entries.iter_mut().find(|e| !e.is_cleared()) {
-                name.clone_into(&mut e.name);
-            }
+            session::flist::write_as(entries, name);
             return Ok(dir.path().to_path_buf());
         }
         placement::Placement::MakeDir if dry_run => {
-            return Err(Placement::Refused(
+            return Err(Unplaced::Refused(
                 "rtsync: a dry run into a directory that does not exist yet is not supported"
                     .into(),
                 4,
@@ -885,7 +878,7 @@ fn destination(
         }
         placement::Placement::MakeDir => {
             if let Err(e) = dir.mkdir(name, 0o755) {
-                return Err(Placement::Refused(
+                return Err(Unplaced::Refused(
                     format!("rtsync: [Receiver] mkdir \"{shown}\" failed: {e}"),
                     11,
                 ));

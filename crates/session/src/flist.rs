@@ -72,6 +72,30 @@ pub fn to_send(list: &FileList, checksum: Option<delta::ChecksumKind>) -> Vec<Se
     files
 }
 
+/// Reads where a received list lands on `found` ([`mirror::placement::place`]), counting the
+/// entries the list still holds (cleared duplicates aside).
+///
+/// # Errors
+/// The placement's [`mirror::placement::Refusal`].
+pub fn place_received(
+    entries: &[Entry],
+    found: mirror::placement::Found,
+    trailing_slash: bool,
+) -> Result<mirror::placement::Placement, mirror::placement::Refusal> {
+    let live = entries.iter().filter(|e| !e.is_cleared());
+    let first_is_dir = live.clone().next().is_some_and(Entry::is_dir);
+    mirror::placement::place(found, trailing_slash, live.count(), first_is_dir)
+}
+
+/// For a list written as the named path ([`mirror::placement::Placement::WriteAs`]): its one
+/// entry takes the destination's last component `name`; returns the name it had in the list.
+pub fn write_as(entries: &mut [Entry], name: &[u8]) -> Option<Vec<u8>> {
+    entries
+        .iter_mut()
+        .find(|e| !e.is_cleared())
+        .map(|e| std::mem::replace(&mut e.name, name.to_vec()))
+}
+
 /// Whether a name from a peer's list is safe to use below a destination: relative, no `..`
 /// or `.` components (only the lone `.` of the top), no empty ones (rsync's receiver aborts
 /// on such a name: "ABORTING due to unsafe pathname from sender").

@@ -93,24 +93,15 @@ impl Sources {
                 "the source is not inside the module",
             )
         })?;
-        let rel = rel.as_os_str().as_encoded_bytes();
-        let Some(slash) = rel.iter().rposition(|&b| b == b'/') else {
-            return root.open_file(rel).map_err(into_io);
+        let (parent, name) = mirror::flist::split_path(rel.as_os_str().as_encoded_bytes());
+        let dir = match self.last.take() {
+            Some((p, dir)) if p.as_slice() == parent => self.last.insert((p, dir)),
+            _ => {
+                let dir = root.open_dir(parent).map_err(into_io)?;
+                self.last.insert((parent.to_vec(), dir))
+            }
         };
-        let (parent, name) = (
-            rel.get(..slash).unwrap_or_default(),
-            rel.get(slash + 1..).unwrap_or_default(),
-        );
-        let cached = matches!(&self.last, Some((p, _)) if p.as_slice() == parent);
-        if !cached {
-            self.last = None;
-            let dir = root.open_dir(parent).map_err(into_io)?;
-            self.last = Some((parent.to_vec(), dir));
-        }
-        match &self.last {
-            Some((_, dir)) => dir.open_file(name).map_err(into_io),
-            None => root.open_file(rel).map_err(into_io),
-        }
+        dir.1.open_file(name).map_err(into_io)
     }
 }
 
