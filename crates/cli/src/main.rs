@@ -19,6 +19,7 @@ mod sd_notify;
 mod sersync;
 mod status;
 mod status_http;
+mod stream_lanes;
 mod sync;
 mod watch;
 

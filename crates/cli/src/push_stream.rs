@@ -1,5 +1,6 @@
-//! `rtsync run`'s fast path to an rtsync daemon: one long-lived connection per target that
-//! carries batches back to back (see [`protocol::stream`]), renames applied as renames.
+//! `rtsync run`'s fast path to an rtsync daemon: long-lived connections (see
+//! [`crate::stream_lanes`] for how a target's batches spread over several) that carry batches
+//! back to back (see [`protocol::stream`]), renames applied as renames.
 //!
 //! A batch goes this way when it can be said with the stream's operations: no subtree to
 //! compare but small ones (sent whole, with what the source lacks pruned: a new directory,
@@ -100,6 +101,24 @@ enum Op {
 #[derive(Debug, Default)]
 pub struct Plan {
     ops: Vec<Op>,
+}
+
+impl Plan {
+    /// The directories whose attributes it sets.
+    #[must_use]
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Mkdir(p, _) => Some(path_of(p)),
+                _ => None,
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
 }
 
 fn bytes(p: &Path) -> Vec<u8> {

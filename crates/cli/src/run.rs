@@ -38,13 +38,14 @@ use watch::{InotifyWatcher, Pairer, Selector, WatchOptions, Watcher, mask};
 use crate::content_index;
 use crate::exit;
 use crate::plugins::Plugins;
-use crate::push_stream::{self, Pipe, Plan};
+use crate::push_stream::{self, Pipe};
 use crate::rsync_errors;
 use crate::run_config::{RunConfig, TargetConfig};
 use crate::schedule::Schedule;
 use crate::sd_notify;
 use crate::status::{TargetStatus, instant_ms, now_ms};
 use crate::status_http;
+use crate::stream_lanes::{Choice, Lanes, Sent};
 
 /// How often each worker rewrites its status file for `rtsync status`.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -138,7 +139,7 @@ fn cli() -> Cli {
                     Ok(n @ 1..=64) => Ok(n),
                     _ => Err(format!("{v:?} is not a number from 1 to 64")),
                 })
-                .help("transfers a big batch to a target may go as at once (sersync's -n; default 4)"),
+                .help("transfers a big batch to a target may go as at once (sersync's -n; default 4); also the stream connections to an rtsync daemon"),
         )
         .arg(
             Arg::new("log-format")
@@ -1005,9 +1006,6 @@ const STREAM_MAX_LATENCY: Duration = Duration::from_millis(50);
 /// many paths are pending (see `engine::Settings::min_gap`).
 const RSYNC_FULL_BATCH: usize = 256;
 
-/// How many stream batches may await their acknowledgement at once.
-const STREAM_WINDOW: usize = 8;
-
 /// Batches to a target without the stream that may go through rsync at once. Each pays a
 /// connection, a login and a file list; with two, one is sent while the next is gathered and
 /// connects, so a change waits for at most one batch before its own.
@@ -1020,18 +1018,25 @@ const NOT_OFFERED_FOR: Duration = Duration::from_secs(300);
 enum StreamState {
     /// Not a daemon target, or the daemon does not offer it (until then).
     Off(Option<Instant>),
-    /// Not connected; the next stream batch connects.
-    Closed,
-    Open(Pipe),
+    /// Its connections (none yet: the next stream batch connects).
+    On(Lanes),
 }
 
-/// A stream batch sent and not yet acknowledged.
-struct Sent {
-    number: u64,
-    batch: Batch,
-    at: Instant,
-    /// What sending it wrote to the connection.
-    bytes: u64,
+impl StreamState {
+    fn in_flight(&self) -> usize {
+        match self {
+            StreamState::On(lanes) => lanes.in_flight(),
+            StreamState::Off(_) => 0,
+        }
+    }
+
+    /// Closes every connection; what was in flight, newest first.
+    fn close(&mut self, max: usize) -> Vec<Sent> {
+        match self {
+            StreamState::On(lanes) => lanes.close_all(max),
+            StreamState::Off(_) => Vec::new(),
+        }
+    }
 }
 
 impl Worker {
@@ -1040,10 +1045,10 @@ impl Worker {
     }
 
     /// One target's loop: fold changes in, send ready batches, retry failures. Batches for a
-    /// stream go back to back (up to [`STREAM_WINDOW`] unacknowledged); one for rsync waits
-    /// until the stream's are acknowledged, and runs alone. Without a stream, up to
-    /// [`RSYNC_PIPELINE`] batches go through rsync at once, none touching another's paths
-    /// (see [`Flights`]).
+    /// stream go back to back, over up to `--workers` connections (see [`crate::stream_lanes`]);
+    /// one for rsync waits until the stream's are acknowledged, and runs alone. Without a
+    /// stream, up to [`RSYNC_PIPELINE`] batches go through rsync at once, none touching
+    /// another's paths (see [`Flights`]).
     #[allow(clippy::too_many_lines)]
     fn worker(
         &self,
@@ -1100,15 +1105,17 @@ impl Worker {
             p.pending
                 .push(&Change::Resync(PathBuf::new()), seq, started);
         }
+        let lanes_max = self.stream_connections();
         let mut stream = if self.target.stream.is_some() {
-            StreamState::Closed
+            StreamState::On(Lanes::new(lanes_max))
         } else {
             StreamState::Off(None)
         };
         let mut generation = 0u64;
         let mut recent = push_stream::Recent::default();
-        let mut acked_at = Instant::now();
-        let mut window: VecDeque<Sent> = VecDeque::new();
+        // A stream batch taken that meets batches in flight on two connections: it waits
+        // until it meets at most one.
+        let mut waiting: Option<Batch> = None;
         // Batches for rsync, taken and not yet started: waiting for the stream's batches before
         // them, or for a running batch they meet.
         let mut held: VecDeque<(u64, Batch)> = VecDeque::new();
@@ -1134,14 +1141,16 @@ impl Worker {
             if let StreamState::Off(Some(until)) = stream
                 && now >= until
             {
-                stream = StreamState::Closed;
+                stream = StreamState::On(Lanes::new(lanes_max));
             }
             // Without a stream, several batches go through rsync at once; with one, a batch for
             // rsync runs alone, after the stream's.
             let rsync_only = self.target.stream.is_none() || matches!(stream, StreamState::Off(_));
             let depth = if rsync_only { RSYNC_PIPELINE } else { 1 };
-            if window.is_empty()
-                && flights.running() < depth
+            let streaming = stream.in_flight();
+            let rsync_running = flights.running().saturating_sub(streaming);
+            if streaming == 0
+                && rsync_running < depth
                 && p.retry_at.is_none_or(|t| now >= t)
                 && let Some(k) = held.iter().position(|(_, b)| !flights.meets(b))
                 && let Some((id, batch)) = held.remove(k)
@@ -1158,46 +1167,59 @@ impl Worker {
             } else {
                 p.pending.pace(Duration::ZERO, usize::MAX);
             }
-            let may_take = flights.running() < depth && held.is_empty() && !stopping;
-            if may_take
-                && window.len() < STREAM_WINDOW
-                && p.retry_at.is_none_or(|t| now >= t)
-                && p.pending.is_ready(now)
-            {
-                let batch = p.pending.take(now);
-                match self.dispatch(batch, &mut stream, &mut generation, &mut recent, p.failing) {
-                    Dispatched::Stream(sent) => window.push_back(sent),
+            let may_take = rsync_running < depth && held.is_empty() && !stopping;
+            let room = match &stream {
+                StreamState::On(lanes) => streaming < lanes.room(),
+                StreamState::Off(_) => true,
+            };
+            let next = match waiting.take() {
+                Some(batch) if flights.lanes_met(&batch).len() > 1 => {
+                    waiting = Some(batch);
+                    None
+                }
+                Some(batch) => Some(batch),
+                None if may_take
+                    && room
+                    && p.retry_at.is_none_or(|t| now >= t)
+                    && p.pending.is_ready(now) =>
+                {
+                    Some(p.pending.take(now))
+                }
+                None => None,
+            };
+            if let Some(batch) = next {
+                match self.dispatch(
+                    batch,
+                    &mut stream,
+                    &mut flights,
+                    &mut generation,
+                    &mut recent,
+                    p.failing,
+                ) {
+                    Dispatched::Stream => {}
+                    Dispatched::Wait(batch) => waiting = Some(batch),
                     Dispatched::Rsync(batch) => held.extend(flights.take(batch)),
                     Dispatched::Failed(batch, failure, why) => {
                         // Newest first: the batch just taken, then those still in flight.
                         let mut failed = vec![batch];
-                        failed.extend(not_landed(&mut held, &mut window, &mut flights));
-                        if let StreamState::Open(pipe) =
-                            std::mem::replace(&mut stream, StreamState::Closed)
-                        {
-                            pipe.close();
-                        }
+                        failed.extend(not_landed(&mut held, stream.close(lanes_max), &mut flights));
                         p.failed(self, failed, failure, &why, false);
                     }
                 }
                 continue;
             }
             // What is held stays in the journal for the next start.
-            if stopping && flights.running() == 0 && window.is_empty() {
+            if stopping && flights.running() == 0 {
                 return;
             }
-            // A stream silent for `--timeout` while a batch awaits its acknowledgement (the
-            // last acknowledgement, or the batch's sending, that long ago) is taken as lost,
-            // as rsync's --timeout takes a silent peer: the connection is cut and everything
-            // in flight goes again.
-            if let Some(oldest) = window.front()
-                && oldest.at.max(acked_at).elapsed() > self.target.silence
+            // A stream connection silent for `--timeout` while a batch awaits its
+            // acknowledgement (the last acknowledgement, or the batch's sending, that long ago)
+            // is taken as lost, as rsync's --timeout takes a silent peer: the connections are
+            // cut and everything in flight goes again.
+            if let StreamState::On(lanes) = &stream
+                && lanes.silent_for(self.target.silence)
             {
-                if let StreamState::Open(pipe) = std::mem::replace(&mut stream, StreamState::Closed)
-                {
-                    pipe.close();
-                }
-                let failed = not_landed(&mut held, &mut window, &mut flights);
+                let failed = not_landed(&mut held, stream.close(lanes_max), &mut flights);
                 p.failed(
                     self,
                     failed,
@@ -1209,7 +1231,7 @@ impl Worker {
             }
             // A transfer's Done message wakes us when it ends; otherwise the next batch due, a
             // retry for what is held, the next scheduled resync.
-            let busy = flights.running() > 0 || stopping || !window.is_empty();
+            let busy = flights.running() > 0 || stopping || waiting.is_some();
             let batch_due = if may_take {
                 [p.pending.deadline(), p.retry_at]
                     .into_iter()
@@ -1226,7 +1248,7 @@ impl Worker {
                 .flatten()
                 .min()
                 .map_or(
-                    Duration::from_millis(if window.is_empty() { 1000 } else { 100 }),
+                    Duration::from_millis(if streaming == 0 { 1000 } else { 100 }),
                     |t| t.saturating_duration_since(now),
                 )
                 .clamp(Duration::from_millis(1), Duration::from_secs(1));
@@ -1270,21 +1292,30 @@ impl Worker {
                         }
                     }
                 }
-                Ok(Msg::Stream(generation_of, event)) if generation_of == generation => match event
-                {
+                Ok(Msg::Stream(generation_of, event)) => {
+                    let StreamState::On(lanes) = &mut stream else {
+                        continue;
+                    };
+                    // Else from a connection closed since.
+                    let Some(lane) = lanes.by_generation(generation_of) else {
+                        continue;
+                    };
                     // Paths the target could not write (a full disk, a path in the way) go
                     // again, alone, after a backoff; the rest of the batch has landed. A
                     // failure without a path (the target's sync) leaves the batch's
                     // durability unknown: all of it goes again, below.
-                    push_stream::Event::Done {
-                        batch: number,
-                        missed,
-                        errors,
-                    } if window.front().is_some_and(|s| s.number == number)
-                        && errors.iter().all(|(path, _)| !path.as_os_str().is_empty()) =>
-                    {
-                        acked_at = Instant::now();
-                        if let Some(sent) = window.pop_front() {
+                    let in_turn = matches!(&event, push_stream::Event::Done { batch, errors, .. }
+                        if lane.window.front().is_some_and(|s| s.number == *batch)
+                            && errors.iter().all(|(path, _)| !path.as_os_str().is_empty()));
+                    let sent = if in_turn {
+                        lane.acked_at = Instant::now();
+                        lane.window.pop_front()
+                    } else {
+                        None
+                    };
+                    match (event, sent) {
+                        (push_stream::Event::Done { missed, errors, .. }, Some(sent)) => {
+                            let stale = lanes.stale_dirs(&sent);
                             p.unlanded_bytes += sent.bytes;
                             p.fall_back(self, &missed, &sent.batch);
                             p.resend(
@@ -1292,6 +1323,7 @@ impl Worker {
                                 errors
                                     .iter()
                                     .map(|(path, _)| Change::Created(path.clone()))
+                                    .chain(stale.into_iter().map(Change::Modified))
                                     .collect(),
                             );
                             // Plugins hear of what landed, not of what goes again.
@@ -1301,7 +1333,7 @@ impl Worker {
                                 .cloned()
                                 .collect();
                             let took = sent.at.elapsed();
-                            let ack = Some(sent.batch.upto);
+                            let ack = flights.landed(sent.flight);
                             if errors.is_empty() {
                                 p.landed(self, &sent.batch, took, "on the stream", &again, ack);
                             } else {
@@ -1323,38 +1355,39 @@ impl Worker {
                                 p.failed(self, Vec::new(), Failure::Partial, &why, false);
                             }
                         }
-                    }
-                    other => {
-                        let (failure, why) = match other {
-                            push_stream::Event::Done { errors, .. } if !errors.is_empty() => {
-                                let (path, why) = errors.first().cloned().unwrap_or_default();
-                                (
-                                    Failure::Partial,
-                                    format!(
-                                        "{} path(s) failed on the target, first {}: {why}",
-                                        errors.len(),
-                                        path.display()
-                                    ),
-                                )
+                        (other, _) => {
+                            let (failure, why) = match other {
+                                push_stream::Event::Done { errors, .. } if !errors.is_empty() => {
+                                    let (path, why) = errors.first().cloned().unwrap_or_default();
+                                    (
+                                        Failure::Partial,
+                                        format!(
+                                            "{} path(s) failed on the target, first {}: {why}",
+                                            errors.len(),
+                                            path.display()
+                                        ),
+                                    )
+                                }
+                                push_stream::Event::Broken(why) => {
+                                    // A connection with nothing in flight goes alone.
+                                    if lanes.drop_idle(generation_of) {
+                                        continue;
+                                    }
+                                    (Failure::Transient, why)
+                                }
+                                push_stream::Event::Done { batch, .. } => (
+                                    Failure::Transient,
+                                    format!("the daemon acknowledged batch {batch} out of turn"),
+                                ),
+                            };
+                            let failed =
+                                not_landed(&mut held, stream.close(lanes_max), &mut flights);
+                            if !failed.is_empty() {
+                                p.failed(self, failed, failure, &why, false);
                             }
-                            push_stream::Event::Broken(why) => (Failure::Transient, why),
-                            push_stream::Event::Done { batch, .. } => (
-                                Failure::Transient,
-                                format!("the daemon acknowledged batch {batch} out of turn"),
-                            ),
-                        };
-                        if let StreamState::Open(pipe) =
-                            std::mem::replace(&mut stream, StreamState::Closed)
-                        {
-                            pipe.close();
-                        }
-                        if !window.is_empty() {
-                            let failed = not_landed(&mut held, &mut window, &mut flights);
-                            p.failed(self, failed, failure, &why, false);
                         }
                     }
-                },
-                Ok(Msg::Stream(..)) => {}
+                }
                 Ok(Msg::Stop) => stopping = true,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -1362,69 +1395,125 @@ impl Worker {
         }
     }
 
-    /// Sends `batch` on the stream when it can go that way, connecting first if needed.
+    /// How many connections the stream to this target may use: one under `--bwlimit` (the
+    /// limit is per connection), else `--workers`.
+    fn stream_connections(&self) -> usize {
+        match &self.target.stream {
+            Some(t) if t.bwlimit.is_none() => self.transfers.workers.max(1),
+            _ => 1,
+        }
+    }
+
+    /// Sends `batch` on the stream when it can go that way, on the connection
+    /// [`Lanes::choose`] picks, opening it first if needed.
     fn dispatch(
         &self,
         batch: Batch,
         stream: &mut StreamState,
+        flights: &mut Flights,
         generation: &mut u64,
         recent: &mut push_stream::Recent,
         retrying: bool,
     ) -> Dispatched {
-        let plan: Option<Plan> = match (&*stream, &self.target.stream) {
-            (StreamState::Off(_), _) | (_, None) => None,
-            _ => push_stream::plan(
-                &self.transfers.src,
-                &batch,
-                recent,
-                self.transfers.contents.as_ref(),
-            ),
-        };
-        let (Some(plan), Some(target)) = (plan, &self.target.stream) else {
+        let (StreamState::On(lanes), Some(target)) = (&mut *stream, &self.target.stream) else {
             return Dispatched::Rsync(push_stream::without_renames(batch));
         };
-        if matches!(stream, StreamState::Closed) {
-            *generation += 1;
-            let connect = Duration::from_secs(if retrying { 3 } else { 10 });
-            let me = self.me.clone();
-            let (tx, rx) = mpsc::channel::<(u64, push_stream::Event)>();
-            // The reader thread's events reach the worker's own channel.
-            std::thread::spawn(move || {
-                while let Ok((g, ev)) = rx.recv() {
-                    if me.send(Msg::Stream(g, ev)).is_err() {
-                        return;
-                    }
-                }
-            });
-            match Pipe::open(target, connect, *generation, tx) {
-                Ok(push_stream::Open::Pipe(pipe)) => {
-                    if self.transfers.verbose {
-                        log(&format!("{}: stream open", self.name()));
-                    }
-                    *stream = StreamState::Open(pipe);
-                }
-                Ok(push_stream::Open::NotOffered) => {
+        let met = flights.lanes_met(&batch);
+        let Some(choice) = lanes.choose(&met) else {
+            return Dispatched::Wait(batch);
+        };
+        let Some(plan) = push_stream::plan(
+            &self.transfers.src,
+            &batch,
+            recent,
+            self.transfers.contents.as_ref(),
+        ) else {
+            return Dispatched::Rsync(push_stream::without_renames(batch));
+        };
+        let k = match choice {
+            Choice::Lane(k) => k,
+            Choice::Open => match self.open_lane(target, lanes, generation, retrying) {
+                Ok(k) => k,
+                Err(None) if lanes.is_closed() => {
                     *stream = StreamState::Off(Some(Instant::now() + NOT_OFFERED_FOR));
                     return Dispatched::Rsync(push_stream::without_renames(batch));
                 }
-                Err((code, why)) => {
+                Err(Some((code, why))) if lanes.is_closed() => {
                     let failure = Failure::of_exit(i32::from(code)).unwrap_or(Failure::Transient);
                     return Dispatched::Failed(batch, failure, why);
                 }
-            }
-        }
-        let StreamState::Open(pipe) = stream else {
-            return Dispatched::Rsync(push_stream::without_renames(batch));
+                // One more connection refused (`max connections`, say): those open carry on.
+                Err(refused) => {
+                    lanes.cap_at_open();
+                    log(&format!(
+                        "{}: staying with {} stream connection(s): {}",
+                        self.name(),
+                        lanes.open(),
+                        refused.map_or_else(|| "the stream was not offered".into(), |(_, why)| why)
+                    ));
+                    match lanes.choose(&met) {
+                        Some(Choice::Lane(k)) => k,
+                        _ => return Dispatched::Wait(batch),
+                    }
+                }
+            },
         };
-        let before = pipe.sent_bytes();
-        match pipe.send(&self.transfers.src, &plan) {
-            Ok(number) => Dispatched::Stream(Sent {
-                number,
-                batch,
-                at: Instant::now(),
-                bytes: pipe.sent_bytes().saturating_sub(before),
-            }),
+        let Some(lane) = lanes.lane_mut(k) else {
+            return Dispatched::Wait(batch);
+        };
+        let before = lane.pipe.sent_bytes();
+        match lane.pipe.send(&self.transfers.src, &plan) {
+            Ok(number) => {
+                let flight = flights.fly(&batch, lane.generation);
+                lane.window.push_back(Sent {
+                    number,
+                    flight,
+                    batch,
+                    at: Instant::now(),
+                    bytes: lane.pipe.sent_bytes().saturating_sub(before),
+                    dirs: plan.dirs(),
+                });
+                Dispatched::Stream
+            }
             Err(why) => Dispatched::Failed(batch, Failure::Transient, why),
+        }
+    }
+
+    /// Opens one more stream connection; its index in `lanes`. `Err(None)`: the daemon does
+    /// not offer the stream; else rsync's exit code and why.
+    fn open_lane(
+        &self,
+        target: &push_stream::StreamTarget,
+        lanes: &mut Lanes,
+        generation: &mut u64,
+        retrying: bool,
+    ) -> Result<usize, Option<(u8, String)>> {
+        *generation += 1;
+        let connect = Duration::from_secs(if retrying { 3 } else { 10 });
+        let me = self.me.clone();
+        let (tx, rx) = mpsc::channel::<(u64, push_stream::Event)>();
+        // The reader thread's events reach the worker's own channel.
+        std::thread::spawn(move || {
+            while let Ok((g, ev)) = rx.recv() {
+                if me.send(Msg::Stream(g, ev)).is_err() {
+                    return;
+                }
+            }
+        });
+        match Pipe::open(target, connect, *generation, tx) {
+            Ok(push_stream::Open::Pipe(pipe)) => {
+                let k = lanes.add(pipe, *generation);
+                if self.transfers.verbose {
+                    log(&format!(
+                        "{}: stream open ({} connection(s))",
+                        self.name(),
+                        lanes.open()
+                    ));
+                }
+                Ok(k)
+            }
+            Ok(push_stream::Open::NotOffered) => Err(None),
+            Err(e) => Err(Some(e)),
         }
     }
 
@@ -1559,10 +1648,11 @@ fn split_by_dir(puts: &[PathBuf], deletes: &[PathBuf], workers: usize) -> Vec<Ba
 }
 
 /// Every batch taken and not landed, newest first (the order a requeue needs): those held
-/// for rsync (marked failed in `flights`), then the stream's from the last sent.
+/// for rsync, then the stream's `sent` (newest first already); each marked failed in
+/// `flights`.
 fn not_landed(
     held: &mut VecDeque<(u64, Batch)>,
-    window: &mut VecDeque<Sent>,
+    sent: Vec<Sent>,
     flights: &mut Flights,
 ) -> Vec<Batch> {
     let mut batches = Vec::new();
@@ -1570,13 +1660,19 @@ fn not_landed(
         flights.failed(id);
         batches.push(batch);
     }
-    batches.extend(window.drain(..).rev().map(|s| s.batch));
+    for s in sent {
+        flights.failed(s.flight);
+        batches.push(s.batch);
+    }
     batches
 }
 
 /// Where a batch went.
 enum Dispatched {
-    Stream(Sent),
+    /// Sent on the stream.
+    Stream,
+    /// It meets batches in flight on two stream connections: it waits.
+    Wait(Batch),
     Rsync(Batch),
     Failed(Batch, Failure, String),
 }

@@ -184,6 +184,11 @@ struct Relay {
 
 impl Relay {
     fn start(upstream: u16) -> Relay {
+        Relay::delaying(upstream, Duration::ZERO)
+    }
+
+    /// A relay that holds what it carries for `delay` each way, as a long link does.
+    fn delaying(upstream: u16, delay: Duration) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
@@ -204,21 +209,38 @@ impl Relay {
                 l.lock()
                     .unwrap()
                     .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                for (mut from, mut to) in [
+                for (mut from, to) in [
                     (client.try_clone().unwrap(), server.try_clone().unwrap()),
                     (server, client),
                 ] {
                     let b = b.clone();
+                    let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+                    let mut out = to.try_clone().unwrap();
                     std::thread::spawn(move || {
                         let mut buf = vec![0u8; 64 * 1024];
                         while let Ok(n) = from.read(&mut buf) {
-                            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                            if n == 0
+                                || tx
+                                    .send((Instant::now() + delay, buf[..n].to_vec()))
+                                    .is_err()
+                            {
                                 break;
                             }
                             b.fetch_add(n as u64, Ordering::SeqCst);
                         }
-                        let _ = to.shutdown(Shutdown::Both);
+                        drop(tx);
                         let _ = from.shutdown(Shutdown::Both);
+                    });
+                    std::thread::spawn(move || {
+                        while let Ok((due, chunk)) = rx.recv() {
+                            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                                std::thread::sleep(wait);
+                            }
+                            if out.write_all(&chunk).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = out.shutdown(Shutdown::Both);
                     });
                 }
             }
@@ -319,6 +341,94 @@ fn walkdir(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Over a long link one connection is not enough: the stream spreads over several, and
+/// batches on different connections, applied concurrently, still leave the target as the
+/// source, directory times included (a batch that set a directory's time over a newer one is
+/// followed by the directory again).
+#[test]
+fn a_stream_over_several_connections_keeps_every_change_in_order() {
+    let d = StockDaemon::start_rtsync();
+    let relay = Relay::delaying(d.port, Duration::from_millis(25));
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    // Random changes below one directory, the steady load below another.
+    let churned = src.join("churn");
+    std::fs::create_dir_all(&churned).unwrap();
+    let mut rng = Rng(0x5eed_0002);
+    let mut n = 0;
+    for _ in 0..100 {
+        churn_once(&churned, &mut rng, &mut n);
+    }
+    let url = format!("rsync://127.0.0.1:{}/open/", relay.port);
+    let engine = Engine::start(
+        &t.path().join("state"),
+        &["-v", "-n", "4", src.to_str().unwrap(), &url],
+    );
+    let module = d.module_path("open");
+    converges(&src, &module, &[], &engine);
+    for d in 0..20 {
+        std::fs::create_dir_all(src.join(format!("load/s{d}"))).unwrap();
+    }
+    // New files in twenty directories, faster than one connection's acknowledgements come
+    // back, with random creates, rewrites, renames and deletes among them.
+    let t0 = Instant::now();
+    for i in 0..3000u64 {
+        let dir = src.join(format!("load/s{}", i % 20));
+        std::fs::write(
+            dir.join(format!("f{i}")),
+            testkit::noise(2000 + (i as usize % 7) * 3000, i),
+        )
+        .unwrap();
+        if i % 10 == 0 {
+            churn_once(&churned, &mut rng, &mut n);
+        }
+        if i % 50 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    // A big file and, just after it, a small one beside it: the second goes on another
+    // connection and lands first, the first then sets the directory's time as it was before
+    // the second came.
+    for k in 0..4 {
+        let dir = src.join(format!("load/s{k}"));
+        std::fs::write(dir.join("big"), testkit::noise(12 << 20, k)).unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+        std::fs::write(dir.join("small"), b"small").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let took = converges(&src, &module, &[], &engine);
+    let log = engine.log();
+    let most = log
+        .lines()
+        .filter_map(|l| {
+            l.split("stream open (")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "3000 files and {n} other changes in {:?}; converged {took:?} after the last, over up to {most} connections",
+        t0.elapsed()
+    );
+    assert!(
+        most >= 2,
+        "the stream never spread over more than one connection\n{log}"
+    );
+    let stray: Vec<_> = walkdir(&module)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    assert!(stray.is_empty(), "half-written files left: {stray:?}");
+    assert_eq!(engine.stop(), Some(0));
 }
 
 #[test]

@@ -1,12 +1,13 @@
-//! Several batches in flight to one target at once, where each batch is a transfer of its own
-//! (a new rsync connection per batch): which batch may start, and how far the journal may be
-//! acknowledged while batches land out of order.
+//! Several batches in flight to one target at once, each on a lane of its own (a new rsync
+//! connection per batch, or one of several stream connections): which batch may start where,
+//! and how far the journal may be acknowledged while batches land out of order.
 //!
-//! Batches that run at the same time never touch the same path, nor one above or below it, so
-//! the order in which they land cannot matter: each sends the source as it is when it reads
-//! it, and no two write the same entry. A batch taken while others run is split: what meets a
-//! running batch waits ([`Flights::meets`]) and starts once those have landed; the rest starts
-//! at once.
+//! Batches that run on different lanes at the same time never touch the same path, nor one
+//! above or below it, so the order in which they land cannot matter: each sends the source as
+//! it is when it reads it, and no two write the same entry. A lane that applies its batches in
+//! order (a stream connection) may carry several that meet ([`Flights::lanes_met`]). A batch
+//! for rsync taken while others run is split: what meets a running batch waits
+//! ([`Flights::meets`]) and starts once those have landed; the rest starts at once.
 //!
 //! A batch's [`Batch::upto`] says the target has every change up to that journal number once
 //! it and every batch taken before it have landed, so acknowledgements go in take order: a
@@ -15,7 +16,7 @@
 //! next batch taken holds them, so the failed one counts as landed once every part of that next
 //! take has. Time plays no part; nothing here does I/O.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
@@ -26,8 +27,8 @@ use crate::coalesce::Batch;
 pub struct Flights {
     /// In take order.
     queue: VecDeque<Flight>,
-    /// Every path of every running batch.
-    busy: BTreeSet<PathBuf>,
+    /// Every path of every running batch, with the lane of each batch holding it.
+    busy: BTreeMap<PathBuf, Vec<u64>>,
     /// Takes so far: the parts of one batch share a number.
     takes: u64,
     next_id: u64,
@@ -42,6 +43,7 @@ struct Flight {
     upto: u64,
     state: State,
     paths: Vec<PathBuf>,
+    lane: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,23 +92,61 @@ impl Flights {
         self.queue.is_empty()
     }
 
+    /// The lanes of the running batches holding `path`, a path above it or one below it.
+    fn lanes_at<'a>(&'a self, path: &'a Path) -> impl Iterator<Item = u64> + 'a {
+        let above = path.ancestors().filter_map(|a| self.busy.get(a));
+        // Paths order by component, so whatever lies below `path` comes right after it.
+        let below = self
+            .busy
+            .range::<Path, _>((Bound::Excluded(path), Bound::Unbounded))
+            .take_while(move |(p, _)| p.starts_with(path))
+            .map(|(_, lanes)| lanes);
+        above.chain(below).flatten().copied()
+    }
+
     /// Whether `path` is, lies above or lies below a path of a running batch.
     #[must_use]
     pub fn meets_path(&self, path: &Path) -> bool {
-        if path.ancestors().any(|a| self.busy.contains(a)) {
-            return true;
-        }
-        // Paths order by component, so whatever lies below `path` comes right after it.
-        self.busy
-            .range::<Path, _>((Bound::Excluded(path), Bound::Unbounded))
-            .next()
-            .is_some_and(|p| p.starts_with(path))
+        self.lanes_at(path).next().is_some()
     }
 
     /// Whether any path of `batch` meets a running batch.
     #[must_use]
     pub fn meets(&self, batch: &Batch) -> bool {
         paths_of(batch).iter().any(|p| self.meets_path(p))
+    }
+
+    /// The lanes, in order and each once, whose running batches `batch` meets: it may go on
+    /// the one lane it meets, if that lane applies in order, or on any lane if it meets none.
+    #[must_use]
+    pub fn lanes_met(&self, batch: &Batch) -> Vec<u64> {
+        let mut lanes: Vec<u64> = paths_of(batch)
+            .iter()
+            .flat_map(|p| self.lanes_at(p).collect::<Vec<_>>())
+            .collect();
+        lanes.sort_unstable();
+        lanes.dedup();
+        lanes
+    }
+
+    /// Records `batch`, whole, as taken and running on `lane`; returns its number. The caller
+    /// has checked that it meets no running batch on another lane.
+    pub fn fly(&mut self, batch: &Batch, lane: u64) -> u64 {
+        self.takes += 1;
+        self.next_id += 1;
+        let paths = paths_of(batch);
+        for p in &paths {
+            self.busy.entry(p.clone()).or_default().push(lane);
+        }
+        self.queue.push_back(Flight {
+            id: self.next_id,
+            take: self.takes,
+            upto: batch.upto,
+            state: State::Running,
+            paths,
+            lane,
+        });
+        self.next_id
     }
 
     /// Records a batch just taken from the coalescer, split into what may start now and what
@@ -135,6 +175,7 @@ impl Flights {
                 upto: part.upto,
                 state: State::Waiting,
                 paths: Vec::new(),
+                lane: 0,
             });
             parts.push((self.next_id, part));
         }
@@ -164,13 +205,15 @@ impl Flights {
         (free, blocked)
     }
 
-    /// Marks batch `id` (from [`Flights::take`]) as running; the caller has checked that it
-    /// meets no running batch.
+    /// Marks batch `id` (from [`Flights::take`]) as running, on lane 0; the caller has
+    /// checked that it meets no running batch.
     pub fn start(&mut self, id: u64, batch: &Batch) {
         if let Some(f) = self.queue.iter_mut().find(|f| f.id == id) {
             f.state = State::Running;
             f.paths = paths_of(batch);
-            self.busy.extend(f.paths.iter().cloned());
+            for p in &f.paths {
+                self.busy.entry(p.clone()).or_default().push(f.lane);
+            }
         }
     }
 
@@ -178,7 +221,14 @@ impl Flights {
         if let Some(f) = self.queue.iter_mut().find(|f| f.id == id) {
             f.state = state;
             for p in std::mem::take(&mut f.paths) {
-                self.busy.remove(&p);
+                if let Some(lanes) = self.busy.get_mut(&p) {
+                    if let Some(k) = lanes.iter().position(|&l| l == f.lane) {
+                        lanes.swap_remove(k);
+                    }
+                    if lanes.is_empty() {
+                        self.busy.remove(&p);
+                    }
+                }
             }
         }
     }
@@ -354,5 +404,48 @@ mod tests {
         });
         let parts = f.take(b.clone());
         assert_eq!(parts, vec![(1, b)]);
+    }
+
+    #[test]
+    fn a_batch_meets_the_lanes_of_the_batches_it_touches() {
+        let mut f = Flights::new();
+        f.fly(&batch(&["s1/a", "s2/b"], &[], &[], 3), 0);
+        f.fly(&batch(&["s3/c"], &["old"], &[], 5), 1);
+        assert_eq!(
+            f.lanes_met(&batch(&["s1/x", "s4/y"], &[], &[], 6)),
+            Vec::<u64>::new()
+        );
+        assert_eq!(
+            f.lanes_met(&batch(&["s1/a", "s2/b/z"], &[], &[], 6)),
+            vec![0]
+        );
+        assert_eq!(f.lanes_met(&batch(&["s1/a"], &["s3"], &[], 6)), vec![0, 1]);
+        assert_eq!(f.lanes_met(&batch(&[], &[], &[""], 6)), vec![0, 1]);
+    }
+
+    #[test]
+    fn a_path_stays_busy_while_any_batch_of_its_lane_holds_it() {
+        let mut f = Flights::new();
+        let first = f.fly(&batch(&["a"], &[], &[], 3), 2);
+        let second = f.fly(&batch(&["a", "b"], &[], &[], 5), 2);
+        assert_eq!(f.landed(first), Some(3));
+        assert_eq!(f.lanes_met(&batch(&["a"], &[], &[], 6)), vec![2]);
+        assert_eq!(f.landed(second), Some(5));
+        assert!(!f.meets_path(Path::new("a")));
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn batches_on_several_lanes_are_acknowledged_in_take_order() {
+        let mut f = Flights::new();
+        let on0 = f.fly(&batch(&["a"], &[], &[], 3), 0);
+        let on1 = f.fly(&batch(&["b"], &[], &[], 5), 1);
+        let on2 = f.fly(&batch(&["c"], &[], &[], 8), 2);
+        assert_eq!(f.landed(on2), None);
+        assert_eq!(f.landed(on0), Some(3));
+        assert_eq!(f.failed(on1), None, "the next take holds what failed");
+        let again = f.fly(&batch(&["b", "d"], &[], &[], 9), 0);
+        assert_eq!(f.landed(again), Some(9));
+        assert!(f.is_empty());
     }
 }

@@ -1,6 +1,7 @@
 //! The rtsync stream: a private protocol between two rtsync peers that carries a replication
 //! engine's batches over one long-lived daemon connection, applied in order, each acknowledged
-//! once it is durable on the target.
+//! once it is durable on the target. A client may open several such connections to one module;
+//! each is a stream of its own, and the daemon applies them independently.
 //!
 //! How peers find each other without disturbing stock rsync:
 //! - an rtsync daemon appends [`CAPABILITY`] to the digest list of its `@RSYNCD:` greeting.

@@ -1,0 +1,333 @@
+//! The rtsync stream to one target over several connections at once (up to `-n/--workers`).
+//!
+//! One TCP connection carries at most its send buffer per round trip: with Linux's default
+//! 4 MiB cap on `tcp_wmem`, about 75 MB/s at a 55 ms round trip, less than a target fed 500
+//! files/s of 10-300 KB needs. So a worker opens another connection when every open one has
+//! batches awaiting their acknowledgement, and spreads batches over them.
+//!
+//! Each connection applies its batches in order; different connections apply theirs
+//! concurrently, so a batch goes on another connection only if it touches no path (nor one
+//! above or below it) that a batch in flight on that connection touches ([`Flights`] says which
+//! connections a batch meets: one lane per connection, numbered by its generation). A batch
+//! that meets batches on two connections waits until it meets at most one.
+//!
+//! What is left to order is the attributes of a directory that two batches on two connections
+//! both set (each ends by setting the attributes of the directories it wrote in, read when it
+//! was planned): the one planned first may land last. [`Lanes::stale_dirs`] notices that, and
+//! the worker sends those directories' attributes again.
+//!
+//! Here is only the bookkeeping; the worker in [`crate::run`] opens, sends and closes.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use engine::Batch;
+
+use crate::push_stream::Pipe;
+
+/// How many stream batches may await their acknowledgement on one connection at once.
+pub const WINDOW: usize = 8;
+
+/// A stream batch sent and not yet acknowledged.
+pub struct Sent {
+    /// Its number on its connection.
+    pub number: u64,
+    /// Its number in the worker's [`Flights`](engine::Flights).
+    pub flight: u64,
+    pub batch: Batch,
+    pub at: Instant,
+    /// What sending it wrote to the connection.
+    pub bytes: u64,
+    /// The directories whose attributes it sets.
+    pub dirs: Vec<PathBuf>,
+}
+
+/// What a lane needs of its connection.
+pub trait Connection {
+    fn close(self);
+}
+
+impl Connection for Pipe {
+    fn close(self) {
+        Pipe::close(self);
+    }
+}
+
+/// One open connection.
+pub struct Lane<P = Pipe> {
+    pub pipe: P,
+    /// Tells its events from those of every other connection, and is its lane in `Flights`.
+    pub generation: u64,
+    pub window: VecDeque<Sent>,
+    /// When it last acknowledged a batch (or opened).
+    pub acked_at: Instant,
+}
+
+impl<P> Lane<P> {
+    fn unacked_bytes(&self) -> u64 {
+        self.window.iter().map(|s| s.bytes).sum()
+    }
+}
+
+/// Where the next batch goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// On the open connection at this index.
+    Lane(usize),
+    /// On a new connection.
+    Open,
+}
+
+/// A target's open stream connections.
+pub struct Lanes<P = Pipe> {
+    lanes: Vec<Lane<P>>,
+    /// How many connections may be open; lowered when the daemon refuses one more.
+    cap: usize,
+    /// For each directory whose attributes a landed batch set while several connections were
+    /// open, the newest such batch (by flight number).
+    dir_attrs: HashMap<PathBuf, u64>,
+}
+
+impl<P: Connection> Lanes<P> {
+    /// No connection yet; up to `max` of them.
+    #[must_use]
+    pub fn new(max: usize) -> Lanes<P> {
+        Lanes {
+            lanes: Vec::new(),
+            cap: max.max(1),
+            dir_attrs: HashMap::new(),
+        }
+    }
+
+    /// Whether no connection is open.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.lanes.is_empty()
+    }
+
+    /// Batches awaiting their acknowledgement, on every connection.
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.lanes.iter().map(|l| l.window.len()).sum()
+    }
+
+    /// How many batches may await their acknowledgement at once.
+    #[must_use]
+    pub fn room(&self) -> usize {
+        WINDOW * self.cap
+    }
+
+    /// Where a batch that meets the connections `met` (generations) goes: on the one it meets,
+    /// else on an idle one, else on a new one while the cap allows, else on the one with the
+    /// fewest bytes unacknowledged. `None` when it meets two or more: it must wait.
+    #[must_use]
+    pub fn choose(&self, met: &[u64]) -> Option<Choice> {
+        match met {
+            [] => {}
+            [g] => {
+                if let Some(k) = self.lanes.iter().position(|l| l.generation == *g) {
+                    return Some(Choice::Lane(k));
+                }
+            }
+            _ => return None,
+        }
+        if let Some(k) = self.lanes.iter().position(|l| l.window.is_empty()) {
+            return Some(Choice::Lane(k));
+        }
+        if self.lanes.len() < self.cap {
+            return Some(Choice::Open);
+        }
+        self.lanes
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, l)| l.unacked_bytes())
+            .map(|(k, _)| Choice::Lane(k))
+            .or(Some(Choice::Open))
+    }
+
+    /// Adds a new connection; returns its index.
+    pub fn add(&mut self, pipe: P, generation: u64) -> usize {
+        self.lanes.push(Lane {
+            pipe,
+            generation,
+            window: VecDeque::new(),
+            acked_at: Instant::now(),
+        });
+        self.lanes.len() - 1
+    }
+
+    /// The daemon would not take one more connection: stay with those open.
+    pub fn cap_at_open(&mut self) {
+        self.cap = self.lanes.len().max(1);
+    }
+
+    /// How many connections are open.
+    #[must_use]
+    pub fn open(&self) -> usize {
+        self.lanes.len()
+    }
+
+    pub fn lane_mut(&mut self, k: usize) -> Option<&mut Lane<P>> {
+        self.lanes.get_mut(k)
+    }
+
+    /// The connection of `generation`.
+    pub fn by_generation(&mut self, generation: u64) -> Option<&mut Lane<P>> {
+        self.lanes.iter_mut().find(|l| l.generation == generation)
+    }
+
+    /// Whether some connection has had a batch awaiting its acknowledgement for longer than
+    /// `silence` without acknowledging anything.
+    #[must_use]
+    pub fn silent_for(&self, silence: Duration) -> bool {
+        self.lanes.iter().any(|l| {
+            l.window
+                .front()
+                .is_some_and(|s| s.at.max(l.acked_at).elapsed() > silence)
+        })
+    }
+
+    /// Closes the connection of `generation` if it has nothing in flight; whether it did.
+    pub fn drop_idle(&mut self, generation: u64) -> bool {
+        let Some(k) = self
+            .lanes
+            .iter()
+            .position(|l| l.generation == generation && l.window.is_empty())
+        else {
+            return false;
+        };
+        self.lanes.remove(k).pipe.close();
+        true
+    }
+
+    /// Closes every connection; what was in flight, newest first.
+    pub fn close_all(&mut self, max: usize) -> Vec<Sent> {
+        let mut sent: Vec<Sent> = Vec::new();
+        for lane in self.lanes.drain(..) {
+            sent.extend(lane.window);
+            lane.pipe.close();
+        }
+        sent.sort_by_key(|s| std::cmp::Reverse(s.flight));
+        self.cap = max.max(1);
+        self.dir_attrs.clear();
+        sent
+    }
+
+    /// The directories whose attributes `landed` set over those of a batch planned after it,
+    /// which landed first on another connection: they must be sent again.
+    pub fn stale_dirs(&mut self, landed: &Sent) -> Vec<PathBuf> {
+        if self.lanes.len() <= 1 && self.dir_attrs.is_empty() {
+            // One connection lands in order.
+            return Vec::new();
+        }
+        let mut stale = Vec::new();
+        for dir in &landed.dirs {
+            match self.dir_attrs.get(dir) {
+                Some(&newer) if newer > landed.flight => stale.push(dir.clone()),
+                _ => {
+                    self.dir_attrs.insert(dir.clone(), landed.flight);
+                }
+            }
+        }
+        if self.in_flight() == 0 {
+            // Nothing older is left to land.
+            self.dir_attrs.clear();
+        }
+        stale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fake;
+    impl Connection for Fake {
+        fn close(self) {}
+    }
+
+    fn sent(flight: u64, bytes: u64, dirs: &[&str]) -> Sent {
+        Sent {
+            number: flight,
+            flight,
+            batch: Batch::default(),
+            at: Instant::now(),
+            bytes,
+            dirs: dirs.iter().map(PathBuf::from).collect(),
+        }
+    }
+
+    fn push(lanes: &mut Lanes<Fake>, k: usize, s: Sent) {
+        lanes.lane_mut(k).unwrap().window.push_back(s);
+    }
+
+    #[test]
+    fn a_batch_goes_where_it_must_then_where_it_is_idle_then_on_a_new_connection() {
+        let mut lanes: Lanes<Fake> = Lanes::new(3);
+        assert_eq!(lanes.choose(&[]), Some(Choice::Open));
+        lanes.add(Fake, 7);
+        assert_eq!(lanes.choose(&[]), Some(Choice::Lane(0)), "idle");
+        push(&mut lanes, 0, sent(1, 100, &[]));
+        assert_eq!(
+            lanes.choose(&[7]),
+            Some(Choice::Lane(0)),
+            "the one it meets"
+        );
+        assert_eq!(
+            lanes.choose(&[]),
+            Some(Choice::Open),
+            "all busy, room for more"
+        );
+        lanes.add(Fake, 9);
+        push(&mut lanes, 1, sent(2, 50, &[]));
+        assert_eq!(lanes.choose(&[7, 9]), None, "meets two: waits");
+        lanes.cap_at_open();
+        assert_eq!(
+            lanes.choose(&[]),
+            Some(Choice::Lane(1)),
+            "fewest bytes in flight"
+        );
+        assert_eq!(lanes.room(), 2 * WINDOW);
+    }
+
+    #[test]
+    fn only_an_idle_connection_closes_alone() {
+        let mut lanes: Lanes<Fake> = Lanes::new(2);
+        lanes.add(Fake, 1);
+        lanes.add(Fake, 2);
+        push(&mut lanes, 0, sent(1, 10, &[]));
+        assert!(!lanes.drop_idle(1));
+        assert!(lanes.drop_idle(2));
+        assert_eq!(lanes.open(), 1);
+        let back = lanes.close_all(2);
+        assert_eq!(back.len(), 1);
+        assert!(lanes.is_closed());
+    }
+
+    #[test]
+    fn what_is_in_flight_comes_back_newest_first() {
+        let mut lanes: Lanes<Fake> = Lanes::new(2);
+        lanes.add(Fake, 1);
+        lanes.add(Fake, 2);
+        push(&mut lanes, 0, sent(1, 0, &[]));
+        push(&mut lanes, 1, sent(2, 0, &[]));
+        push(&mut lanes, 0, sent(3, 0, &[]));
+        let order: Vec<u64> = lanes.close_all(2).iter().map(|s| s.flight).collect();
+        assert_eq!(order, vec![3, 2, 1]);
+    }
+
+    #[test]
+    fn a_directory_set_by_an_older_batch_landing_last_is_stale() {
+        let mut lanes: Lanes<Fake> = Lanes::new(2);
+        lanes.add(Fake, 1);
+        lanes.add(Fake, 2);
+        push(&mut lanes, 0, sent(1, 0, &["s1", "s2"]));
+        push(&mut lanes, 1, sent(2, 0, &["s2", "s3"]));
+        let newer = lanes.lane_mut(1).unwrap().window.pop_front().unwrap();
+        assert!(lanes.stale_dirs(&newer).is_empty());
+        let older = lanes.lane_mut(0).unwrap().window.pop_front().unwrap();
+        assert_eq!(lanes.stale_dirs(&older), vec![PathBuf::from("s2")]);
+        assert!(lanes.dir_attrs.is_empty(), "nothing in flight: forgotten");
+    }
+}
