@@ -14,15 +14,16 @@
 //! an older version) is made there from it ([`content_index`] finds it; the target checks the
 //! digest), whatever its size.
 //!
-//! The worker writes a batch's frames itself (reading each file as it goes); a thread per
-//! connection reads the acknowledgements, so the daemon never blocks writing them.
+//! Each connection has two threads: one writes the batches the worker hands it ([`Feed`]),
+//! reading each file as it goes, so a connection that waits on its peer holds up no other;
+//! one reads the acknowledgements, so the daemon never blocks writing them.
 
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{self, Sender};
 use std::time::Duration;
 
 use client::daemon::{ConnectOptions, MuxWriter};
@@ -101,9 +102,17 @@ enum Op {
 #[derive(Debug, Default)]
 pub struct Plan {
     ops: Vec<Op>,
+    /// The content it sends, as the source's sizes said when it was planned.
+    bytes: u64,
 }
 
 impl Plan {
+    /// The content it sends, as planned.
+    #[must_use]
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     /// The directories whose attributes it sets.
     #[must_use]
     pub fn dirs(&self) -> Vec<PathBuf> {
@@ -448,7 +457,16 @@ fn plan_ops(src: &Path, batch: &Batch, recent: &Recent, index: Option<&Shared>) 
             }
         }
     }
-    Some(Plan { ops })
+    let bytes = ops
+        .iter()
+        .map(|op| match op {
+            Op::File(p, _) => {
+                std::fs::symlink_metadata(src.join(path_of(p))).map_or(0, |m| m.len())
+            }
+            _ => 0,
+        })
+        .sum();
+    Some(Plan { ops, bytes })
 }
 
 /// What the acknowledgement reader tells the worker.
@@ -471,6 +489,8 @@ pub struct Pipe {
     version: u32,
     next_batch: u64,
     out: Vec<u8>,
+    generation: u64,
+    events: Sender<(u64, Event)>,
 }
 
 /// What opening a stream gave.
@@ -512,7 +532,9 @@ impl Pipe {
         // The daemon is quiet between batches: only a stalled acknowledgement is a timeout,
         // and the worker sees that as a batch not acknowledged in time.
         reader.set_io_timeout(None);
+        let reader_events = events.clone();
         std::thread::spawn(move || {
+            let events = reader_events;
             loop {
                 let event = match reader.read_raw(Frame::decode) {
                     Ok(Frame::Done {
@@ -544,7 +566,34 @@ impl Pipe {
             version,
             next_batch: 1,
             out: Vec::with_capacity(DATA_CHUNK + 64),
+            generation,
+            events,
         }))
+    }
+
+    /// Hands the connection to a thread of its own that sends the plans fed to it, in order,
+    /// numbered 1, 2, ...; a failure to send is reported as [`Event::Broken`], and ends it.
+    pub fn start(self, src: PathBuf) -> Feed {
+        let (plans, rx) = mpsc::channel::<Plan>();
+        let socket = self.writer.socket();
+        let traffic = self.writer.traffic();
+        let mut pipe = self;
+        std::thread::spawn(move || {
+            while let Ok(plan) = rx.recv() {
+                if let Err(why) = pipe.send(&src, &plan) {
+                    let _ = pipe.events.send((pipe.generation, Event::Broken(why)));
+                    pipe.close();
+                    return;
+                }
+            }
+            pipe.close();
+        });
+        Feed {
+            plans,
+            socket,
+            traffic,
+            queued: 0,
+        }
     }
 
     fn frame(&mut self, f: &Frame) -> Result<(), String> {
@@ -564,14 +613,8 @@ impl Pipe {
         r
     }
 
-    /// Bytes this connection has written so far.
-    #[must_use]
-    pub fn sent_bytes(&self) -> u64 {
-        self.writer.traffic().sent()
-    }
-
     /// Sends one batch, returning its number (acknowledged later through the events).
-    pub fn send(&mut self, src: &Path, plan: &Plan) -> Result<u64, String> {
+    fn send(&mut self, src: &Path, plan: &Plan) -> Result<u64, String> {
         let batch = self.next_batch;
         self.next_batch += 1;
         self.frame(&Frame::Begin { batch })?;
@@ -662,13 +705,102 @@ impl Pipe {
     }
 
     /// Ends the connection (the reader thread then reports it broken, and is ignored).
-    pub fn close(mut self) {
+    fn close(mut self) {
         self.writer.abort();
+    }
+}
+
+/// A connection's sending thread, as the worker holds it.
+pub struct Feed {
+    plans: mpsc::Sender<Plan>,
+    socket: Option<std::net::TcpStream>,
+    traffic: std::sync::Arc<client::daemon::Traffic>,
+    queued: u64,
+}
+
+impl Feed {
+    /// Queues a plan; returns its number on the connection (the daemon acknowledges it by
+    /// that number). `None`: the thread has ended (and reported why).
+    pub fn send(&mut self, plan: Plan) -> Option<u64> {
+        self.plans.send(plan).ok()?;
+        self.queued += 1;
+        Some(self.queued)
+    }
+
+    /// Bytes the connection has written so far.
+    #[must_use]
+    pub fn sent_bytes(&self) -> u64 {
+        self.traffic.sent()
+    }
+
+    /// Ends the connection now, even half-way through a write (the threads then end, and
+    /// what they report is ignored).
+    pub fn close(self) {
+        if let Some(s) = &self.socket {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
     }
 }
 
 fn path_of(b: &[u8]) -> PathBuf {
     PathBuf::from(std::ffi::OsStr::from_bytes(b))
+}
+
+/// A batch sent on the stream in one piece goes on one connection; a backlog (after an
+/// outage, or while every connection is busy) is cut into pieces of about this much content,
+/// which several connections carry at once.
+const PART_BYTES: u64 = 4 << 20;
+/// And of at most this many paths.
+const PART_PATHS: usize = 1000;
+
+/// `batch` in pieces for the stream (see [`PART_BYTES`]), its puts in order across them;
+/// only the last carries the batch's journal number (the target has every change up to it
+/// once all have landed). Its renames, deletes and subtrees go with the first piece, and so do
+/// the files only rsync sends (hard links, which `-H` must see together; big files), the
+/// first piece then holding nothing else. The sizes are read from the source now.
+pub fn parts(src: &Path, batch: Batch) -> Vec<Batch> {
+    if batch.puts.len() < 2 {
+        return vec![batch];
+    }
+    let mut for_rsync = Vec::new();
+    let mut sized = Vec::new();
+    for p in &batch.puts {
+        match std::fs::symlink_metadata(src.join(p)) {
+            Ok(md) if md.is_file() && (md.nlink() > 1 || md.len() > WHOLE_FILE_LIMIT) => {
+                for_rsync.push(p.clone());
+            }
+            Ok(md) => sized.push((p.clone(), md.len())),
+            Err(_) => sized.push((p.clone(), 0)),
+        }
+    }
+    let total: u64 = sized.iter().map(|(_, n)| n).sum();
+    if total <= PART_BYTES && sized.len() <= PART_PATHS {
+        return vec![batch];
+    }
+    let upto = batch.upto;
+    let mut out = Vec::new();
+    let mut part = Batch {
+        puts: for_rsync,
+        upto: 0,
+        ..batch
+    };
+    // The first piece takes files for the stream only if it holds none for rsync.
+    let mut open = part.puts.is_empty();
+    let mut bytes = 0u64;
+    for (p, len) in sized {
+        if !open || bytes >= PART_BYTES || part.puts.len() >= PART_PATHS {
+            out.push(std::mem::take(&mut part));
+            (open, bytes) = (true, 0);
+        }
+        part.puts.push(p);
+        bytes += len;
+    }
+    out.push(part);
+    out.retain(|b| !b.is_empty());
+    if let Some(last) = out.last_mut() {
+        last.upto = upto;
+    }
+    out
 }
 
 /// A batch for rsync, with its renames said the way rsync can: the old name deleted and the
@@ -689,4 +821,55 @@ pub fn without_renames(mut batch: Batch) -> Batch {
     batch.puts.sort();
     batch.puts.dedup();
     batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_big_batch_goes_in_pieces_with_what_only_rsync_sends_first_and_the_number_last() {
+        let t = tempfile::tempdir().unwrap();
+        let mut puts = Vec::new();
+        for i in 0..30 {
+            std::fs::write(t.path().join(format!("f{i:02}")), vec![7u8; 300_000]).unwrap();
+            puts.push(PathBuf::from(format!("f{i:02}")));
+        }
+        std::fs::write(t.path().join("h1"), b"linked").unwrap();
+        std::fs::hard_link(t.path().join("h1"), t.path().join("h2")).unwrap();
+        puts.extend([PathBuf::from("h1"), PathBuf::from("h2")]);
+        let batch = Batch {
+            puts: puts.clone(),
+            deletes: vec![PathBuf::from("gone")],
+            upto: 41,
+            ..Batch::default()
+        };
+        let parts = parts(t.path(), batch);
+        assert_eq!(
+            parts[0].puts,
+            vec![PathBuf::from("h1"), PathBuf::from("h2")]
+        );
+        assert_eq!(parts[0].deletes, vec![PathBuf::from("gone")]);
+        // 9 MB of files to stream: 4 MiB (14 files of 300 KB), then the same, then the rest.
+        let sizes: Vec<usize> = parts[1..].iter().map(|p| p.puts.len()).collect();
+        assert_eq!(sizes, vec![14, 14, 2]);
+        let ups: Vec<u64> = parts.iter().map(|p| p.upto).collect();
+        assert_eq!(ups, vec![0, 0, 0, 41]);
+        let mut all: Vec<PathBuf> = parts.iter().flat_map(|p| p.puts.clone()).collect();
+        all.sort();
+        puts.sort();
+        assert_eq!(all, puts);
+    }
+
+    #[test]
+    fn a_small_batch_stays_whole() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("a"), b"a").unwrap();
+        let batch = Batch {
+            puts: vec![PathBuf::from("a"), PathBuf::from("missing")],
+            upto: 3,
+            ..Batch::default()
+        };
+        assert_eq!(parts(t.path(), batch.clone()), vec![batch]);
+    }
 }

@@ -1113,9 +1113,10 @@ impl Worker {
         };
         let mut generation = 0u64;
         let mut recent = push_stream::Recent::default();
-        // A stream batch taken that meets batches in flight on two connections: it waits
-        // until it meets at most one.
-        let mut waiting: Option<Batch> = None;
+        // Stream batches taken and not yet sent: the pieces of a big one (see
+        // `push_stream::parts`), and the one at the front may meet batches in flight on two
+        // connections, so that it waits until it meets at most one.
+        let mut waiting: VecDeque<Batch> = VecDeque::new();
         // Batches for rsync, taken and not yet started: waiting for the stream's batches before
         // them, or for a running batch they meet.
         let mut held: VecDeque<(u64, Batch)> = VecDeque::new();
@@ -1172,20 +1173,30 @@ impl Worker {
                 StreamState::On(lanes) => streaming < lanes.room(),
                 StreamState::Off(_) => true,
             };
-            let next = match waiting.take() {
-                Some(batch) if flights.lanes_met(&batch).len() > 1 => {
-                    waiting = Some(batch);
+            let next = if let Some(front) = waiting.front() {
+                if room && !stopping && lanes_met(&stream, &flights, front).len() <= 1 {
+                    waiting.pop_front()
+                } else {
                     None
                 }
-                Some(batch) => Some(batch),
-                None if may_take
-                    && room
-                    && p.retry_at.is_none_or(|t| now >= t)
-                    && p.pending.is_ready(now) =>
+            } else if may_take
+                && room
+                && p.retry_at.is_none_or(|t| now >= t)
+                && p.pending.is_ready(now)
+            {
+                let batch = p.pending.take(now);
+                // Whole to a daemon not known to take the stream: it may go through rsync,
+                // which splits big batches its own way.
+                if let StreamState::On(lanes) = &stream
+                    && lanes.offered()
                 {
-                    Some(p.pending.take(now))
+                    waiting.extend(push_stream::parts(&self.transfers.src, batch));
+                    waiting.pop_front()
+                } else {
+                    Some(batch)
                 }
-                None => None,
+            } else {
+                None
             };
             if let Some(batch) = next {
                 match self.dispatch(
@@ -1197,12 +1208,19 @@ impl Worker {
                     p.failing,
                 ) {
                     Dispatched::Stream => {}
-                    Dispatched::Wait(batch) => waiting = Some(batch),
+                    Dispatched::Wait(batch) => waiting.push_front(batch),
                     Dispatched::Rsync(batch) => held.extend(flights.take(batch)),
                     Dispatched::Failed(batch, failure, why) => {
-                        // Newest first: the batch just taken, then those still in flight.
-                        let mut failed = vec![batch];
-                        failed.extend(not_landed(&mut held, stream.close(lanes_max), &mut flights));
+                        // Newest first: those taken after it, the batch, then those still in
+                        // flight.
+                        let mut failed: Vec<Batch> = waiting.drain(..).rev().collect();
+                        failed.push(batch);
+                        failed.extend(not_landed(
+                            &mut held,
+                            &mut waiting,
+                            stream.close(lanes_max),
+                            &mut flights,
+                        ));
                         p.failed(self, failed, failure, &why, false);
                     }
                 }
@@ -1219,7 +1237,12 @@ impl Worker {
             if let StreamState::On(lanes) = &stream
                 && lanes.silent_for(self.target.silence)
             {
-                let failed = not_landed(&mut held, stream.close(lanes_max), &mut flights);
+                let failed = not_landed(
+                    &mut held,
+                    &mut waiting,
+                    stream.close(lanes_max),
+                    &mut flights,
+                );
                 p.failed(
                     self,
                     failed,
@@ -1231,7 +1254,7 @@ impl Worker {
             }
             // A transfer's Done message wakes us when it ends; otherwise the next batch due, a
             // retry for what is held, the next scheduled resync.
-            let busy = flights.running() > 0 || stopping || waiting.is_some();
+            let busy = flights.running() > 0 || stopping || !waiting.is_empty();
             let batch_due = if may_take {
                 [p.pending.deadline(), p.retry_at]
                     .into_iter()
@@ -1307,16 +1330,16 @@ impl Worker {
                     let in_turn = matches!(&event, push_stream::Event::Done { batch, errors, .. }
                         if lane.window.front().is_some_and(|s| s.number == *batch)
                             && errors.iter().all(|(path, _)| !path.as_os_str().is_empty()));
-                    let sent = if in_turn {
+                    let (sent, wire) = if in_turn {
                         lane.acked_at = Instant::now();
-                        lane.window.pop_front()
+                        (lane.window.pop_front(), lane.written_since())
                     } else {
-                        None
+                        (None, 0)
                     };
                     match (event, sent) {
                         (push_stream::Event::Done { missed, errors, .. }, Some(sent)) => {
                             let stale = lanes.stale_dirs(&sent);
-                            p.unlanded_bytes += sent.bytes;
+                            p.unlanded_bytes += wire;
                             p.fall_back(self, &missed, &sent.batch);
                             p.resend(
                                 self,
@@ -1380,8 +1403,12 @@ impl Worker {
                                     format!("the daemon acknowledged batch {batch} out of turn"),
                                 ),
                             };
-                            let failed =
-                                not_landed(&mut held, stream.close(lanes_max), &mut flights);
+                            let failed = not_landed(
+                                &mut held,
+                                &mut waiting,
+                                stream.close(lanes_max),
+                                &mut flights,
+                            );
                             if !failed.is_empty() {
                                 p.failed(self, failed, failure, &why, false);
                             }
@@ -1415,10 +1442,13 @@ impl Worker {
         recent: &mut push_stream::Recent,
         retrying: bool,
     ) -> Dispatched {
-        let (StreamState::On(lanes), Some(target)) = (&mut *stream, &self.target.stream) else {
+        let Some(target) = &self.target.stream else {
             return Dispatched::Rsync(push_stream::without_renames(batch));
         };
-        let met = flights.lanes_met(&batch);
+        let met = lanes_met(stream, flights, &batch);
+        let StreamState::On(lanes) = stream else {
+            return Dispatched::Rsync(push_stream::without_renames(batch));
+        };
         let Some(choice) = lanes.choose(&met) else {
             return Dispatched::Wait(batch);
         };
@@ -1461,21 +1491,25 @@ impl Worker {
         let Some(lane) = lanes.lane_mut(k) else {
             return Dispatched::Wait(batch);
         };
-        let before = lane.pipe.sent_bytes();
-        match lane.pipe.send(&self.transfers.src, &plan) {
-            Ok(number) => {
+        let (bytes, dirs) = (plan.bytes(), plan.dirs());
+        match lane.pipe.send(plan) {
+            Some(number) => {
                 let flight = flights.fly(&batch, lane.generation);
                 lane.window.push_back(Sent {
                     number,
                     flight,
                     batch,
                     at: Instant::now(),
-                    bytes: lane.pipe.sent_bytes().saturating_sub(before),
-                    dirs: plan.dirs(),
+                    bytes,
+                    dirs,
                 });
                 Dispatched::Stream
             }
-            Err(why) => Dispatched::Failed(batch, Failure::Transient, why),
+            None => Dispatched::Failed(
+                batch,
+                Failure::Transient,
+                "the stream connection ended".into(),
+            ),
         }
     }
 
@@ -1502,7 +1536,7 @@ impl Worker {
         });
         match Pipe::open(target, connect, *generation, tx) {
             Ok(push_stream::Open::Pipe(pipe)) => {
-                let k = lanes.add(pipe, *generation);
+                let k = lanes.add(pipe.start(self.transfers.src.clone()), *generation);
                 if self.transfers.verbose {
                     log(&format!(
                         "{}: stream open ({} connection(s))",
@@ -1647,15 +1681,33 @@ fn split_by_dir(puts: &[PathBuf], deletes: &[PathBuf], workers: usize) -> Vec<Ba
     parts
 }
 
-/// Every batch taken and not landed, newest first (the order a requeue needs): those held
-/// for rsync, then the stream's `sent` (newest first already); each marked failed in
-/// `flights`.
+/// The stream connections (generations) `batch` must wait for, or go on if only one: those
+/// whose batches in flight it meets; for a batch that renames, deletes or compares a subtree,
+/// every connection with a batch in flight, so that such a batch is applied alone (what it
+/// moves or removes may hold what a batch on another connection writes).
+fn lanes_met(stream: &StreamState, flights: &Flights, batch: &Batch) -> Vec<u64> {
+    match stream {
+        StreamState::On(lanes)
+            if !batch.renames.is_empty()
+                || !batch.deletes.is_empty()
+                || !batch.trees.is_empty() =>
+        {
+            lanes.busy()
+        }
+        _ => flights.lanes_met(batch),
+    }
+}
+
+/// Every batch taken and not landed, newest first (the order a requeue needs): those
+/// waiting for the stream, those held for rsync, then the stream's `sent` (newest first
+/// already); each in flight marked failed in `flights`.
 fn not_landed(
     held: &mut VecDeque<(u64, Batch)>,
+    waiting: &mut VecDeque<Batch>,
     sent: Vec<Sent>,
     flights: &mut Flights,
 ) -> Vec<Batch> {
-    let mut batches = Vec::new();
+    let mut batches: Vec<Batch> = waiting.drain(..).rev().collect();
     while let Some((id, batch)) = held.pop_back() {
         flights.failed(id);
         batches.push(batch);

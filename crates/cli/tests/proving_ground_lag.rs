@@ -8,7 +8,8 @@
 //! module, then its header read back names the version) − when the writer renamed it into
 //! the source. Settings from the environment: `PG_RATE` files/s (500), `PG_SECS` seconds
 //! (20), `PG_LINK` the impairment of every link ("delay 25ms 5ms": 50 ms round trips), and
-//! `PG_OUTAGE` seconds of link-down for target b in the middle of the stream (0: none).
+//! `PG_OUTAGE` seconds of link-down for target b in the middle of the stream (0: none);
+//! `PG_ENGINE_LOG` a file to keep the engine's log in.
 
 mod common;
 
@@ -190,6 +191,9 @@ fn lag_of_a_steady_stream_to_three_targets() {
             "PG lag: b caught up {} ms after its link returned",
             b.as_millis()
         );
+    }
+    if let Some(path) = std::env::var_os("PG_ENGINE_LOG") {
+        std::fs::write(path, engine.log()).unwrap();
     }
     assert_eq!(engine.stop(), Some(0));
 }

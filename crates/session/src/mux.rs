@@ -176,6 +176,13 @@ impl MuxWriter {
             });
     }
 
+    /// Another handle on the socket, to end the connection from another thread
+    /// (`shutdown`) while this writer blocks in a write.
+    #[must_use]
+    pub fn socket(&self) -> Option<TcpStream> {
+        self.tcp.as_ref().and_then(|t| t.try_clone().ok())
+    }
+
     /// Whether this is a socket (else pipes: a remote shell's, or our own standard output).
     #[must_use]
     pub fn is_socket(&self) -> bool {
