@@ -329,6 +329,18 @@ fn churn_once(src: &Path, rng: &mut Rng, n: &mut u64) {
     }
 }
 
+/// No temporary file (a dot name) is left anywhere below `module`.
+fn assert_no_temporary_files(module: &Path) {
+    let stray: Vec<_> = walkdir(module)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    assert!(stray.is_empty(), "half-written files left: {stray:?}");
+}
+
 fn walkdir(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
@@ -420,14 +432,7 @@ fn a_stream_over_several_connections_keeps_every_change_in_order() {
         most >= 2,
         "the stream never spread over more than one connection\n{log}"
     );
-    let stray: Vec<_> = walkdir(&module)
-        .into_iter()
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        })
-        .collect();
-    assert!(stray.is_empty(), "half-written files left: {stray:?}");
+    assert_no_temporary_files(&module);
     assert_eq!(engine.stop(), Some(0));
 }
 
@@ -475,14 +480,7 @@ fn cut_connections_and_killed_daemons_lose_nothing_on_the_stream() {
         }
     }
     let took = converges(&src, &module, &[], &engine);
-    let stray: Vec<_> = walkdir(&module)
-        .into_iter()
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        })
-        .collect();
-    assert!(stray.is_empty(), "half-written files left: {stray:?}");
+    assert_no_temporary_files(&module);
     let log = engine.log();
     let streamed = log.matches("on the stream").count();
     let by_rsync = log.matches("by rsync").count();
