@@ -30,6 +30,7 @@
 #   QUICK=1                 a smoke run of a few minutes (small sizes, but the issue's goal
 #                           cases stream-big-1000 and a 5,000-file rename are kept)
 #   NETNS=0                 daemons on 127.0.0.1, no wire counts (the default without root)
+#   RTSYNC_RUN_ARGS="-n 1"  more options for the rtsync replicators' `rtsync run`
 #   RESULTS_JSON=FILE       raw per-phase figures; LOG_DIR=DIR keeps the replicators' logs
 #   RTSYNC_BIN=PATH         benchmark that binary instead of building target/release/rtsync
 # 0 or empty disables a workload (BIG_RATES="" BURST_FILES=0 ...). Prints Markdown tables and,

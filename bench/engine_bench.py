@@ -708,7 +708,10 @@ class Rtsync(Replicator):
         wipe(self.state)
 
     def command(self):
-        return [self.cfg.rtsync, "run", "-v", f"--state-dir={self.state}", self.src, self.url]
+        # RTSYNC_RUN_ARGS: more options for `rtsync run`, e.g. "-n 1" (one stream connection).
+        extra = shlex.split(os.environ.get("RTSYNC_RUN_ARGS", ""))
+        return [self.cfg.rtsync, "run", "-v", *extra, f"--state-dir={self.state}", self.src,
+                self.url]
 
 
 class RtsyncPeer(Rtsync):

@@ -1449,7 +1449,7 @@ impl Worker {
         let StreamState::On(lanes) = stream else {
             return Dispatched::Rsync(push_stream::without_renames(batch));
         };
-        let Some(choice) = lanes.choose(&met) else {
+        let Some(choice) = lanes.choose(&met, Instant::now()) else {
             return Dispatched::Wait(batch);
         };
         let Some(plan) = push_stream::plan(
@@ -1481,7 +1481,7 @@ impl Worker {
                         lanes.open(),
                         refused.map_or_else(|| "the stream was not offered".into(), |(_, why)| why)
                     ));
-                    match lanes.choose(&met) {
+                    match lanes.choose(&met, Instant::now()) {
                         Some(Choice::Lane(k)) => k,
                         _ => return Dispatched::Wait(batch),
                     }

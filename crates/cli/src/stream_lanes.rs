@@ -3,7 +3,7 @@
 //! One TCP connection carries at most its send buffer per round trip: with Linux's default
 //! 4 MiB cap on `tcp_wmem`, about 75 MB/s at a 55 ms round trip, less than a target fed 500
 //! files/s of 10-300 KB needs. So a worker opens another connection when every open one has
-//! batches awaiting their acknowledgement, and spreads batches over them.
+//! had a batch awaiting its acknowledgement for [`FAR`], and spreads batches over them.
 //!
 //! Each connection applies its batches in order; different connections apply theirs
 //! concurrently, so a batch goes on another connection only if it touches no path (nor one
@@ -34,6 +34,10 @@ use crate::push_stream::Feed;
 
 /// How many stream batches may await their acknowledgement on one connection at once.
 pub const WINDOW: usize = 8;
+
+/// A connection whose oldest batch has awaited its acknowledgement this long is held up by
+/// its link or its peer, not by the batch's own work: another connection may help.
+pub const FAR: Duration = Duration::from_millis(20);
 
 /// A stream batch sent and not yet acknowledged.
 pub struct Sent {
@@ -151,10 +155,12 @@ impl<P: Connection> Lanes<P> {
     }
 
     /// Where a batch that meets the connections `met` (generations) goes: on the one it meets,
-    /// else on an idle one, else on a new one while the cap allows, else on the one with the
+    /// else on an idle one, else on a new one while the cap allows and every open one has had
+    /// a batch awaiting its acknowledgement for [`FAR`] or more (a long link or a slow peer:
+    /// on a fast one, more connections only cost the target CPU), else on the one with the
     /// fewest bytes unacknowledged. `None` when it meets two or more: it must wait.
     #[must_use]
-    pub fn choose(&self, met: &[u64]) -> Option<Choice> {
+    pub fn choose(&self, met: &[u64], now: Instant) -> Option<Choice> {
         match met {
             [] => {}
             [g] => {
@@ -167,7 +173,12 @@ impl<P: Connection> Lanes<P> {
         if let Some(k) = self.lanes.iter().position(|l| l.window.is_empty()) {
             return Some(Choice::Lane(k));
         }
-        if self.lanes.len() < self.cap {
+        let all_far = self.lanes.iter().all(|l| {
+            l.window
+                .front()
+                .is_some_and(|s| now.saturating_duration_since(s.at) >= FAR)
+        });
+        if self.lanes.len() < self.cap && (all_far || self.lanes.is_empty()) {
             return Some(Choice::Open);
         }
         self.lanes
@@ -312,28 +323,44 @@ mod tests {
     #[test]
     fn a_batch_goes_where_it_must_then_where_it_is_idle_then_on_a_new_connection() {
         let mut lanes: Lanes<Fake> = Lanes::new(3);
-        assert_eq!(lanes.choose(&[]), Some(Choice::Open));
+        let now = Instant::now();
+        // Past FAR even for batches made a moment after `now`.
+        let later = now + FAR * 2;
+        assert_eq!(lanes.choose(&[], now), Some(Choice::Open));
         lanes.add(Fake, 7);
-        assert_eq!(lanes.choose(&[]), Some(Choice::Lane(0)), "idle");
+        assert_eq!(lanes.choose(&[], now), Some(Choice::Lane(0)), "idle");
         push(&mut lanes, 0, sent(1, 100, &[]));
         assert_eq!(
-            lanes.choose(&[7]),
+            lanes.choose(&[7], now),
             Some(Choice::Lane(0)),
             "the one it meets"
         );
         assert_eq!(
-            lanes.choose(&[]),
+            lanes.choose(&[], now),
+            Some(Choice::Lane(0)),
+            "busy, not for long"
+        );
+        assert_eq!(
+            lanes.choose(&[], later),
             Some(Choice::Open),
-            "all busy, room for more"
+            "held up: one more"
         );
         lanes.add(Fake, 9);
-        push(&mut lanes, 1, sent(2, 50, &[]));
-        assert_eq!(lanes.choose(&[7, 9]), None, "meets two: waits");
-        lanes.cap_at_open();
+        let mut second = sent(2, 50, &[]);
+        second.at = later;
+        push(&mut lanes, 1, second);
+        assert_eq!(lanes.choose(&[7, 9], later), None, "meets two: waits");
         assert_eq!(
-            lanes.choose(&[]),
+            lanes.choose(&[], later),
             Some(Choice::Lane(1)),
-            "fewest bytes in flight"
+            "the second not held up yet"
+        );
+        lanes.cap_at_open();
+        let much_later = later + FAR * 2;
+        assert_eq!(
+            lanes.choose(&[], much_later),
+            Some(Choice::Lane(1)),
+            "no more allowed: fewest bytes"
         );
         assert_eq!(lanes.room(), 2 * WINDOW);
     }
