@@ -1495,14 +1495,17 @@ impl Worker {
         match lane.pipe.send(plan) {
             Some(number) => {
                 let flight = flights.fly(&batch, lane.generation);
-                lane.window.push_back(Sent {
-                    number,
-                    flight,
-                    batch,
-                    at: Instant::now(),
-                    bytes,
-                    dirs,
-                });
+                lanes.push(
+                    k,
+                    Sent {
+                        number,
+                        flight,
+                        batch,
+                        at: Instant::now(),
+                        bytes,
+                        dirs,
+                    },
+                );
                 Dispatched::Stream
             }
             None => Dispatched::Failed(

@@ -19,12 +19,14 @@
 //!
 //! What is left to order is the attributes of a directory that two batches on two connections
 //! both set (each ends by setting the attributes of the directories it wrote in, read when it
-//! was planned): the one planned first may land last. [`Lanes::stale_dirs`] notices that, and
-//! the worker sends those directories' attributes again.
+//! was planned): applied at the same time, the one planned first may set them last, and the
+//! order of their acknowledgements does not say which did (each waits for its own `syncfs`).
+//! So a directory set by batches in flight on two connections at once is sent again once the
+//! last of them has landed ([`Lanes::stale_dirs`]).
 //!
 //! Here is only the bookkeeping; the worker in [`crate::run`] opens, sends and closes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -113,9 +115,8 @@ pub struct Lanes<P = Feed> {
     cap: usize,
     /// Whether the daemon took the stream once (it may be down now).
     offered: bool,
-    /// For each directory whose attributes a landed batch set while several connections were
-    /// open, the newest such batch (by flight number).
-    dir_attrs: HashMap<PathBuf, u64>,
+    /// Directories whose attributes batches in flight on two connections at once set.
+    contested: HashSet<PathBuf>,
 }
 
 impl<P: Connection> Lanes<P> {
@@ -126,7 +127,7 @@ impl<P: Connection> Lanes<P> {
             lanes: Vec::new(),
             cap: max.max(1),
             offered: false,
-            dir_attrs: HashMap::new(),
+            contested: HashSet::new(),
         }
     }
 
@@ -265,29 +266,39 @@ impl<P: Connection> Lanes<P> {
         }
         sent.sort_by_key(|s| std::cmp::Reverse(s.flight));
         self.cap = max.max(1);
-        self.dir_attrs.clear();
+        self.contested.clear();
         sent
     }
 
-    /// The directories whose attributes `landed` set over those of a batch planned after it,
-    /// which landed first on another connection: they must be sent again.
-    pub fn stale_dirs(&mut self, landed: &Sent) -> Vec<PathBuf> {
-        if self.lanes.len() <= 1 && self.dir_attrs.is_empty() {
-            // One connection lands in order.
-            return Vec::new();
-        }
-        let mut stale = Vec::new();
-        for dir in &landed.dirs {
-            match self.dir_attrs.get(dir) {
-                Some(&newer) if newer > landed.flight => stale.push(dir.clone()),
-                _ => {
-                    self.dir_attrs.insert(dir.clone(), landed.flight);
-                }
+    /// Puts `sent` in flight on the connection at index `k`.
+    pub fn push(&mut self, k: usize, sent: Sent) {
+        for dir in &sent.dirs {
+            let elsewhere =
+                self.lanes.iter().enumerate().any(|(i, l)| {
+                    i != k && l.window.iter().any(|s| s.dirs.binary_search(dir).is_ok())
+                });
+            if elsewhere {
+                self.contested.insert(dir.clone());
             }
         }
-        if self.in_flight() == 0 {
-            // Nothing older is left to land.
-            self.dir_attrs.clear();
+        if let Some(lane) = self.lanes.get_mut(k) {
+            lane.window.push_back(sent);
+        }
+    }
+
+    /// The directories `landed` (just taken off its connection) set that batches on another
+    /// connection set at the same time, now that none of those is in flight: they must be sent
+    /// again.
+    pub fn stale_dirs(&mut self, landed: &Sent) -> Vec<PathBuf> {
+        let mut stale = Vec::new();
+        for dir in &landed.dirs {
+            let still_set = self
+                .lanes
+                .iter()
+                .any(|l| l.window.iter().any(|s| s.dirs.binary_search(dir).is_ok()));
+            if !still_set && self.contested.remove(dir) {
+                stale.push(dir.clone());
+            }
         }
         stale
     }
@@ -392,16 +403,22 @@ mod tests {
     }
 
     #[test]
-    fn a_directory_set_by_an_older_batch_landing_last_is_stale() {
+    fn a_directory_set_on_two_connections_at_once_goes_again_after_the_last() {
         let mut lanes: Lanes<Fake> = Lanes::new(2);
         lanes.add(Fake, 1);
         lanes.add(Fake, 2);
-        push(&mut lanes, 0, sent(1, 0, &["s1", "s2"]));
-        push(&mut lanes, 1, sent(2, 0, &["s2", "s3"]));
-        let newer = lanes.lane_mut(1).unwrap().window.pop_front().unwrap();
-        assert!(lanes.stale_dirs(&newer).is_empty());
-        let older = lanes.lane_mut(0).unwrap().window.pop_front().unwrap();
-        assert_eq!(lanes.stale_dirs(&older), vec![PathBuf::from("s2")]);
-        assert!(lanes.dir_attrs.is_empty(), "nothing in flight: forgotten");
+        lanes.push(0, sent(1, 0, &["s1", "s2"]));
+        lanes.push(1, sent(2, 0, &["s2", "s3"]));
+        lanes.push(1, sent(3, 0, &["s3"]));
+        let first = lanes.lane_mut(0).unwrap().window.pop_front().unwrap();
+        assert!(lanes.stale_dirs(&first).is_empty(), "s2 is still being set");
+        let second = lanes.lane_mut(1).unwrap().window.pop_front().unwrap();
+        assert_eq!(lanes.stale_dirs(&second), vec![PathBuf::from("s2")]);
+        let third = lanes.lane_mut(1).unwrap().window.pop_front().unwrap();
+        assert!(
+            lanes.stale_dirs(&third).is_empty(),
+            "s3 only ever on one connection"
+        );
+        assert!(lanes.contested.is_empty());
     }
 }
