@@ -85,6 +85,13 @@ pub struct Lane<P = Feed> {
 }
 
 impl<P: Connection> Lane<P> {
+    /// Whether a batch in flight here sets the attributes of `dir`.
+    fn sets(&self, dir: &PathBuf) -> bool {
+        self.window
+            .iter()
+            .any(|s| s.dirs.binary_search(dir).is_ok())
+    }
+
     fn unacked_bytes(&self) -> u64 {
         self.window.iter().map(|s| s.bytes).sum()
     }
@@ -273,10 +280,11 @@ impl<P: Connection> Lanes<P> {
     /// Puts `sent` in flight on the connection at index `k`.
     pub fn push(&mut self, k: usize, sent: Sent) {
         for dir in &sent.dirs {
-            let elsewhere =
-                self.lanes.iter().enumerate().any(|(i, l)| {
-                    i != k && l.window.iter().any(|s| s.dirs.binary_search(dir).is_ok())
-                });
+            let elsewhere = self
+                .lanes
+                .iter()
+                .enumerate()
+                .any(|(i, l)| i != k && l.sets(dir));
             if elsewhere {
                 self.contested.insert(dir.clone());
             }
@@ -292,10 +300,7 @@ impl<P: Connection> Lanes<P> {
     pub fn stale_dirs(&mut self, landed: &Sent) -> Vec<PathBuf> {
         let mut stale = Vec::new();
         for dir in &landed.dirs {
-            let still_set = self
-                .lanes
-                .iter()
-                .any(|l| l.window.iter().any(|s| s.dirs.binary_search(dir).is_ok()));
+            let still_set = self.lanes.iter().any(|l| l.sets(dir));
             if !still_set && self.contested.remove(dir) {
                 stale.push(dir.clone());
             }
